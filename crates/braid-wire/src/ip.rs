@@ -70,3 +70,13 @@ impl IpRepr {
 // IMPLEMENT below: Ipv4Packet<T>/Ipv6Packet<T> checked views; Ipv4Repr/Ipv6Repr/IpRepr parse and
 // emit; IpRepr::new_tcp(src: IpAddr, dst: IpAddr, payload_len) -> Option<IpRepr> (None on mixed
 // families) with sane defaults (ttl/hop limit 64, DF set).
+/// Checked IPv4 view (to implement).
+#[derive(Debug)]
+pub struct Ipv4Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+/// Checked IPv6 view (to implement).
+#[derive(Debug)]
+pub struct Ipv6Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}

@@ -155,3 +155,8 @@ pub struct TcpRepr<'a> {
 fn _unused(_: Error) -> Result<()> {
     Ok(())
 }
+/// Checked TCP view (to implement).
+#[derive(Debug)]
+pub struct TcpPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
