@@ -22,6 +22,10 @@ pub struct Counters {
     pub active_opens: u64,
     pub passive_opens: u64,
     pub ooo_dropped: u64,
+    /// Packets addressed to an IP address that is not ours.
+    pub not_for_us: u64,
+    /// RSTs not sent because too many were waiting.
+    pub rst_dropped: u64,
 }
 
 impl Counters {
@@ -45,6 +49,8 @@ impl Counters {
             ("ActiveOpens", self.active_opens),
             ("PassiveOpens", self.passive_opens),
             ("OfoDropped", self.ooo_dropped),
+            ("NotForUs", self.not_for_us),
+            ("RstDropped", self.rst_dropped),
         ]
         .into_iter()
     }

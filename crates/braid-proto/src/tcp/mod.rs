@@ -7,6 +7,7 @@ pub mod recvbuf;
 pub mod rtt;
 pub mod sendbuf;
 pub mod seq;
+pub(crate) mod tcb;
 
 pub use seq::Seq;
 

@@ -1,2 +1,242 @@
 //! The send buffer: bytes written by the application and not yet acknowledged, bounded.
-// IMPLEMENT: see the task description.
+
+/// Smallest allocation step of the ring, so tiny writes do not reallocate repeatedly.
+const MIN_ALLOC: usize = 4096;
+
+/// Bytes the application wrote that the peer has not acknowledged yet, as a ring buffer.
+///
+/// Stream offsets are `u64` counted from 0 = the first byte ever written. The ring is allocated
+/// lazily and grows (doubling) with the data held, never beyond `capacity`.
+#[derive(Debug, Clone)]
+pub struct SendBuffer {
+    /// The ring; its length is the allocated size.
+    ring: Vec<u8>,
+    /// Index in `ring` of the byte at stream offset `start`.
+    head: usize,
+    /// Bytes held.
+    len: usize,
+    /// Stream offset of the first unacknowledged byte.
+    start: u64,
+    capacity: usize,
+}
+
+impl SendBuffer {
+    /// An empty buffer that will hold at most `capacity` bytes; nothing is allocated yet.
+    pub fn new(capacity: usize) -> Self {
+        SendBuffer {
+            ring: Vec::new(),
+            head: 0,
+            len: 0,
+            start: 0,
+            capacity,
+        }
+    }
+
+    /// The most bytes the buffer holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Changes the capacity; it never shrinks below the bytes held.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(self.len);
+        if self.ring.len() > self.capacity {
+            self.realloc(self.capacity);
+        }
+    }
+
+    /// Appends as much of `data` as fits and returns that count.
+    pub fn write(&mut self, data: &[u8]) -> usize {
+        let n = data.len().min(self.free());
+        if n == 0 {
+            return 0;
+        }
+        let need = self.len + n;
+        if need > self.ring.len() {
+            let size = need
+                .max(self.ring.len().saturating_mul(2))
+                .max(MIN_ALLOC)
+                .min(self.capacity);
+            self.realloc(size);
+        }
+        let size = self.ring.len();
+        let tail = (self.head + self.len) % size;
+        let first = n.min(size - tail);
+        self.ring[tail..tail + first].copy_from_slice(&data[..first]);
+        self.ring[..n - first].copy_from_slice(&data[first..n]);
+        self.len += n;
+        n
+    }
+
+    /// Bytes held (written and not acknowledged).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes that can still be written.
+    pub fn free(&self) -> usize {
+        self.capacity - self.len
+    }
+
+    /// Offset of the first unacknowledged byte.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Offset one past the last byte written.
+    pub fn end(&self) -> u64 {
+        self.start + self.len as u64
+    }
+
+    /// Copies bytes from stream offset `offset` (start <= offset <= end) into `out`, returns count
+    /// (min(out.len(), end-offset)); 0 if offset is out of range.
+    pub fn read_at(&self, offset: u64, out: &mut [u8]) -> usize {
+        if offset < self.start || offset > self.end() {
+            return 0;
+        }
+        let skip = (offset - self.start) as usize;
+        let n = out.len().min(self.len - skip);
+        if n == 0 {
+            return 0;
+        }
+        let size = self.ring.len();
+        let pos = (self.head + skip) % size;
+        let first = n.min(size - pos);
+        out[..first].copy_from_slice(&self.ring[pos..pos + first]);
+        out[first..n].copy_from_slice(&self.ring[..n - first]);
+        n
+    }
+
+    /// Releases bytes before `offset` (clamped to [start, end]). Returns how many were released.
+    pub fn ack_to(&mut self, offset: u64) -> usize {
+        let n = (offset.clamp(self.start, self.end()) - self.start) as usize;
+        if n == 0 {
+            return 0;
+        }
+        self.start += n as u64;
+        self.len -= n;
+        self.head = if self.len == 0 {
+            0
+        } else {
+            (self.head + n) % self.ring.len()
+        };
+        n
+    }
+
+    /// Moves the held bytes into a new ring of `size` (>= len) bytes, starting at index 0.
+    fn realloc(&mut self, size: usize) {
+        debug_assert!(size >= self.len);
+        let mut ring = vec![0u8; size];
+        let n = self.read_at(self.start, &mut ring[..self.len]);
+        debug_assert_eq!(n, self.len);
+        self.ring = ring;
+        self.head = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(from: u64, n: usize) -> Vec<u8> {
+        (from..from + n as u64)
+            .map(|i| (i * 7 % 251) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn empty_and_lazy() {
+        let b = SendBuffer::new(1 << 20);
+        assert_eq!(b.ring.len(), 0);
+        assert!(b.is_empty());
+        assert_eq!((b.start(), b.end(), b.free()), (0, 0, 1 << 20));
+        let mut out = [0u8; 4];
+        assert_eq!(b.read_at(0, &mut out), 0);
+        assert_eq!(b.read_at(1, &mut out), 0);
+    }
+
+    #[test]
+    fn write_read_ack_wraps() {
+        let mut b = SendBuffer::new(10);
+        assert_eq!(b.write(&pattern(0, 7)), 7);
+        assert_eq!(b.write(&pattern(7, 7)), 3);
+        assert_eq!(b.free(), 0);
+        assert_eq!(b.ring.len(), 10);
+        assert_eq!(b.ack_to(6), 6);
+        assert_eq!(b.start(), 6);
+        // Now the tail wraps around the end of the ring.
+        assert_eq!(b.write(&pattern(10, 5)), 5);
+        assert_eq!(b.end(), 15);
+        let mut out = [0u8; 16];
+        assert_eq!(b.read_at(6, &mut out), 9);
+        assert_eq!(&out[..9], &pattern(6, 9)[..]);
+        assert_eq!(b.read_at(9, &mut out[..3]), 3);
+        assert_eq!(&out[..3], &pattern(9, 3)[..]);
+        assert_eq!(b.read_at(15, &mut out), 0);
+        assert_eq!(b.read_at(16, &mut out), 0);
+        assert_eq!(b.read_at(5, &mut out), 0);
+        assert_eq!(b.ring.len(), 10, "never above capacity");
+    }
+
+    #[test]
+    fn ack_clamps() {
+        let mut b = SendBuffer::new(100);
+        b.write(&pattern(0, 50));
+        assert_eq!(b.ack_to(10), 10);
+        assert_eq!(b.ack_to(5), 0);
+        assert_eq!(b.ack_to(1000), 40);
+        assert_eq!((b.start(), b.end(), b.len()), (50, 50, 0));
+        assert_eq!(b.ack_to(u64::MAX), 0);
+    }
+
+    #[test]
+    fn grows_lazily_up_to_capacity() {
+        let mut b = SendBuffer::new(10_000);
+        b.write(&[1; 10]);
+        assert_eq!(b.ring.len(), MIN_ALLOC);
+        b.write(&[2; 5000]);
+        assert_eq!(b.ring.len(), 8192);
+        b.write(&[3; 5000]);
+        assert_eq!(b.ring.len(), 10_000);
+        assert_eq!(b.len(), 10_000);
+        let mut out = vec![0; 10_000];
+        assert_eq!(b.read_at(0, &mut out), 10_000);
+        assert!(out[..10].iter().all(|&x| x == 1));
+        assert!(out[10..5010].iter().all(|&x| x == 2));
+        assert!(out[5010..].iter().all(|&x| x == 3));
+    }
+
+    #[test]
+    fn set_capacity_grows_and_shrinks_to_len() {
+        let mut b = SendBuffer::new(10);
+        b.write(&pattern(0, 10));
+        b.ack_to(4);
+        b.write(&pattern(10, 4)); // wrapped
+        b.set_capacity(2);
+        assert_eq!(b.capacity(), 10);
+        b.ack_to(8);
+        b.set_capacity(3);
+        assert_eq!(b.capacity(), 6);
+        assert_eq!(b.ring.len(), 6);
+        let mut out = [0u8; 6];
+        assert_eq!(b.read_at(8, &mut out), 6);
+        assert_eq!(&out[..], &pattern(8, 6)[..]);
+        b.set_capacity(20);
+        assert_eq!(b.write(&pattern(14, 20)), 14);
+        let mut out = [0u8; 20];
+        assert_eq!(b.read_at(8, &mut out), 20);
+        assert_eq!(&out[..], &pattern(8, 20)[..]);
+    }
+
+    #[test]
+    fn zero_capacity() {
+        let mut b = SendBuffer::new(0);
+        assert_eq!(b.write(b"abc"), 0);
+        assert_eq!(b.free(), 0);
+        assert_eq!(b.ack_to(3), 0);
+    }
+}
