@@ -17,6 +17,8 @@ pub struct Counters {
     pub out_of_window: u64,
     pub retransmitted_segments: u64,
     pub fast_retransmits: u64,
+    /// Retransmissions found lost by a later delivery (retransmitted again without an RTO).
+    pub lost_retransmits: u64,
     pub rto_expirations: u64,
     pub listen_overflows: u64,
     pub active_opens: u64,
@@ -44,6 +46,7 @@ impl Counters {
             ("OutOfWindow", self.out_of_window),
             ("RetransSegs", self.retransmitted_segments),
             ("FastRetrans", self.fast_retransmits),
+            ("LostRetransmit", self.lost_retransmits),
             ("RtoExpirations", self.rto_expirations),
             ("ListenOverflows", self.listen_overflows),
             ("ActiveOpens", self.active_opens),

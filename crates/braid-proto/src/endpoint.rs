@@ -136,7 +136,6 @@ pub struct ConnInfo {
     pub cc: &'static str,
 }
 
-
 /// Most RSTs waiting to be sent for segments that match no connection; beyond it they are dropped.
 const MAX_PENDING_RSTS: usize = 64;
 /// Ephemeral port range (Linux's default `ip_local_port_range`).
@@ -356,7 +355,10 @@ impl Endpoint {
             if self.time_wait_reuse(h, &seg) {
                 self.remove(h);
             } else {
-                let conn = self.conns.get_mut(&h).expect("demux points at a live connection");
+                let conn = self
+                    .conns
+                    .get_mut(&h)
+                    .expect("demux points at a live connection");
                 let mut ctx = Ctx {
                     now,
                     counters: &mut self.counters,
@@ -412,8 +414,7 @@ impl Endpoint {
                 return;
             }
             let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
-            let Some(tcb) =
-                Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
+            let Some(tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
             else {
                 return;
             };
@@ -433,7 +434,14 @@ impl Endpoint {
         }
     }
 
-    fn queue_rst(&mut self, local: SocketAddr, remote: SocketAddr, seq: u32, ack: u32, with_ack: bool) {
+    fn queue_rst(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seq: u32,
+        ack: u32,
+        with_ack: bool,
+    ) {
         if self.rsts.len() >= MAX_PENDING_RSTS {
             self.counters.rst_dropped += 1;
             return;
@@ -547,7 +555,10 @@ impl Endpoint {
 
     /// The earliest time `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conns.values().filter_map(|c| c.tcb.next_timeout()).min()
+        self.conns
+            .values()
+            .filter_map(|c| c.tcb.next_timeout())
+            .min()
     }
 
     /// Writes the next IP packet to send into `buf` (cleared first).

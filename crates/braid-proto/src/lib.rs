@@ -12,13 +12,12 @@
 
 pub mod counters;
 pub mod endpoint;
+pub mod mptcp;
 pub mod rng;
 pub mod tcp;
 pub mod time;
 
 pub use counters::Counters;
-pub use endpoint::{
-    ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, Transmit,
-};
+pub use endpoint::{ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, Transmit};
 pub use tcp::{TcpConfig, TcpState};
 pub use time::Instant;

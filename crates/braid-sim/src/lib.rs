@@ -4,7 +4,16 @@
 
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+pub mod addr;
+mod bulk;
+pub mod net;
+mod stream;
+
+pub use bulk::{run, SERVER_PORT};
+pub use net::{Direction, HostId, LinkReport, LinkStats, Network, Node};
 
 /// Which protocol the bulk transfer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -85,11 +94,91 @@ pub struct SubflowReport {
 pub struct Report {
     pub mode: Mode,
     pub bytes: u64,
-    /// SHA-256 of what the receiving application read equals that of what the sender wrote.
+    /// The receiving application read exactly the bytes the sender wrote (compared byte for
+    /// byte, which implies equal SHA-256 digests) and saw EOF after them.
     pub intact: bool,
     pub sim_seconds: f64,
     pub wall_seconds: f64,
     pub goodput_mbps: f64,
     pub seed: u64,
     pub subflows: Vec<SubflowReport>,
+    /// The receiving application read the sender's FIN (EOF) before the time limit.
+    pub completed: bool,
+    /// Why the run did not complete (time limit, reset, ...); absent when it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Application bytes the receiving application read.
+    pub bytes_received: u64,
+    /// Offset of the first byte the receiver read that differs from what was sent, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_corrupt_byte: Option<u64>,
+    /// Per-link counters, two links (one per direction) per path.
+    pub links: Vec<LinkReport>,
+    /// Packets dropped because no path's subnet held their destination.
+    pub unroutable_packets: u64,
+    /// SHA-256 over every delivery (time, link, length, packet digest): equal seeds, equal value.
+    pub trace_sha256: String,
+    /// Engine counters (name → value) of both hosts at the end of the run.
+    pub counters: HostCounters,
+}
+
+/// Engine counters of both hosts, by the names of `braid_proto::Counters::iter`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct HostCounters {
+    pub client: BTreeMap<String, u64>,
+    pub server: BTreeMap<String, u64>,
+}
+
+/// Why a run could not be started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimError {
+    /// The configuration asks for something not built yet.
+    Unsupported(String),
+    /// The configuration is inconsistent (no paths, zero rate, probability outside [0, 1], ...).
+    InvalidConfig(String),
+    /// The engine refused a setup call (listen, connect).
+    Engine(String),
+}
+
+impl std::fmt::Display for SimError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SimError::Unsupported(s) => write!(f, "{s}"),
+            SimError::InvalidConfig(s) => write!(f, "invalid configuration: {s}"),
+            SimError::Engine(s) => write!(f, "engine error: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// A progress snapshot, handed to the `run` callback about once per wall-clock second.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Progress {
+    /// Simulated time since the connect.
+    pub sim_time: Duration,
+    /// Wall-clock time since `run` started.
+    pub wall_seconds: f64,
+    /// Application bytes the receiver has read so far.
+    pub bytes_delivered: u64,
+    /// Application bytes of the whole transfer.
+    pub bytes_total: u64,
+    /// Average goodput so far, Mbit/s of simulated time.
+    pub goodput_mbps: f64,
+}
+
+impl SimConfig {
+    /// A TCP bulk transfer of `bytes` over `paths` with default engine settings, CUBIC and a
+    /// 600 s simulated time limit.
+    pub fn new(paths: Vec<PathSpec>, bytes: u64, seed: u64) -> Self {
+        SimConfig {
+            mode: Mode::Tcp,
+            paths,
+            bytes,
+            seed,
+            cc: "cubic".to_string(),
+            endpoint: braid_proto::EndpointConfig::default(),
+            time_limit: Duration::from_secs(600),
+        }
+    }
 }

@@ -11,6 +11,7 @@
 
 pub mod checksum;
 pub mod ip;
+pub mod mptcp;
 pub mod packet;
 pub mod tcp;
 

@@ -1,1 +1,39 @@
-fn main() {}
+//! braid: userspace Multipath TCP — the command-line tool.
+//!
+//! Exit status: 0 on success, 1 when a run did not complete intact, 2 for usage errors.
+
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod net;
+mod sim;
+mod units;
+
+#[derive(Parser, Debug)]
+#[command(name = "braid", version, about = "braid: userspace Multipath TCP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs a bulk transfer through the deterministic network simulator.
+    Sim(sim::SimArgs),
+    /// Accepts TCP connections over TUN devices and receives data (Linux or anything as peer).
+    Listen(net::ListenArgs),
+    /// Connects over TUN devices and sends data (to Linux's TCP or anything else).
+    Connect(net::ConnectArgs),
+}
+
+fn main() -> ExitCode {
+    // clap exits with status 2 on usage errors (0 for --help / --version).
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Sim(args) => sim::main(args),
+        Command::Listen(args) => net::listen(args),
+        Command::Connect(args) => net::connect(args),
+    }
+}

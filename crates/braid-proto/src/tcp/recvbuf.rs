@@ -1,7 +1,7 @@
 //! The receive buffer: in-order bytes waiting for the application plus out-of-order data, bounded.
 
 /// Default bound on disjoint out-of-order ranges held at once.
-pub const MAX_OOO_RANGES: usize = 64;
+pub const MAX_OOO_RANGES: usize = 2048;
 
 /// Smallest allocation step of the ring.
 const MIN_ALLOC: usize = 4096;

@@ -24,7 +24,7 @@ const DUP_THRESH: u32 = 3;
 /// PAWS: TS.Recent older than this is not trusted (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 /// Most sacked ranges kept on the scoreboard; further disjoint ranges are ignored.
-const MAX_SACKED_RANGES: usize = 64;
+const MAX_SACKED_RANGES: usize = 2048;
 /// MSS assumed when the peer sends none (RFC 9293 §3.7.1).
 const DEFAULT_PEER_MSS: u16 = 536;
 /// Bytes of the timestamps option with its padding.
@@ -175,6 +175,17 @@ pub(crate) struct Tcb {
     sacked_ranges: Vec<(Seq, Seq)>,
     recovery: Recovery,
     recovery_point: Seq,
+    /// Proportional rate reduction during fast recovery (RFC 6937): bytes delivered and sent
+    /// since recovery began, the flight size when it began, and the window PRR allows now.
+    prr_delivered: u64,
+    prr_out: u64,
+    recover_fs: u64,
+    prr_cwnd: u32,
+    /// Retransmitted segments (their start) in the order they were retransmitted, and the send
+    /// time of the newest segment known delivered: a retransmission sent well before a segment
+    /// that has since arrived was lost too (the RACK idea, RFC 8985 §6.2, for retransmissions).
+    rxt_queue: VecDeque<Seq>,
+    rack_xmit: Instant,
     dupacks: u32,
     /// Records below this are marked lost where unsacked.
     lost_scan: Seq,
@@ -223,6 +234,9 @@ pub(crate) struct Tcb {
     rst_pending: bool,
     keepalive_probes: u32,
     persist_probe_pending: bool,
+    /// The persist timer fired with a small non-zero window: send what fits once, bypassing
+    /// sender SWS avoidance (RFC 9293 §3.8.6.2.1, override timeout).
+    sws_override: bool,
     keepalive_probe_pending: bool,
     /// The application released its handle: nobody reads any more.
     pub released: bool,
@@ -287,6 +301,12 @@ impl Tcb {
             sacked_ranges: Vec::new(),
             recovery: Recovery::Open,
             recovery_point: iss,
+            prr_delivered: 0,
+            prr_out: 0,
+            recover_fs: 0,
+            prr_cwnd: 0,
+            rxt_queue: VecDeque::new(),
+            rack_xmit: now,
             dupacks: 0,
             lost_scan: iss,
             rxt_scan: iss,
@@ -320,6 +340,7 @@ impl Tcb {
             rst_pending: false,
             keepalive_probes: 0,
             persist_probe_pending: false,
+            sws_override: false,
             keepalive_probe_pending: false,
             released: false,
             end: None,
@@ -416,10 +437,7 @@ impl Tcb {
     pub fn can_send(&self) -> bool {
         matches!(
             self.state,
-            TcpState::SynSent
-                | TcpState::SynReceived
-                | TcpState::Established
-                | TcpState::CloseWait
+            TcpState::SynSent | TcpState::SynReceived | TcpState::Established | TcpState::CloseWait
         ) && !self.fin_queued
     }
 
@@ -584,6 +602,7 @@ impl Tcb {
                 }
                 self.lost_bytes = self.out_bytes - self.sacked_bytes;
                 self.retx_bytes = 0;
+                self.rxt_queue.clear();
                 self.lost_scan = self.snd_nxt;
                 self.rxt_scan = self.snd_una;
                 self.arm_rto(now);
@@ -591,11 +610,19 @@ impl Tcb {
         }
     }
 
+    /// Nothing in flight and data the peer's window does not let us send (RFC 9293 §3.8.6.1).
     fn on_persist(&mut self, now: Instant) {
-        if self.snd_wnd == 0 && self.has_unsent_data() {
+        if !self.sent.is_empty() || !self.has_unsent_data() {
+            return;
+        }
+        if self.snd_wnd == 0 {
             self.persist_probe_pending = true;
             self.backoff = (self.backoff + 1).min(16);
             self.set_timer(Timer::Persist, now + self.rtt.rto_backoff(self.backoff));
+        } else {
+            // A window too small for sender SWS avoidance: without this the connection would
+            // wait forever if the peer's later window update were lost.
+            self.sws_override = true;
         }
     }
 
@@ -718,7 +745,9 @@ impl Tcb {
             (0, 0) => seq == self.rcv_nxt,
             (0, _) => seq.in_range(self.rcv_nxt, end),
             (_, 0) => false,
-            (_, _) => seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end),
+            (_, _) => {
+                seq.in_range(self.rcv_nxt, end) || (seq + (len - 1)).in_range(self.rcv_nxt, end)
+            }
         }
     }
 
@@ -734,6 +763,23 @@ impl Tcb {
         let now = ctx.now;
         let seq = Seq(seg.seq);
         let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
+
+        // Simultaneous open (RFC 9293 §3.5, figure 8): in SYN_RECEIVED after an active open, the
+        // peer's SYN/ACK acknowledges our SYN and completes the handshake. Its sequence number is
+        // below RCV.NXT, so the generic checks below would only answer it with an ACK.
+        if self.state == TcpState::SynReceived
+            && !self.passive
+            && f.syn()
+            && f.ack()
+            && !f.rst()
+            && seq == self.irs
+            && Seq(seg.ack) == self.snd_nxt
+        {
+            // RFC 7323 §2.2: the window of a SYN segment is never scaled.
+            self.syn_received_acked(now, seq, Seq(seg.ack), seg.window as u32);
+            self.ack_now = true;
+            return;
+        }
 
         // A retransmitted SYN while we wait for the handshake's ACK: repeat the SYN/ACK.
         if self.state == TcpState::SynReceived && f.syn() && !f.ack() && seq == self.irs {
@@ -775,10 +821,11 @@ impl Tcb {
         if f.rst() {
             ctx.counters.rst_received += 1;
             if seq == self.rcv_nxt {
-                if self.state == TcpState::SynReceived && self.passive {
-                    // Back to LISTEN: the listener just forgets this attempt.
-                    self.close_with(End::Reset);
+                if self.state == TcpState::SynReceived && !self.passive {
+                    // RFC 9293 §3.10.7.4: from an active open, the connection was refused.
+                    self.close_with(End::Refused);
                 } else {
+                    // A passive open goes back to LISTEN: the listener forgets this attempt.
                     self.close_with(End::Reset);
                 }
             } else {
@@ -805,8 +852,7 @@ impl Tcb {
         // Timestamps: remember the newest from the left edge of the window (RFC 7323 §4.3).
         if self.ts_ok {
             if let Some(ts) = seg.options.timestamps {
-                if seq <= self.last_ack_sent
-                    && (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0
+                if seq <= self.last_ack_sent && (ts.tsval.wrapping_sub(self.ts_recent) as i32) >= 0
                 {
                     self.ts_recent = ts.tsval;
                     self.ts_recent_at = now;
@@ -817,28 +863,8 @@ impl Tcb {
         let ack = Seq(seg.ack);
         if self.state == TcpState::SynReceived {
             if ack > self.snd_una && ack <= self.snd_nxt {
-                self.state = TcpState::Established;
-                self.syn_pending = false;
-                if self.retries == 0 {
-                    if let Some(at) = self.syn_sent_at {
-                        self.rtt.on_sample(now - at);
-                    }
-                }
-                self.snd_una = self.iss + 1u32;
-                self.snd_una_off = 0;
-                self.clear_timer(Timer::Rto);
-                self.backoff = 0;
-                self.retries = 0;
-                self.snd_wnd = (seg.window as u32) << self.snd_wscale;
-                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
-                self.snd_wl1 = seq;
-                self.snd_wl2 = ack;
-                self.events |= if self.passive {
-                    ev::ESTABLISHED_PASSIVE
-                } else {
-                    ev::CONNECTED
-                };
-                self.restart_keepalive(now);
+                let wnd = (seg.window as u32) << self.snd_wscale;
+                self.syn_received_acked(now, seq, ack, wnd);
             } else {
                 ctx.counters.out_of_window += 1;
                 self.rst_reply = Some((seg.ack, 0, false));
@@ -866,6 +892,32 @@ impl Tcb {
         self.process_data_and_fin(ctx, seg);
     }
 
+    /// SYN_RECEIVED → ESTABLISHED: our SYN is acknowledged (RFC 9293 §3.10.7.4, fifth check).
+    fn syn_received_acked(&mut self, now: Instant, seq: Seq, ack: Seq, wnd: u32) {
+        self.state = TcpState::Established;
+        self.syn_pending = false;
+        if self.retries == 0 {
+            if let Some(at) = self.syn_sent_at {
+                self.rtt.on_sample(now - at);
+            }
+        }
+        self.snd_una = self.iss + 1u32;
+        self.snd_una_off = 0;
+        self.clear_timer(Timer::Rto);
+        self.backoff = 0;
+        self.retries = 0;
+        self.snd_wnd = wnd;
+        self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+        self.snd_wl1 = seq;
+        self.snd_wl2 = ack;
+        self.events |= if self.passive {
+            ev::ESTABLISHED_PASSIVE
+        } else {
+            ev::CONNECTED
+        };
+        self.restart_keepalive(now);
+    }
+
     // ------------------------------------------------------------------------------------------
     // ACK processing and loss recovery
     // ------------------------------------------------------------------------------------------
@@ -876,6 +928,8 @@ impl Tcb {
         let seq = Seq(seg.seq);
         let wnd = (seg.window as u32) << self.snd_wscale;
         let prior_in_flight = self.pipe();
+        let prior_sacked = self.sacked_bytes as i64;
+        let prior_una = self.snd_una;
 
         // SACK blocks first, so that a cumulative ACK sees the newest scoreboard.
         let mut newly_sacked = false;
@@ -959,11 +1013,26 @@ impl Tcb {
                 self.cc.on_congestion_event(now, prior_in_flight);
                 self.rxt_scan = self.snd_una;
                 self.lost_scan = self.snd_una;
+                self.prr_delivered = 0;
+                self.prr_out = 0;
+                self.recover_fs = (self.snd_nxt - self.snd_una).max(1) as u64;
                 self.mark_first_lost();
+                if self.sack_ok {
+                    self.update_lost();
+                }
+                // The first retransmission goes out at once (RFC 6937 §3.1).
+                self.prr_cwnd = self.pipe() + self.smss;
+                return;
             }
         }
-        if self.recovery == Recovery::Fast && self.sack_ok {
-            self.update_lost();
+        if self.recovery != Recovery::Open && self.sack_ok {
+            self.detect_lost_retransmissions(ctx);
+        }
+        if self.recovery == Recovery::Fast {
+            if self.sack_ok {
+                self.update_lost();
+            }
+            self.update_prr(prior_una, prior_sacked);
         }
     }
 
@@ -1002,12 +1071,14 @@ impl Tcb {
             }
             if !s.ever_retx {
                 rtt = Some(now - s.sent);
+                self.rack_xmit = self.rack_xmit.max(s.sent);
             }
         }
         let advanced = (ack - self.snd_una) as u64;
         self.snd_una = ack;
         self.snd_una_off += advanced;
-        self.sendbuf.ack_to(self.snd_una_off.min(self.sendbuf.end()));
+        self.sendbuf
+            .ack_to(self.snd_una_off.min(self.sendbuf.end()));
         // Drop scoreboard ranges now below the cumulative ACK.
         self.sacked_ranges.retain_mut(|r| {
             if r.1 <= ack {
@@ -1075,6 +1146,7 @@ impl Tcb {
                 if s.start >= a && s.end <= z && !s.sacked {
                     let len = s.len();
                     s.sacked = true;
+                    self.rack_xmit = self.rack_xmit.max(s.sent);
                     self.sacked_bytes += len;
                     if s.lost {
                         s.lost = false;
@@ -1161,6 +1233,56 @@ impl Tcb {
             i += 1;
         }
         self.lost_scan = boundary;
+    }
+
+    /// A retransmission sent more than a reordering window before a segment that has been
+    /// delivered since is lost as well: mark it for another retransmission instead of waiting
+    /// for the RTO (RFC 8985 §6.2 applied to retransmissions; Linux does the same with RACK).
+    fn detect_lost_retransmissions(&mut self, ctx: &mut Ctx<'_>) {
+        let reo_wnd = self.rtt.min_rtt().unwrap_or_default() / 4;
+        while let Some(&start) = self.rxt_queue.front() {
+            let i = self.seg_index(start);
+            let Some(s) = self.sent.get_mut(i).filter(|s| s.start == start && s.retx) else {
+                // Acknowledged, SACKed, or already marked again.
+                self.rxt_queue.pop_front();
+                continue;
+            };
+            if s.sent + reo_wnd >= self.rack_xmit {
+                break;
+            }
+            s.retx = false;
+            self.retx_bytes -= s.len();
+            self.rxt_scan = self.rxt_scan.min(s.start);
+            self.rxt_queue.pop_front();
+            ctx.counters.lost_retransmits += 1;
+        }
+    }
+
+    /// Proportional rate reduction (RFC 6937 §3.1): during fast recovery, send in proportion to
+    /// what the network delivers, so the window shrinks to ssthresh smoothly instead of in a
+    /// burst (and retransmissions are not lost to a queue still full from slow start).
+    fn update_prr(&mut self, prior_una: Seq, prior_sacked: i64) {
+        let delivered =
+            (self.snd_una - prior_una).max(0) as i64 + self.sacked_bytes as i64 - prior_sacked;
+        let delivered = delivered.max(0) as u64;
+        self.prr_delivered += delivered;
+        let pipe = self.pipe() as u64;
+        let ssthresh = self.cc.ssthresh() as u64;
+        let mss = self.smss as u64;
+        let sndcnt = if pipe > ssthresh {
+            (self.prr_delivered * ssthresh)
+                .div_ceil(self.recover_fs)
+                .saturating_sub(self.prr_out)
+        } else {
+            // Slow-start reduction bound: catch up to ssthresh, at most one MSS beyond delivery.
+            let catch_up = self
+                .prr_delivered
+                .saturating_sub(self.prr_out)
+                .max(delivered)
+                + mss;
+            (ssthresh - pipe).min(catch_up)
+        };
+        self.prr_cwnd = (pipe + sndcnt).min(u32::MAX as u64) as u32;
     }
 
     /// Bytes in flight by the RFC 6675 pipe rule.
@@ -1351,7 +1473,11 @@ impl Tcb {
         if self.ts_ok {
             r.options.timestamps = Some(Timestamps {
                 tsval: self.ts_now(now),
-                tsecr: if flags & TcpFlags::ACK != 0 { self.ts_recent } else { 0 },
+                tsecr: if flags & TcpFlags::ACK != 0 {
+                    self.ts_recent
+                } else {
+                    0
+                },
             });
         }
         if syn {
@@ -1482,7 +1608,11 @@ impl Tcb {
         ) {
             return false;
         }
-        let cwnd = self.cc.cwnd();
+        let cwnd = if self.recovery == Recovery::Fast {
+            self.prr_cwnd
+        } else {
+            self.cc.cwnd()
+        };
         let pipe = self.pipe();
         if pipe >= cwnd && !self.sent.is_empty() {
             self.app_limited = false;
@@ -1501,7 +1631,6 @@ impl Tcb {
         let fin_now = self.fin_queued && self.fin_seq.is_none();
         if avail == 0 && !fin_now {
             self.app_limited = true;
-            self.arm_persist_if_needed(now);
             return false;
         }
         let wnd_right = self.snd_una + self.snd_wnd;
@@ -1518,7 +1647,8 @@ impl Tcb {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a full segment unless the
             // peer's window is at least half its maximum and nothing is in flight.
             let half_max = (self.max_snd_wnd / 2) as u64;
-            if !(self.sent.is_empty() && wnd_room >= half_max.max(1)) {
+            let sws_ok = self.sent.is_empty() && (wnd_room >= half_max.max(1) || self.sws_override);
+            if !sws_ok {
                 if wnd_room < cwnd_room {
                     self.arm_persist_if_needed(now);
                 }
@@ -1539,6 +1669,7 @@ impl Tcb {
         if len == 0 && !fin {
             return false;
         }
+        self.sws_override = false;
         if avail > 0 && (len as u64) == avail {
             self.app_limited = cwnd_room.min(wnd_room) > len as u64;
         } else {
@@ -1575,14 +1706,17 @@ impl Tcb {
         });
         self.out_bytes += len + fin as u32;
         self.stats.bytes_sent += len as u64;
+        self.prr_out += (len + fin as u32) as u64;
         if self.timer(Timer::Rto).is_none() {
             self.arm_rto(now);
         }
         true
     }
 
+    /// Arms the persist timer when nothing is in flight and the peer's window (zero, or too
+    /// small for sender SWS avoidance) holds back data we have (RFC 9293 §3.8.6.1, §3.8.6.2.1).
     fn arm_persist_if_needed(&mut self, now: Instant) {
-        if self.snd_wnd == 0 && self.sent.is_empty() && self.timer(Timer::Persist).is_none() {
+        if self.sent.is_empty() && self.has_unsent_data() && self.timer(Timer::Persist).is_none() {
             let rto = self.rtt.rto_backoff(self.backoff);
             self.set_timer(Timer::Persist, now + rto);
         }
@@ -1620,7 +1754,9 @@ impl Tcb {
         seg.ever_retx = true;
         seg.sent = now;
         self.retx_bytes += seg.len();
+        self.prr_out += seg.len() as u64;
         self.rxt_scan = seg.end;
+        self.rxt_queue.push_back(s.start);
         self.stats.bytes_retransmitted += len as u64;
         self.stats.bytes_sent += len as u64;
         if self.timer(Timer::Rto).is_none() {

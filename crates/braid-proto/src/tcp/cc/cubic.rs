@@ -4,6 +4,7 @@
 //! Reno's (RFC 5681 with RFC 3465 byte counting, L = 2 * SMSS); HyStart++ (RFC 9406) is not
 //! implemented, so slow start ends only at ssthresh or a loss.
 
+use super::hystart::{HyStart, SlowStart};
 use super::reno::{initial_window, window_used, MAX_CWND};
 use super::CongestionControl;
 use crate::tcp::rtt::ewma;
@@ -44,6 +45,7 @@ pub struct Cubic {
     after_rto: bool,
     /// No ACK and no congestion signal yet: `set_mss` may rescale the initial window.
     pristine: bool,
+    hystart: HyStart,
 }
 
 impl Cubic {
@@ -63,6 +65,15 @@ impl Cubic {
             last_ack: None,
             after_rto: false,
             pristine: true,
+            hystart: HyStart::default(),
+        }
+    }
+
+    /// Turns HyStart++ off (plain RFC 5681 slow start until the first loss) or back on.
+    pub fn set_hystart(&mut self, on: bool) {
+        self.hystart = HyStart::default();
+        if !on {
+            self.hystart.disable();
         }
     }
 
@@ -174,8 +185,19 @@ impl CongestionControl for Cubic {
         }
         let mut acked = acked;
         if cwnd < self.ssthresh {
-            // Slow start as Reno: RFC 5681 §3.1 with RFC 3465 §2.2, L = 2 * SMSS.
-            let inc = acked.min(2 * self.mss);
+            // Slow start as Reno: RFC 5681 §3.1 with RFC 3465 §2.2, L = 2 * SMSS, and
+            // HyStart++ (RFC 9406) to leave it before the queue overflows.
+            let divisor = match self
+                .hystart
+                .on_ack(now, acked, rtt, cwnd, in_flight, self.mss)
+            {
+                SlowStart::Grow { divisor } => divisor,
+                SlowStart::Exit => {
+                    self.ssthresh = cwnd;
+                    return;
+                }
+            };
+            let inc = acked.min(2 * self.mss) / divisor;
             let room = self.ssthresh - cwnd;
             if inc < room {
                 self.set_cwnd(self.cwnd + f64::from(inc));
@@ -220,6 +242,7 @@ impl CongestionControl for Cubic {
         }
         self.pristine = false;
         self.after_rto = true;
+        self.hystart.disable();
         self.w_max = 0.0;
         self.epoch_start = None;
         self.set_cwnd(f64::from(self.mss));
@@ -250,6 +273,7 @@ mod tests {
     /// Slow start for `rounds` round trips, then a loss with the whole window in flight.
     fn after_loss(rounds: usize, now: &mut Instant, rtt: Duration) -> (Cubic, f64, f64) {
         let mut c = Cubic::new(MSS);
+        c.set_hystart(false);
         for _ in 0..rounds {
             round(&mut c, now, rtt, MSS);
         }
@@ -269,6 +293,7 @@ mod tests {
     #[test]
     fn slow_start_doubles_per_rtt() {
         let mut c = Cubic::new(MSS);
+        c.set_hystart(false);
         assert_eq!(c.cwnd(), 10 * MSS);
         assert_eq!(c.ssthresh(), u32::MAX);
         let mut now = Instant::ZERO;
@@ -282,6 +307,7 @@ mod tests {
     #[test]
     fn decrease_factor_is_0_7() {
         let mut c = Cubic::new(MSS);
+        c.set_hystart(false);
         let mut now = Instant::ZERO;
         for _ in 0..4 {
             round(&mut c, &mut now, ms(20), MSS);
@@ -300,6 +326,7 @@ mod tests {
     #[test]
     fn fast_convergence() {
         let mut c = Cubic::new(MSS);
+        c.set_hystart(false);
         c.cwnd = f64::from(100 * MSS);
         c.on_congestion_event(Instant::ZERO, 100 * MSS);
         assert_eq!(c.w_max, f64::from(100 * MSS));
@@ -406,6 +433,7 @@ mod tests {
         let rtt = ms(50);
         let mut now = Instant::ZERO;
         let mut c = Cubic::new(MSS);
+        c.set_hystart(false);
         for _ in 0..3 {
             round(&mut c, &mut now, rtt, MSS);
         }
@@ -461,6 +489,7 @@ mod tests {
     #[test]
     fn mss_change_and_extremes() {
         let mut c = Cubic::new(536);
+        c.set_hystart(false);
         c.set_mss(1460);
         assert_eq!(c.cwnd(), 14600);
         let mut now = Instant::ZERO;
@@ -489,5 +518,24 @@ mod tests {
             "{}",
             c.cwnd()
         );
+    }
+}
+
+#[cfg(test)]
+mod hystart_tests {
+    use super::*;
+    use crate::tcp::cc::reno::testsim::{round, MSS};
+
+    #[test]
+    fn hystart_ends_slow_start_on_an_ack_train() {
+        // A saturated path: the ACKs of every round arrive back to back over the whole RTT, so
+        // the train outlasts min_rtt / 2 once the window is large enough (16 segments).
+        let mut c = Cubic::new(MSS);
+        let mut now = Instant::ZERO;
+        for _ in 0..10 {
+            round(&mut c, &mut now, Duration::from_millis(50), MSS);
+        }
+        assert!(c.ssthresh() < u32::MAX, "slow start never ended");
+        assert!(c.ssthresh() >= 16 * MSS);
     }
 }

@@ -4,6 +4,7 @@ use crate::time::Instant;
 use std::time::Duration;
 
 pub mod cubic;
+mod hystart;
 pub mod reno;
 
 /// Names accepted by [`new_cc`].

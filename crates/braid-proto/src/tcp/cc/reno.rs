@@ -3,6 +3,7 @@
 //! The loss-recovery half of NewReno (partial ACKs, RFC 6582 §3.2) lives in the TCP engine; this
 //! is the window arithmetic it drives.
 
+use super::hystart::{HyStart, SlowStart};
 use super::CongestionControl;
 use crate::time::Instant;
 use std::time::Duration;
@@ -50,6 +51,7 @@ pub struct Reno {
     after_rto: bool,
     /// No ACK and no congestion signal yet: `set_mss` may still rescale the initial window.
     pristine: bool,
+    hystart: HyStart,
 }
 
 impl Reno {
@@ -63,6 +65,15 @@ impl Reno {
             bytes_acked: 0,
             after_rto: false,
             pristine: true,
+            hystart: HyStart::default(),
+        }
+    }
+
+    /// Turns HyStart++ off (plain RFC 5681 slow start until the first loss) or back on.
+    pub fn set_hystart(&mut self, on: bool) {
+        self.hystart = HyStart::default();
+        if !on {
+            self.hystart.disable();
         }
     }
 
@@ -87,9 +98,9 @@ impl CongestionControl for Reno {
 
     fn on_ack(
         &mut self,
-        _now: Instant,
+        now: Instant,
         acked: u32,
-        _rtt: Option<Duration>,
+        rtt: Option<Duration>,
         in_flight: u32,
         app_limited: bool,
     ) {
@@ -100,8 +111,19 @@ impl CongestionControl for Reno {
             return;
         }
         if self.cwnd < self.ssthresh {
-            // RFC 5681 §3.1 slow start with RFC 3465 §2.2 byte counting, L = 2 * SMSS.
-            let inc = acked.min(2 * self.mss);
+            // RFC 5681 §3.1 slow start with RFC 3465 §2.2 byte counting, L = 2 * SMSS, and
+            // HyStart++ (RFC 9406) to leave it before the queue overflows.
+            let divisor = match self
+                .hystart
+                .on_ack(now, acked, rtt, self.cwnd, in_flight, self.mss)
+            {
+                SlowStart::Grow { divisor } => divisor,
+                SlowStart::Exit => {
+                    self.ssthresh = self.cwnd;
+                    return;
+                }
+            };
+            let inc = acked.min(2 * self.mss) / divisor;
             let room = self.ssthresh - self.cwnd;
             if inc < room {
                 self.cwnd = (self.cwnd + inc).min(MAX_CWND);
@@ -143,6 +165,7 @@ impl CongestionControl for Reno {
         }
         self.pristine = false;
         self.after_rto = true;
+        self.hystart.disable();
         self.cwnd = self.mss;
         self.bytes_acked = 0;
     }
@@ -197,6 +220,7 @@ mod tests {
         // RFC 6928: min(10 * MSS, max(2 * MSS, 14600)).
         assert_eq!(Reno::new(9000).cwnd(), 18000);
         let mut r = Reno::new(536);
+        r.set_hystart(false);
         r.set_mss(1000);
         assert_eq!(r.cwnd(), 10_000);
     }
@@ -204,6 +228,7 @@ mod tests {
     #[test]
     fn slow_start_doubles_per_rtt() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         let mut now = Instant::ZERO;
         for _ in 0..5 {
             let before = r.cwnd();
@@ -216,6 +241,7 @@ mod tests {
     #[test]
     fn abc_limits_slow_start_to_two_segments_per_ack() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         // A stretch ACK of 8 segments grows cwnd by only L = 2 segments (RFC 3465 §2.2).
         r.on_ack(Instant::ZERO, 8 * MSS, None, 10 * MSS, false);
         assert_eq!(r.cwnd(), 12 * MSS);
@@ -227,6 +253,7 @@ mod tests {
     #[test]
     fn congestion_avoidance_one_segment_per_rtt() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_congestion_event(Instant::ZERO, 40 * MSS);
         assert_eq!(r.cwnd(), 20 * MSS);
         assert_eq!(r.ssthresh(), 20 * MSS);
@@ -238,6 +265,7 @@ mod tests {
         }
         // Small ACKs (delayed ACK of half segments) accumulate byte-accurately.
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_congestion_event(Instant::ZERO, 20 * MSS);
         let cwnd = r.cwnd();
         for _ in 0..(cwnd / 100 - 1) {
@@ -251,6 +279,7 @@ mod tests {
     #[test]
     fn slow_start_leftover_goes_to_avoidance() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_congestion_event(Instant::ZERO, 30 * MSS); // ssthresh 15 MSS
         r.on_rto(Instant::ZERO, 30 * MSS); // first RTO: ssthresh from the flight again
         assert_eq!(r.ssthresh(), 15 * MSS);
@@ -268,6 +297,7 @@ mod tests {
     #[test]
     fn halves_on_loss_with_floor() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_congestion_event(Instant::ZERO, 10 * MSS);
         assert_eq!((r.cwnd(), r.ssthresh()), (5 * MSS, 5 * MSS));
         r.on_congestion_event(Instant::ZERO, 3 * MSS);
@@ -279,6 +309,7 @@ mod tests {
     #[test]
     fn rto_sets_one_segment_and_holds_ssthresh_on_repeat() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_rto(Instant::ZERO, 40 * MSS);
         assert_eq!((r.cwnd(), r.ssthresh()), (MSS, 20 * MSS));
         // The same data times out again: in flight is now one segment, ssthresh is kept.
@@ -293,6 +324,7 @@ mod tests {
     #[test]
     fn app_limited_does_not_grow_unused_window() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         r.on_congestion_event(Instant::ZERO, 40 * MSS);
         r.on_recovery_exit(Instant::ZERO);
         let cwnd = r.cwnd();
@@ -303,6 +335,7 @@ mod tests {
         assert_eq!(r.cwnd(), cwnd);
         // Slow start: app-limited with 3 of 10 segments in flight does not grow either.
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         for _ in 0..100 {
             r.on_ack(Instant::ZERO, MSS, None, 3 * MSS, true);
         }
@@ -315,6 +348,7 @@ mod tests {
     #[test]
     fn no_overflow() {
         let mut r = Reno::new(MSS);
+        r.set_hystart(false);
         for _ in 0..10_000 {
             r.on_ack(Instant::ZERO, u32::MAX, None, u32::MAX, false);
         }

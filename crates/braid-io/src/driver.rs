@@ -1,0 +1,470 @@
+//! The real-time event loop: TUN devices in, engine, emulation, TUN devices out.
+//!
+//! One [`Driver::wait`] is one wake-up: it first sends whatever the engine has queued, sleeps in
+//! ppoll(2) until a TUN device is readable, a signal arrives, the application's descriptor is
+//! ready, or the earlier of the engine's timer and the emulation's next due packet; then it reads
+//! every waiting packet (up to a batch per device), releases due emulated packets, runs the
+//! engine's timers and sends again. The application works between calls, on `driver.endpoint`.
+
+use crate::clock::Clock;
+use crate::emu::{Dir, Emulator};
+use crate::netconf;
+use crate::pcap::PcapWriter;
+use crate::signal::{self, SignalPipe};
+use crate::spec::PathSpec;
+use crate::tun::Tun;
+use braid_proto::{Endpoint, Instant};
+use std::fs::File;
+use std::io::{self, BufWriter};
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Packets read from one device per wake-up before the others get their turn.
+const RX_BATCH: usize = 256;
+/// Largest packet a TUN device hands us.
+const RX_BUF: usize = 65536;
+/// Spare packet buffers kept for the emulation queues.
+const POOL_MAX: usize = 8192;
+
+/// Driver settings.
+#[derive(Clone, Debug, Default)]
+pub struct DriverConfig {
+    /// Seeds the emulation's loss draws (each path gets its own stream).
+    pub seed: u64,
+    /// Capture every packet of every path, both directions, at the TUN devices.
+    pub pcap: Option<PathBuf>,
+    /// Turn SIGINT/SIGTERM into [`Wake::interrupted`] instead of killing the process.
+    pub catch_signals: bool,
+}
+
+/// What the data plane did, for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Writes to a TUN device that failed.
+    pub tx_errors: u64,
+    /// Engine packets whose source address is no path's `local`.
+    pub unroutable: u64,
+    /// Packets the emulation dropped at random.
+    pub emu_lost: u64,
+    /// Packets the emulation dropped because its queue was full.
+    pub emu_queue_drops: u64,
+    pub wakeups: u64,
+}
+
+impl IoStats {
+    /// Name/value pairs, for printing beside the engine's counters.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+        [
+            ("TunRxPackets", self.rx_packets),
+            ("TunRxBytes", self.rx_bytes),
+            ("TunTxPackets", self.tx_packets),
+            ("TunTxBytes", self.tx_bytes),
+            ("TunTxErrors", self.tx_errors),
+            ("Unroutable", self.unroutable),
+            ("EmuLost", self.emu_lost),
+            ("EmuQueueDrops", self.emu_queue_drops),
+            ("Wakeups", self.wakeups),
+        ]
+        .into_iter()
+    }
+}
+
+/// Why [`Driver::wait`] returned.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Wake {
+    /// The application's descriptor is readable (or at EOF / in error).
+    pub app_ready: bool,
+    /// SIGINT or SIGTERM arrived (only with `catch_signals`).
+    pub interrupted: bool,
+}
+
+struct PathIo {
+    spec: PathSpec,
+    tun: Tun,
+    emu: Emulator,
+}
+
+type Pcap = PcapWriter<BufWriter<File>>;
+
+/// Everything one packet write needs, borrowed apart from the engine.
+struct Out<'a> {
+    clock: &'a Clock,
+    pcap: &'a mut Option<Pcap>,
+    pcap_error: &'a mut Option<io::Error>,
+    stats: &'a mut IoStats,
+}
+
+impl Out<'_> {
+    fn capture(&mut self, now: Instant, packet: &[u8]) {
+        if let Some(p) = self.pcap.as_mut() {
+            if let Err(e) = p.write_packet(self.clock.wall(now), packet) {
+                *self.pcap_error = Some(e);
+                *self.pcap = None;
+            }
+        }
+    }
+
+    fn write(&mut self, tun: &Tun, now: Instant, packet: &[u8]) {
+        self.capture(now, packet);
+        match tun.write(packet) {
+            Ok(_) => {
+                self.stats.tx_packets += 1;
+                self.stats.tx_bytes += packet.len() as u64;
+            }
+            Err(_) => self.stats.tx_errors += 1,
+        }
+    }
+}
+
+/// The Linux data plane around one engine.
+pub struct Driver {
+    /// The engine; the application calls it directly between [`Driver::wait`]s.
+    pub endpoint: Endpoint,
+    paths: Vec<PathIo>,
+    clock: Clock,
+    pcap: Option<Pcap>,
+    pcap_error: Option<io::Error>,
+    signals: Option<SignalPipe>,
+    pool: Vec<Vec<u8>>,
+    rx: Vec<u8>,
+    tx: Vec<u8>,
+    pollfds: Vec<libc::pollfd>,
+    stats: IoStats,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field(
+                "paths",
+                &self.paths.iter().map(|p| &p.spec).collect::<Vec<_>>(),
+            )
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Driver {
+    /// Opens and configures one TUN device per path and gives the engine the paths' `local`
+    /// addresses. Devices disappear again when the driver is dropped.
+    pub fn open(
+        mut endpoint: Endpoint,
+        specs: &[PathSpec],
+        config: DriverConfig,
+    ) -> io::Result<Self> {
+        if specs.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "no path given"));
+        }
+        for (i, a) in specs.iter().enumerate() {
+            for b in &specs[..i] {
+                if a.tun == b.tun {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("two paths use the device {}", a.tun),
+                    ));
+                }
+                if a.local == b.local {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("two paths use the local address {}", a.local),
+                    ));
+                }
+            }
+        }
+        let signals = if config.catch_signals {
+            Some(SignalPipe::install()?)
+        } else {
+            None
+        };
+        let mut paths = Vec::with_capacity(specs.len());
+        for (i, spec) in specs.iter().enumerate() {
+            let tun = Tun::open(&spec.tun)?;
+            netconf::configure(tun.name(), spec)
+                .map_err(|e| io::Error::new(e.kind(), format!("configuring {}: {e}", spec.tun)))?;
+            endpoint.add_local_addr(spec.local);
+            let seed = config.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            paths.push(PathIo {
+                emu: Emulator::new(spec.emu.clone(), seed),
+                spec: spec.clone(),
+                tun,
+            });
+        }
+        let clock = Clock::new();
+        let pcap =
+            match &config.pcap {
+                Some(p) => Some(PcapWriter::create(p).map_err(|e| {
+                    io::Error::new(e.kind(), format!("creating {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
+        Ok(Driver {
+            endpoint,
+            paths,
+            clock,
+            pcap,
+            pcap_error: None,
+            signals,
+            pool: Vec::new(),
+            rx: vec![0; RX_BUF],
+            tx: Vec::with_capacity(RX_BUF),
+            pollfds: Vec::new(),
+            stats: IoStats::default(),
+        })
+    }
+
+    /// Now, in the engine's time.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    pub fn paths(&self) -> impl Iterator<Item = &PathSpec> {
+        self.paths.iter().map(|p| &p.spec)
+    }
+
+    /// The path whose `local` address is `ip`.
+    pub fn path_of(&self, ip: IpAddr) -> Option<&PathSpec> {
+        self.paths
+            .iter()
+            .find(|p| p.spec.local == ip)
+            .map(|p| &p.spec)
+    }
+
+    pub fn stats(&self) -> IoStats {
+        let mut s = self.stats;
+        for p in &self.paths {
+            s.emu_lost += p.emu.stats.lost;
+            s.emu_queue_drops += p.emu.stats.queue_drops;
+        }
+        s
+    }
+
+    /// A SIGINT or SIGTERM has arrived.
+    pub fn interrupted(&self) -> bool {
+        self.signals.is_some() && signal::interrupted()
+    }
+
+    /// No emulated packet is still on its way.
+    pub fn emulation_idle(&self) -> bool {
+        self.paths.iter().all(|p| p.emu.is_idle())
+    }
+
+    /// Sends everything the engine has to send now: onto the devices, or into the emulation.
+    pub fn flush(&mut self) {
+        let now = self.clock.now();
+        self.flush_at(now);
+    }
+
+    fn flush_at(&mut self, now: Instant) {
+        let mut out = Out {
+            clock: &self.clock,
+            pcap: &mut self.pcap,
+            pcap_error: &mut self.pcap_error,
+            stats: &mut self.stats,
+        };
+        while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
+            let packet = &self.tx[..t.len.min(self.tx.len())];
+            let Some(path) = self.paths.iter_mut().find(|p| p.spec.local == t.src) else {
+                out.stats.unroutable += 1;
+                continue;
+            };
+            if path.emu.is_passthrough() {
+                out.write(&path.tun, now, packet);
+            } else {
+                let pool = &mut self.pool;
+                path.emu.offer(Dir::Egress, now, packet, || {
+                    pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+                });
+            }
+        }
+    }
+
+    /// One wake-up of the loop (see the module documentation). `max_wait` bounds the sleep;
+    /// `app_fd` is a descriptor of the application to watch for readability.
+    pub fn wait(&mut self, max_wait: Option<Duration>, app_fd: Option<RawFd>) -> io::Result<Wake> {
+        self.flush();
+        let now = self.clock.now();
+        let mut deadline = self.endpoint.poll_timeout();
+        for p in &self.paths {
+            deadline = min_opt(deadline, p.emu.next_due());
+        }
+        if let Some(m) = max_wait {
+            deadline = min_opt(deadline, Some(now + m));
+        }
+        self.pollfds.clear();
+        for p in &self.paths {
+            self.pollfds.push(pollfd(p.tun.as_raw_fd()));
+        }
+        let sig_idx = self.signals.as_ref().map(|s| {
+            self.pollfds.push(pollfd(s.fd()));
+            self.pollfds.len() - 1
+        });
+        let app_idx = app_fd.map(|fd| {
+            self.pollfds.push(pollfd(fd));
+            self.pollfds.len() - 1
+        });
+        let ts = deadline.map(|d| {
+            let left = d.saturating_duration_since(now);
+            libc::timespec {
+                tv_sec: left.as_secs().min(i32::MAX as u64) as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            }
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `pollfds` is a live array of `len` pollfd entries; `ts_ptr` is null or points
+        // at `ts`, alive for the call; a null sigmask leaves the mask alone.
+        let r = unsafe {
+            libc::ppoll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                ts_ptr,
+                std::ptr::null(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        self.stats.wakeups += 1;
+        let mut wake = Wake::default();
+        if let (Some(i), Some(s)) = (sig_idx, self.signals.as_ref()) {
+            if self.pollfds[i].revents != 0 {
+                s.drain();
+            }
+            wake.interrupted = signal::interrupted();
+        }
+        if let Some(i) = app_idx {
+            wake.app_ready = self.pollfds[i].revents != 0;
+        }
+        self.receive();
+        self.release_due();
+        let now = self.clock.now();
+        if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
+            self.endpoint.handle_timeout(now);
+        }
+        self.flush();
+        Ok(wake)
+    }
+
+    /// Reads the waiting packets of every device into the engine (or the emulation). The
+    /// engine's answers go out after every packet, so ACKs keep their per-segment clocking
+    /// (a device read is one segment: no offloads coalesce them).
+    fn receive(&mut self) {
+        let now = self.clock.now();
+        for i in 0..self.paths.len() {
+            if self.pollfds.get(i).is_some_and(|p| p.revents == 0) {
+                continue;
+            }
+            for _ in 0..RX_BATCH {
+                let path = &mut self.paths[i];
+                let n = match path.tun.read(&mut self.rx) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(_) => break, // WouldBlock, or a device gone: nothing to read.
+                };
+                let packet = &self.rx[..n];
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += n as u64;
+                if let Some(p) = self.pcap.as_mut() {
+                    if let Err(e) = p.write_packet(self.clock.wall(now), packet) {
+                        self.pcap_error = Some(e);
+                        self.pcap = None;
+                    }
+                }
+                if path.emu.is_passthrough() {
+                    self.endpoint.handle_packet(now, packet);
+                    self.flush_at(now);
+                } else {
+                    let pool = &mut self.pool;
+                    path.emu.offer(Dir::Ingress, now, packet, || {
+                        pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+                    });
+                }
+            }
+        }
+    }
+
+    /// Moves emulated packets that are due: ingress into the engine, egress onto the devices.
+    fn release_due(&mut self) {
+        let now = self.clock.now();
+        for i in 0..self.paths.len() {
+            while let Some(buf) = self.paths[i].emu.pop_due(Dir::Ingress, now) {
+                self.endpoint.handle_packet(now, &buf);
+                if self.pool.len() < POOL_MAX {
+                    self.pool.push(buf);
+                }
+                self.flush_at(now);
+            }
+            let path = &mut self.paths[i];
+            let mut out = Out {
+                clock: &self.clock,
+                pcap: &mut self.pcap,
+                pcap_error: &mut self.pcap_error,
+                stats: &mut self.stats,
+            };
+            while let Some(buf) = path.emu.pop_due(Dir::Egress, now) {
+                out.write(&path.tun, now, &buf);
+                if self.pool.len() < POOL_MAX {
+                    self.pool.push(buf);
+                }
+            }
+        }
+    }
+
+    /// Keeps the loop running until the emulation has delivered everything in flight (so that
+    /// the last ACK or FIN reaches the peer) or `limit` has passed.
+    pub fn drain(&mut self, limit: Duration) -> io::Result<()> {
+        let end = self.clock.now() + limit;
+        self.flush();
+        while !self.emulation_idle() {
+            let now = self.clock.now();
+            if now >= end {
+                break;
+            }
+            self.wait(Some(end - now), None)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the capture file; reports the first capture error, if any.
+    pub fn finish_capture(&mut self) -> io::Result<()> {
+        if let Some(e) = self.pcap_error.take() {
+            return Err(e);
+        }
+        match self.pcap.as_mut() {
+            Some(p) => p.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.finish_capture();
+    }
+}
+
+fn pollfd(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}

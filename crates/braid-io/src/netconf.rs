@@ -1,0 +1,50 @@
+//! Link and address configuration of the kernel side of a path, by running `ip` (iproute2):
+//! far simpler than netlink and only done at start-up.
+
+use crate::spec::PathSpec;
+use std::io;
+use std::process::Command;
+
+/// Packets the kernel may queue on a device for braid to read.
+pub const TX_QUEUE_LEN: u32 = 1000;
+
+/// Runs `ip ARGS`; the error quotes the command and what `ip` printed.
+pub fn ip(args: &[&str]) -> io::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("running `ip {}`: {e}", args.join(" "))))?;
+    if !out.status.success() {
+        return Err(io::Error::other(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Sets the MTU, moves the device into the path's namespace (if any), gives the kernel side
+/// `peer/prefix` and brings the link up. IPv6 addresses get `nodad`, usable at once.
+pub fn configure(dev: &str, path: &PathSpec) -> io::Result<()> {
+    let mtu = path.mtu.to_string();
+    // The device's queue towards braid: a burst from the kernel beyond it is dropped before
+    // braid reads it (Linux's default for Ethernet devices; TUN's own default is 500).
+    let qlen = TX_QUEUE_LEN.to_string();
+    ip(&["link", "set", "dev", dev, "mtu", &mtu, "txqueuelen", &qlen])?;
+    let addr = format!("{}/{}", path.peer, path.prefix);
+    let mut base: Vec<&str> = Vec::new();
+    if let Some(ns) = &path.netns {
+        ip(&["link", "set", "dev", dev, "netns", ns])?;
+        base.extend(["-n", ns.as_str()]);
+    }
+    let mut add = base.clone();
+    add.extend(["addr", "add", &addr, "dev", dev]);
+    if path.peer.is_ipv6() {
+        add.push("nodad");
+    }
+    ip(&add)?;
+    let mut up = base;
+    up.extend(["link", "set", "dev", dev, "up"]);
+    ip(&up)
+}

@@ -1,0 +1,3 @@
+//! MPTCP (RFC 8684): the pieces of the connection-level engine.
+
+pub mod crypto;

@@ -1,0 +1,73 @@
+//! Addressing of the simulated hosts: the one place that decides which address each host has on
+//! each path and which path a destination address belongs to (so IPv6 paths can be added here).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+/// Most paths a simulation can have (the path number is one octet of the IPv4 subnet).
+pub const MAX_PATHS: usize = 255;
+
+/// The client's address on path `i`: 10.(i+1).0.1.
+pub fn client_addr(path: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, subnet_octet(path), 0, 1))
+}
+
+/// The server's address on path `i`: 10.(i+1).0.2.
+pub fn server_addr(path: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, subnet_octet(path), 0, 2))
+}
+
+fn subnet_octet(path: usize) -> u8 {
+    assert!(path < MAX_PATHS, "path index {path} out of range");
+    (path + 1) as u8
+}
+
+/// The path whose subnet (10.(i+1).0.0/16) holds an IPv4 destination.
+pub fn path_of_v4(dst: [u8; 4]) -> Option<usize> {
+    (dst[0] == 10 && dst[1] != 0).then(|| usize::from(dst[1]) - 1)
+}
+
+/// The path a raw IP packet is routed on, read from its destination address only.
+/// `None` for packets too short to hold a header, other IP versions, or foreign subnets.
+pub fn route(packet: &[u8]) -> Option<usize> {
+    match packet.first()? >> 4 {
+        4 => {
+            let dst: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            path_of_v4(dst)
+        }
+        // IPv6 paths are not assigned yet: nothing routes there.
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_route_back_to_their_path() {
+        for i in [0, 1, 7, 254] {
+            for a in [client_addr(i), server_addr(i)] {
+                let IpAddr::V4(v4) = a else { unreachable!() };
+                let mut pkt = [0u8; 20];
+                pkt[0] = 0x45;
+                pkt[16..20].copy_from_slice(&v4.octets());
+                assert_eq!(route(&pkt), Some(i));
+            }
+        }
+    }
+
+    #[test]
+    fn foreign_short_and_v6_packets_do_not_route() {
+        let mut pkt = [0u8; 20];
+        pkt[0] = 0x45;
+        pkt[16..20].copy_from_slice(&[192, 168, 1, 1]);
+        assert_eq!(route(&pkt), None);
+        pkt[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        assert_eq!(route(&pkt), None);
+        assert_eq!(route(&pkt[..19]), None);
+        assert_eq!(route(&[]), None);
+        let mut v6 = [0u8; 40];
+        v6[0] = 0x60;
+        assert_eq!(route(&v6), None);
+    }
+}

@@ -1,0 +1,527 @@
+//! The bulk-transfer scenario: the client writes `bytes` pseudo-random bytes to the server over
+//! the simulated paths; the server reads them all and we check they arrived intact.
+//!
+//! Speed matters (a run may move gigabytes), so the check runs on its own thread: it regenerates
+//! the sender's stream from the seed and compares it byte for byte with what the receiving
+//! application read, fed through a bounded channel of recycled 256 KiB buffers. (An exact
+//! comparison proves at least what equal SHA-256 digests would, at a fraction of the cost.)
+
+use crate::addr;
+use crate::net::{HostId, Network, Node};
+use crate::stream::{StreamCheck, StreamGen};
+use crate::{HostCounters, Mode, Progress, Report, SimConfig, SimError, SubflowReport};
+use braid_proto::endpoint::CloseReason;
+use braid_proto::rng::Rng;
+use braid_proto::{ConnHandle, Endpoint, Error, Event, Instant};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
+use std::time::Duration;
+
+/// The port the server listens on (iperf3's).
+pub const SERVER_PORT: u16 = 5201;
+
+/// Bytes per buffer handed to the checking thread.
+const CHUNK: usize = 256 * 1024;
+/// Buffers in flight to the checking thread (bounded: the simulation waits if checking lags).
+const CHUNKS_IN_FLIGHT: usize = 4;
+/// IPv4 header + TCP header without options.
+const IPV4_TCP_HEADERS: u32 = 40;
+/// Smallest MTU accepted (IPv4's minimum, RFC 791).
+const MIN_MTU: u32 = 68;
+/// Events at one instant after which the run is declared stuck.
+const LIVELOCK_EVENTS: u64 = 10_000_000;
+
+#[allow(clippy::disallowed_methods)] // the simulator reports its own speed; the engine never sees wall time
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Runs the bulk transfer described by `cfg`. `progress` is called about once per wall-clock
+/// second. Errors only for configurations that cannot be run; a transfer that fails or times
+/// out is a report with `completed == false`.
+pub fn run(
+    cfg: &SimConfig,
+    mut progress: Option<&mut dyn FnMut(&Progress)>,
+) -> Result<Report, SimError> {
+    validate(cfg)?;
+    let wall_start = wall_now();
+    let min_mtu = cfg.paths.iter().map(|p| p.mtu).min().unwrap_or(1500);
+    let mss = u32::from(cfg.endpoint.tcp.mss).min(min_mtu - IPV4_TCP_HEADERS);
+    let mut ep_cfg = cfg.endpoint.clone();
+    ep_cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
+    ep_cfg.tcp.cc = cfg.cc.clone();
+    Endpoint::validate_config(&ep_cfg).map_err(|e| match e {
+        Error::InvalidConfig(s) => SimError::InvalidConfig(s),
+        other => SimError::InvalidConfig(other.to_string()),
+    })?;
+
+    let mut client = Endpoint::new(ep_cfg.clone(), derive_seed(cfg.seed, 1));
+    let mut server = Endpoint::new(ep_cfg, derive_seed(cfg.seed, 2));
+    for i in 0..cfg.paths.len() {
+        client.add_local_addr(addr::client_addr(i));
+        server.add_local_addr(addr::server_addr(i));
+    }
+    server
+        .listen(SERVER_PORT)
+        .map_err(|e| SimError::Engine(format!("listen on port {SERVER_PORT}: {e}")))?;
+
+    let seed = cfg.seed;
+    let (chunk_tx, chunk_rx) = sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (back_tx, back_rx) = channel::<Vec<u8>>();
+    let checker = std::thread::spawn(move || {
+        let mut check = StreamCheck::new(seed);
+        for buf in chunk_rx {
+            check.feed(&buf);
+            // The simulation may have finished and dropped its end: then the buffer just goes.
+            let _ = back_tx.send(buf);
+        }
+        check
+    });
+
+    let client = EngineHost {
+        ep: client,
+        app: App::Client(ClientApp::new(cfg)),
+    };
+    let server = EngineHost {
+        ep: server,
+        app: App::Server(ServerApp::new(chunk_tx, back_rx)),
+    };
+    let mut net = Network::new(&cfg.paths, cfg.seed, client, server);
+    let limit = Instant::ZERO + cfg.time_limit;
+    let mut last_progress = 0.0f64;
+    let mut same_instant = (Instant::ZERO, 0u64);
+    let mut failure: Option<String> = None;
+    let mut timed_out = false;
+    loop {
+        let srv = net.host(HostId::Server).server();
+        if srv.eof_at.is_some() {
+            break;
+        }
+        if let Some(f) = net
+            .host(HostId::Client)
+            .client()
+            .failure
+            .as_ref()
+            .or(srv.failure.as_ref())
+        {
+            failure = Some(f.clone());
+            break;
+        }
+        match net.next_event_time() {
+            None => {
+                failure = Some("nothing left to happen before the transfer finished".into());
+                break;
+            }
+            Some(t) if t > limit => {
+                timed_out = true;
+                failure = Some(format!(
+                    "time limit of {:.3} s reached",
+                    cfg.time_limit.as_secs_f64()
+                ));
+                break;
+            }
+            Some(t) => {
+                if t == same_instant.0 {
+                    same_instant.1 += 1;
+                    if same_instant.1 > LIVELOCK_EVENTS {
+                        failure = Some(format!(
+                            "stuck: {LIVELOCK_EVENTS} events at {:.6} s without time advancing",
+                            t.since_epoch().as_secs_f64()
+                        ));
+                        break;
+                    }
+                } else {
+                    same_instant = (t, 0);
+                }
+            }
+        }
+        net.step();
+        if net.events_processed() & 1023 == 0 {
+            if let Some(cb) = progress.as_mut() {
+                let wall = wall_now().duration_since(wall_start).as_secs_f64();
+                if wall - last_progress >= 1.0 {
+                    last_progress = wall;
+                    let sim_time = net.now().since_epoch();
+                    let delivered = net.host(HostId::Server).server().received;
+                    cb(&Progress {
+                        sim_time,
+                        wall_seconds: wall,
+                        bytes_delivered: delivered,
+                        bytes_total: cfg.bytes,
+                        goodput_mbps: mbps(delivered, sim_time),
+                    });
+                }
+            }
+        }
+    }
+
+    // Hand the last partial buffer to the hashing thread and close its channel.
+    let eof_at = {
+        let srv = net.host_mut(HostId::Server).server_mut();
+        srv.finish();
+        srv.eof_at
+    };
+    let completed = eof_at.is_some();
+    let sim_time = match eof_at {
+        Some(t) => t.since_epoch(),
+        None if timed_out => cfg.time_limit,
+        None => net.now().since_epoch(),
+    };
+    let received = net.host(HostId::Server).server().received;
+    let check_ok = !net.host(HostId::Server).server().check_lost;
+    let check = checker.join().ok();
+    let first_corrupt_byte = check.as_ref().and_then(|c| c.first_mismatch);
+    let intact = completed
+        && check_ok
+        && received == cfg.bytes
+        && check.is_some_and(|c| c.checked == cfg.bytes && c.first_mismatch.is_none());
+
+    let client_host = net.host(HostId::Client);
+    let subflows = client_host
+        .client()
+        .conn
+        .and_then(|c| client_host.ep.conn_info(c))
+        .map(|info| SubflowReport {
+            path: 0,
+            bytes_sent: info.bytes_sent,
+            retransmitted_bytes: info.bytes_retransmitted,
+            srtt_ms: info.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
+        })
+        .into_iter()
+        .collect();
+    let counters = HostCounters {
+        client: counter_map(&net.host(HostId::Client).ep),
+        server: counter_map(&net.host(HostId::Server).ep),
+    };
+
+    Ok(Report {
+        mode: cfg.mode,
+        bytes: cfg.bytes,
+        intact,
+        sim_seconds: sim_time.as_secs_f64(),
+        wall_seconds: wall_now().duration_since(wall_start).as_secs_f64(),
+        goodput_mbps: if completed {
+            mbps(cfg.bytes, sim_time)
+        } else {
+            0.0
+        },
+        seed: cfg.seed,
+        subflows,
+        completed,
+        failure: if completed { None } else { failure },
+        bytes_received: received,
+        first_corrupt_byte,
+        links: net.link_reports(),
+        unroutable_packets: net.unroutable_packets(),
+        trace_sha256: net.trace_sha256(),
+        counters,
+    })
+}
+
+/// Refuses configurations that cannot be simulated.
+fn validate(cfg: &SimConfig) -> Result<(), SimError> {
+    if cfg.mode == Mode::Mptcp {
+        return Err(SimError::Unsupported(
+            "mptcp mode is not implemented yet".into(),
+        ));
+    }
+    if cfg.paths.is_empty() {
+        return Err(SimError::InvalidConfig("no paths".into()));
+    }
+    if cfg.paths.len() > addr::MAX_PATHS {
+        return Err(SimError::InvalidConfig(format!(
+            "{} paths (at most {})",
+            cfg.paths.len(),
+            addr::MAX_PATHS
+        )));
+    }
+    for (i, p) in cfg.paths.iter().enumerate() {
+        let bad = |what: String| Err(SimError::InvalidConfig(format!("path {i}: {what}")));
+        if p.rate_bps == 0 {
+            return bad("rate must be positive".into());
+        }
+        for (name, v) in [
+            ("loss", p.loss),
+            ("reorder", p.reorder),
+            ("duplicate", p.duplicate),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(format!("{name} probability {v} outside [0, 1]"));
+            }
+        }
+        if p.mtu < MIN_MTU {
+            return bad(format!("mtu {} below the minimum of {MIN_MTU}", p.mtu));
+        }
+        if let (Some(down), Some(up)) = (p.down_at, p.up_at) {
+            if up <= down {
+                return bad(format!("up time {up:?} is not after down time {down:?}"));
+            }
+        }
+        if p.up_at.is_some() && p.down_at.is_none() {
+            return bad("up time given without a down time".into());
+        }
+    }
+    if cfg.endpoint.tcp.mss == 0 {
+        return Err(SimError::InvalidConfig("mss must be positive".into()));
+    }
+    Ok(())
+}
+
+/// Mbit/s of `bytes` over `t` (0 for zero time).
+fn mbps(bytes: u64, t: Duration) -> f64 {
+    let s = t.as_secs_f64();
+    if s > 0.0 {
+        bytes as f64 * 8.0 / s / 1e6
+    } else {
+        0.0
+    }
+}
+
+/// A seed for one consumer of the run seed.
+fn derive_seed(seed: u64, which: u64) -> u64 {
+    Rng::new(seed ^ which.wrapping_mul(0x9e37_79b9_7f4a_7c15)).next_u64()
+}
+
+fn counter_map(ep: &Endpoint) -> BTreeMap<String, u64> {
+    ep.counters()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// A host running the real engine plus the scenario's application.
+struct EngineHost {
+    ep: Endpoint,
+    app: App,
+}
+
+enum App {
+    Client(ClientApp),
+    Server(ServerApp),
+}
+
+impl EngineHost {
+    fn client(&self) -> &ClientApp {
+        match &self.app {
+            App::Client(c) => c,
+            App::Server(_) => unreachable!("host 0 is the client"),
+        }
+    }
+    fn server(&self) -> &ServerApp {
+        match &self.app {
+            App::Server(s) => s,
+            App::Client(_) => unreachable!("host 1 is the server"),
+        }
+    }
+    fn server_mut(&mut self) -> &mut ServerApp {
+        match &mut self.app {
+            App::Server(s) => s,
+            App::Client(_) => unreachable!("host 1 is the server"),
+        }
+    }
+}
+
+impl Node for EngineHost {
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.ep.handle_packet(now, packet);
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        self.ep.handle_timeout(now);
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.ep.poll_timeout()
+    }
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+        self.ep.poll_transmit(now, buf).is_some()
+    }
+    fn run_app(&mut self, now: Instant) {
+        match &mut self.app {
+            App::Client(c) => c.run(&mut self.ep, now),
+            App::Server(s) => s.run(&mut self.ep, now),
+        }
+    }
+}
+
+/// Connects at time 0 from path 0 and writes the stream as fast as the send buffer takes it.
+struct ClientApp {
+    local: IpAddr,
+    remote: SocketAddr,
+    started: bool,
+    conn: Option<ConnHandle>,
+    connected: bool,
+    data: StreamGen,
+    total: u64,
+    written: u64,
+    shut: bool,
+    failure: Option<String>,
+}
+
+impl ClientApp {
+    fn new(cfg: &SimConfig) -> Self {
+        ClientApp {
+            local: addr::client_addr(0),
+            remote: SocketAddr::new(addr::server_addr(0), SERVER_PORT),
+            started: false,
+            conn: None,
+            connected: false,
+            data: StreamGen::new(cfg.seed),
+            total: cfg.bytes,
+            written: 0,
+            shut: false,
+            failure: None,
+        }
+    }
+
+    fn run(&mut self, ep: &mut Endpoint, now: Instant) {
+        if !self.started {
+            self.started = true;
+            match ep.connect(now, self.local, self.remote) {
+                Ok(c) => self.conn = Some(c),
+                Err(e) => self.failure = Some(format!("client connect: {e}")),
+            }
+        }
+        while let Some(ev) = ep.poll_event() {
+            match ev {
+                Event::Connected(c) if Some(c) == self.conn => self.connected = true,
+                Event::Closed(c, reason)
+                    if Some(c) == self.conn && reason != CloseReason::Normal =>
+                {
+                    self.failure
+                        .get_or_insert_with(|| format!("client connection closed: {reason:?}"));
+                }
+                _ => {}
+            }
+        }
+        let Some(conn) = self.conn.filter(|_| self.connected && !self.shut) else {
+            return;
+        };
+        if self.failure.is_some() {
+            return;
+        }
+        while self.written < self.total && ep.send_capacity(conn) > 0 {
+            let chunk = self.data.peek();
+            let n = chunk
+                .len()
+                .min(usize::try_from(self.total - self.written).unwrap_or(usize::MAX));
+            match ep.send(conn, &chunk[..n]) {
+                Ok(k) => {
+                    self.data.consume(k);
+                    self.written += k as u64;
+                    if k < n || k == 0 {
+                        break;
+                    }
+                }
+                Err(Error::WouldBlock) => break,
+                Err(e) => {
+                    self.failure = Some(format!("client send: {e}"));
+                    return;
+                }
+            }
+        }
+        if self.written == self.total {
+            self.shut = true;
+            if let Err(e) = ep.shutdown(now, conn) {
+                self.failure = Some(format!("client shutdown: {e}"));
+            }
+        }
+    }
+}
+
+/// Accepts one connection on [`SERVER_PORT`] and reads it to EOF, streaming the bytes to the
+/// checking thread.
+struct ServerApp {
+    conn: Option<ConnHandle>,
+    chunk: Vec<u8>,
+    fill: usize,
+    received: u64,
+    to_hasher: Option<SyncSender<Vec<u8>>>,
+    recycled: Receiver<Vec<u8>>,
+    /// The checking thread went away early: the check cannot succeed.
+    check_lost: bool,
+    eof_at: Option<Instant>,
+    failure: Option<String>,
+}
+
+impl ServerApp {
+    fn new(to_hasher: SyncSender<Vec<u8>>, recycled: Receiver<Vec<u8>>) -> Self {
+        ServerApp {
+            conn: None,
+            chunk: vec![0; CHUNK],
+            fill: 0,
+            received: 0,
+            to_hasher: Some(to_hasher),
+            recycled,
+            check_lost: false,
+            eof_at: None,
+            failure: None,
+        }
+    }
+
+    fn run(&mut self, ep: &mut Endpoint, now: Instant) {
+        while let Some(ev) = ep.poll_event() {
+            if let Event::Closed(c, reason) = ev {
+                if Some(c) == self.conn && reason != CloseReason::Normal && self.eof_at.is_none() {
+                    self.failure
+                        .get_or_insert_with(|| format!("server connection closed: {reason:?}"));
+                }
+            }
+        }
+        if self.conn.is_none() {
+            self.conn = ep.accept(SERVER_PORT);
+        }
+        let Some(conn) = self.conn else { return };
+        if self.eof_at.is_some() || self.failure.is_some() {
+            return;
+        }
+        loop {
+            if self.fill == self.chunk.len() {
+                self.flush();
+            }
+            match ep.recv(conn, &mut self.chunk[self.fill..]) {
+                Ok(0) => {
+                    self.eof_at = Some(now);
+                    return;
+                }
+                Ok(n) => {
+                    self.fill += n;
+                    self.received += n as u64;
+                }
+                Err(Error::WouldBlock) => return,
+                Err(e) => {
+                    self.failure = Some(format!("server recv: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends the filled part of the current buffer to the checking thread.
+    fn flush(&mut self) {
+        if self.fill == 0 {
+            return;
+        }
+        let next = match self.recycled.try_recv() {
+            Ok(mut v) => {
+                v.resize(CHUNK, 0);
+                v
+            }
+            Err(_) => vec![0; CHUNK],
+        };
+        let mut full = std::mem::replace(&mut self.chunk, next);
+        full.truncate(self.fill);
+        self.fill = 0;
+        if let Some(tx) = &self.to_hasher {
+            if tx.send(full).is_err() {
+                self.check_lost = true;
+                self.to_hasher = None;
+            }
+        }
+    }
+
+    /// Hands over the last bytes and closes the channel so the checking thread finishes.
+    fn finish(&mut self) {
+        self.flush();
+        self.to_hasher = None;
+    }
+}

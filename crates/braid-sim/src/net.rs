@@ -1,0 +1,674 @@
+//! The discrete-event network: two hosts (client and server) joined by paths. Each path has two
+//! links, one per direction, and each link is a drop-tail queue in front of a serialiser of fixed
+//! rate, followed by a propagation delay.
+//!
+//! # Link model
+//!
+//! A packet handed to a link at time `t` goes through, in this order:
+//! 1. path down → dropped (`down_drops`);
+//! 2. larger than the MTU → dropped (`mtu_drops`);
+//! 3. random loss with probability `loss` → dropped (`random_losses`); a lost packet takes no
+//!    queue space and no serialisation time;
+//! 4. drop-tail queue: the queue holds every accepted packet not yet completely serialised (the
+//!    one on the wire included); if its bytes plus this packet's exceed the limit, the packet is
+//!    dropped (`queue_drops`);
+//! 5. serialisation: it starts when the link is free and lasts `len × 8 / rate`;
+//! 6. propagation: it arrives `delay` after its last bit left;
+//! 7. reordering: with probability `reorder` it is held back for an extra time uniform in
+//!    `[0, delay]` after serialisation, so packets sent after it can overtake it;
+//! 8. duplication: with probability `duplicate` a copy arrives right behind it.
+//!
+//! When a path goes down, both its links drop every packet they hold — queued ones (the queue
+//! is flushed) and those propagating (the wire is cut) — and every packet offered until it comes
+//! up again; all are counted as `down_drops`.
+//!
+//! Every random draw of a link comes from the link's own [`Rng`], seeded from the run seed and
+//! the link's index, so changing one path's parameters never changes another path's randomness.
+//!
+//! # Events
+//!
+//! Events are kept in a binary heap keyed by (time, insertion sequence), so ties are resolved in
+//! the order they were scheduled and a run is a pure function of its inputs. Packets that are not
+//! reordered leave a link in FIFO order, so each link keeps them in its own pipe and has at most
+//! one "head arrives" event in the heap; reordered packets get an event of their own.
+
+use crate::addr;
+use crate::PathSpec;
+use braid_proto::rng::Rng;
+use braid_proto::Instant;
+use sha2::{Digest, Sha256};
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// A simulated host: the engine (through a wrapper) or a scripted test node.
+pub trait Node {
+    /// One IP packet arrived from the network.
+    fn handle_packet(&mut self, now: Instant, packet: &[u8]);
+    /// The host's wake-up time (from `poll_timeout`) has been reached.
+    fn handle_timeout(&mut self, now: Instant);
+    /// When the host next wants `handle_timeout`.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Writes the next IP packet to send into `buf` (clearing it first); false when none.
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool;
+    /// Application hook, run after every packet or timeout of this host, before its transmits
+    /// are drained.
+    fn run_app(&mut self, now: Instant) {
+        let _ = now;
+    }
+}
+
+/// One of the two hosts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HostId {
+    Client,
+    Server,
+}
+
+impl HostId {
+    fn index(self) -> usize {
+        match self {
+            HostId::Client => 0,
+            HostId::Server => 1,
+        }
+    }
+}
+
+/// Which way a link carries packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    ClientToServer,
+    ServerToClient,
+}
+
+/// What happened to the packets offered to one link.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStats {
+    /// Packets handed to the link by the sending host.
+    pub packets_offered: u64,
+    /// Packets (duplicates included) that arrived at the receiving host.
+    pub packets_delivered: u64,
+    pub bytes_delivered: u64,
+    /// Dropped by the full drop-tail queue.
+    pub queue_drops: u64,
+    /// Dropped by random loss.
+    pub random_losses: u64,
+    /// Dropped for exceeding the MTU.
+    pub mtu_drops: u64,
+    /// Dropped while the path was down (offered, queued or in flight).
+    pub down_drops: u64,
+    /// Packets held back by the reordering model.
+    pub reordered: u64,
+    /// Extra copies made by the duplication model.
+    pub duplicated: u64,
+}
+
+/// The counters of one link, for reports.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LinkReport {
+    pub path: usize,
+    pub direction: Direction,
+    #[serde(flatten)]
+    pub stats: LinkStats,
+}
+
+/// Salt mixed into the run seed for the per-link generators.
+const LINK_SEED_SALT: u64 = 0x6c69_6e6b_5f72_6e67;
+
+/// One direction of one path.
+#[derive(Debug)]
+struct Link {
+    rate_bps: u64,
+    delay_ns: u64,
+    loss: f64,
+    reorder: f64,
+    duplicate: f64,
+    mtu: usize,
+    queue_limit: u64,
+    up: bool,
+    /// When the serialiser finishes the last accepted packet (ns).
+    busy_until: u64,
+    /// (serialisation end, length) of accepted packets, pruned lazily: the drop-tail queue.
+    queue: VecDeque<(u64, u32)>,
+    queued_bytes: u64,
+    /// Packets in FIFO order of arrival time (serialised or not), not reordered.
+    pipe: VecDeque<InFlight>,
+    /// Bumped when the path goes down: events of an older generation are dead.
+    gen: u32,
+    rng: Rng,
+    stats: LinkStats,
+}
+
+impl Link {
+    fn new(spec: &PathSpec, seed: u64, index: usize) -> Link {
+        let delay_ns = u64::try_from(spec.delay.as_nanos()).unwrap_or(u64::MAX / 4);
+        let mtu = spec.mtu as usize;
+        let queue_limit = spec.queue_bytes.unwrap_or_else(|| {
+            let bdp = u128::from(spec.rate_bps) * 2 * u128::from(delay_ns) / 8_000_000_000;
+            (u64::try_from(bdp).unwrap_or(u64::MAX)).max(8 * mtu as u64)
+        });
+        let link_seed = seed ^ LINK_SEED_SALT.wrapping_mul(index as u64 + 1);
+        Link {
+            rate_bps: spec.rate_bps.max(1),
+            delay_ns,
+            loss: spec.loss,
+            reorder: spec.reorder,
+            duplicate: spec.duplicate,
+            mtu,
+            queue_limit,
+            up: true,
+            busy_until: 0,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            pipe: VecDeque::new(),
+            gen: 0,
+            rng: Rng::new(link_seed),
+            stats: LinkStats::default(),
+        }
+    }
+
+    /// Serialisation time of `len` bytes, rounded up to the nanosecond.
+    fn serialisation_ns(&self, len: usize) -> u64 {
+        (len as u64 * 8_000_000_000).div_ceil(self.rate_bps)
+    }
+}
+
+/// A packet on its way through a link.
+#[derive(Debug)]
+struct InFlight {
+    arrive: u64,
+    /// [`packet_digest`] of the bytes, taken when the packet entered the link (while its bytes
+    /// were still in the CPU cache).
+    digest: u64,
+    buf: Vec<u8>,
+}
+
+/// A scheduled event; ordered so that the heap pops the earliest (time, seq) first.
+#[derive(Debug)]
+struct Scheduled {
+    time: u64,
+    seq: u64,
+    ev: Ev,
+}
+
+#[derive(Debug)]
+enum Ev {
+    /// A host's wake-up time.
+    Timer {
+        host: usize,
+    },
+    /// The head of a link's pipe arrives.
+    LinkHead {
+        link: usize,
+        gen: u32,
+    },
+    /// A reordered packet (or its duplicate) arrives.
+    Deliver {
+        link: usize,
+        gen: u32,
+        packet: InFlight,
+    },
+    PathDown {
+        path: usize,
+    },
+    PathUp {
+        path: usize,
+    },
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time, self.seq) == (other.time, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap.
+        (other.time, other.seq).cmp(&(self.time, self.seq))
+    }
+}
+
+#[derive(Debug)]
+struct HostSlot<N> {
+    node: N,
+    /// Earliest pending timer event in the heap for this host (later ones may also be pending;
+    /// a timer event only checks `poll_timeout`, so extra ones are harmless).
+    wake: Option<u64>,
+}
+
+/// Packet buffers kept for reuse, so steady state allocates nothing per packet.
+const POOL_LIMIT: usize = 1 << 16;
+
+/// The simulated network with its two hosts.
+#[derive(Debug)]
+pub struct Network<N: Node> {
+    now: u64,
+    seq: u64,
+    heap: BinaryHeap<Scheduled>,
+    hosts: [HostSlot<N>; 2],
+    /// Index `2 × path + direction` (0 = client to server).
+    links: Vec<Link>,
+    pool: Vec<Vec<u8>>,
+    unroutable: u64,
+    trace: Sha256,
+    events: u64,
+}
+
+impl<N: Node> Network<N> {
+    /// A network of `paths` between `client` and `server`; both hosts get a wake-up at time 0.
+    pub fn new(paths: &[PathSpec], seed: u64, client: N, server: N) -> Self {
+        assert!(paths.len() <= addr::MAX_PATHS, "too many paths");
+        let mut links = Vec::with_capacity(paths.len() * 2);
+        for (i, spec) in paths.iter().enumerate() {
+            links.push(Link::new(spec, seed, 2 * i));
+            links.push(Link::new(spec, seed, 2 * i + 1));
+        }
+        let mut net = Network {
+            now: 0,
+            seq: 0,
+            heap: BinaryHeap::new(),
+            hosts: [
+                HostSlot {
+                    node: client,
+                    wake: Some(0),
+                },
+                HostSlot {
+                    node: server,
+                    wake: Some(0),
+                },
+            ],
+            links,
+            pool: Vec::new(),
+            unroutable: 0,
+            trace: Sha256::new(),
+            events: 0,
+        };
+        net.push(0, Ev::Timer { host: 0 });
+        net.push(0, Ev::Timer { host: 1 });
+        for (i, spec) in paths.iter().enumerate() {
+            if let Some(down) = spec.down_at {
+                net.push(nanos(down), Ev::PathDown { path: i });
+                if let Some(up) = spec.up_at.filter(|&up| up > down) {
+                    net.push(nanos(up), Ev::PathUp { path: i });
+                }
+            }
+        }
+        net
+    }
+
+    /// The time of the last event processed.
+    pub fn now(&self) -> Instant {
+        Instant::from_nanos(self.now)
+    }
+
+    /// The time of the next event, if any is left.
+    pub fn next_event_time(&self) -> Option<Instant> {
+        self.heap.peek().map(|s| Instant::from_nanos(s.time))
+    }
+
+    /// Events processed so far.
+    pub fn events_processed(&self) -> u64 {
+        self.events
+    }
+
+    pub fn host(&self, host: HostId) -> &N {
+        &self.hosts[host.index()].node
+    }
+
+    pub fn host_mut(&mut self, host: HostId) -> &mut N {
+        &mut self.hosts[host.index()].node
+    }
+
+    /// Runs a host's application hook, drains its transmits and reschedules its timer at the
+    /// current time: call after changing a node from outside.
+    pub fn wake(&mut self, host: HostId) {
+        self.activity(host.index());
+    }
+
+    /// Processes the next event; false when nothing is left to happen.
+    pub fn step(&mut self) -> bool {
+        let Some(Scheduled { time, ev, .. }) = self.heap.pop() else {
+            return false;
+        };
+        debug_assert!(time >= self.now);
+        self.now = time;
+        self.events += 1;
+        match ev {
+            Ev::Timer { host } => {
+                let slot = &mut self.hosts[host];
+                if slot.wake.is_some_and(|w| w <= time) {
+                    slot.wake = None;
+                }
+                if slot
+                    .node
+                    .poll_timeout()
+                    .is_some_and(|t| t.as_nanos() <= time)
+                {
+                    slot.node.handle_timeout(Instant::from_nanos(time));
+                }
+                self.activity(host);
+            }
+            Ev::LinkHead { link, gen } => {
+                let l = &mut self.links[link];
+                if gen != l.gen || l.pipe.front().is_none_or(|p| p.arrive > time) {
+                    return true;
+                }
+                let packet = l.pipe.pop_front().expect("checked non-empty");
+                if let Some(next) = l.pipe.front() {
+                    let next = next.arrive;
+                    self.push(next, Ev::LinkHead { link, gen });
+                }
+                self.deliver(link, packet);
+            }
+            Ev::Deliver { link, gen, packet } => {
+                if gen != self.links[link].gen {
+                    self.links[link].stats.down_drops += 1;
+                    self.recycle(packet.buf);
+                } else {
+                    self.deliver(link, packet);
+                }
+            }
+            Ev::PathDown { path } => {
+                for link in [2 * path, 2 * path + 1] {
+                    let l = &mut self.links[link];
+                    l.up = false;
+                    l.gen = l.gen.wrapping_add(1);
+                    l.queue.clear();
+                    l.queued_bytes = 0;
+                    l.busy_until = time;
+                    l.stats.down_drops += l.pipe.len() as u64;
+                    while let Some(p) = l.pipe.pop_front() {
+                        if self.pool.len() < POOL_LIMIT {
+                            self.pool.push(p.buf);
+                        }
+                    }
+                }
+            }
+            Ev::PathUp { path } => {
+                self.links[2 * path].up = true;
+                self.links[2 * path + 1].up = true;
+            }
+        }
+        true
+    }
+
+    /// Processes every event up to and including time `until`.
+    pub fn run_until(&mut self, until: Instant) {
+        while self.heap.peek().is_some_and(|s| s.time <= until.as_nanos()) {
+            self.step();
+        }
+    }
+
+    /// Per-link counters, in path order, client-to-server first.
+    pub fn link_reports(&self) -> Vec<LinkReport> {
+        self.links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| LinkReport {
+                path: i / 2,
+                direction: if i % 2 == 0 {
+                    Direction::ClientToServer
+                } else {
+                    Direction::ServerToClient
+                },
+                stats: l.stats.clone(),
+            })
+            .collect()
+    }
+
+    /// Packets dropped because their destination is on no path.
+    pub fn unroutable_packets(&self) -> u64 {
+        self.unroutable
+    }
+
+    /// Hex SHA-256 over every delivery so far: (time, link, length, 64-bit digest of the bytes).
+    pub fn trace_sha256(&self) -> String {
+        let digest = self.trace.clone().finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn push(&mut self, time: u64, ev: Ev) {
+        self.seq += 1;
+        self.heap.push(Scheduled {
+            time,
+            seq: self.seq,
+            ev,
+        });
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.pool.len() < POOL_LIMIT {
+            self.pool.push(buf);
+        }
+    }
+
+    fn take_buf(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+    }
+
+    /// A packet reached the far end of `link`.
+    fn deliver(&mut self, link: usize, packet: InFlight) {
+        let InFlight { digest, buf, .. } = packet;
+        let l = &mut self.links[link];
+        l.stats.packets_delivered += 1;
+        l.stats.bytes_delivered += buf.len() as u64;
+        let mut rec = [0u8; 24];
+        rec[..8].copy_from_slice(&self.now.to_le_bytes());
+        rec[8..12].copy_from_slice(&(link as u32).to_le_bytes());
+        rec[12..16].copy_from_slice(&(buf.len() as u32).to_le_bytes());
+        rec[16..].copy_from_slice(&digest.to_le_bytes());
+        self.trace.update(rec);
+        // Link 2p carries client → server, so it delivers to the server (host 1).
+        let host = 1 - link % 2;
+        self.hosts[host]
+            .node
+            .handle_packet(Instant::from_nanos(self.now), &buf);
+        self.recycle(buf);
+        self.activity(host);
+    }
+
+    /// After a host did something: its application runs, its packets go out, its timer is set.
+    fn activity(&mut self, host: usize) {
+        let now = Instant::from_nanos(self.now);
+        self.hosts[host].node.run_app(now);
+        loop {
+            let mut buf = self.take_buf();
+            if !self.hosts[host].node.poll_transmit(now, &mut buf) {
+                self.recycle(buf);
+                break;
+            }
+            self.send(host, buf);
+        }
+        let slot = &mut self.hosts[host];
+        if let Some(t) = slot.node.poll_timeout() {
+            let t = t.as_nanos().max(self.now);
+            if slot.wake.is_none_or(|w| t < w) {
+                slot.wake = Some(t);
+                self.push(t, Ev::Timer { host });
+            }
+        }
+    }
+
+    /// A host hands a packet to the network.
+    fn send(&mut self, host: usize, buf: Vec<u8>) {
+        let Some(path) = addr::route(&buf).filter(|&p| 2 * p < self.links.len()) else {
+            self.unroutable += 1;
+            self.recycle(buf);
+            return;
+        };
+        let link = 2 * path + host;
+        let now = self.now;
+        let l = &mut self.links[link];
+        l.stats.packets_offered += 1;
+        if !l.up {
+            l.stats.down_drops += 1;
+            return self.recycle(buf);
+        }
+        if buf.len() > l.mtu {
+            l.stats.mtu_drops += 1;
+            return self.recycle(buf);
+        }
+        if l.rng.chance(l.loss) {
+            l.stats.random_losses += 1;
+            return self.recycle(buf);
+        }
+        while l.queue.front().is_some_and(|&(done, _)| done <= now) {
+            let (_, len) = l.queue.pop_front().expect("checked non-empty");
+            l.queued_bytes -= u64::from(len);
+        }
+        let len = buf.len() as u64;
+        if l.queued_bytes + len > l.queue_limit {
+            l.stats.queue_drops += 1;
+            return self.recycle(buf);
+        }
+        let done = l.busy_until.max(now) + l.serialisation_ns(buf.len());
+        l.busy_until = done;
+        l.queue.push_back((done, buf.len() as u32));
+        l.queued_bytes += len;
+        let mut arrive = done + l.delay_ns;
+        let reordered = l.rng.chance(l.reorder);
+        if reordered {
+            l.stats.reordered += 1;
+            arrive += l.rng.below(l.delay_ns + 1);
+        }
+        let duplicated = l.rng.chance(l.duplicate);
+        let gen = l.gen;
+        let digest = packet_digest(&buf);
+        let copy = if duplicated {
+            l.stats.duplicated += 1;
+            let mut c = self.pool.pop().unwrap_or_default();
+            c.clear();
+            c.extend_from_slice(&buf);
+            Some(InFlight {
+                arrive,
+                digest,
+                buf: c,
+            })
+        } else {
+            None
+        };
+        let packet = InFlight {
+            arrive,
+            digest,
+            buf,
+        };
+        let l = &mut self.links[link];
+        if reordered {
+            self.push(arrive, Ev::Deliver { link, gen, packet });
+            if let Some(c) = copy {
+                self.push(
+                    arrive,
+                    Ev::Deliver {
+                        link,
+                        gen,
+                        packet: c,
+                    },
+                );
+            }
+        } else {
+            let was_empty = l.pipe.is_empty();
+            l.pipe.push_back(packet);
+            if let Some(c) = copy {
+                l.pipe.push_back(c);
+            }
+            if was_empty {
+                self.push(arrive, Ev::LinkHead { link, gen });
+            }
+        }
+    }
+}
+
+fn nanos(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// A fast 64-bit digest of a packet for the trace hash: every 16-byte block, keyed by its
+/// position, goes through one 64×64→128-bit multiply whose halves are folded and summed (the
+/// multiplies are independent, so they overlap in the CPU). Not cryptographic, only meant to
+/// tell different packets apart.
+fn packet_digest(bytes: &[u8]) -> u64 {
+    const K0: u64 = 0x243f_6a88_85a3_08d3;
+    const K1: u64 = 0x1319_8a2e_0370_7344;
+    const STEP: u64 = 0x9e37_79b9_7f4a_7c15;
+    fn fold(a: u64, b: u64) -> u64 {
+        let p = u128::from(a) * u128::from(b);
+        (p as u64) ^ ((p >> 64) as u64)
+    }
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().expect("8 bytes"));
+    let mut acc = (bytes.len() as u64).wrapping_mul(STEP);
+    let mut key = K0;
+    let mut blocks = bytes.chunks_exact(16);
+    for b in &mut blocks {
+        acc = acc.wrapping_add(fold(
+            word(&b[..8]) ^ key,
+            word(&b[8..]) ^ K1 ^ key.rotate_left(32),
+        ));
+        key = key.wrapping_add(STEP);
+    }
+    let mut tail = [0u8; 16];
+    let rest = blocks.remainder();
+    tail[..rest.len()].copy_from_slice(rest);
+    acc = acc.wrapping_add(fold(
+        word(&tail[..8]) ^ key,
+        word(&tail[8..]) ^ K1 ^ key.rotate_left(32),
+    ));
+    fold(acc ^ K1, STEP)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_pop_in_time_then_insertion_order() {
+        let mut heap = BinaryHeap::new();
+        for (seq, time) in [(1, 5), (2, 3), (3, 5), (4, 3), (5, 0)] {
+            heap.push(Scheduled {
+                time,
+                seq,
+                ev: Ev::PathUp { path: 0 },
+            });
+        }
+        let order: Vec<(u64, u64)> = std::iter::from_fn(|| heap.pop())
+            .map(|s| (s.time, s.seq))
+            .collect();
+        assert_eq!(order, [(0, 5), (3, 2), (3, 4), (5, 1), (5, 3)]);
+    }
+
+    #[test]
+    fn digest_tells_single_byte_changes_apart() {
+        let base: Vec<u8> = (0..1500u32).map(|i| (i * 7) as u8).collect();
+        let d0 = packet_digest(&base);
+        for pos in [0, 1, 31, 32, 1000, 1499] {
+            let mut p = base.clone();
+            p[pos] ^= 1;
+            assert_ne!(packet_digest(&p), d0, "change at {pos}");
+        }
+        assert_ne!(packet_digest(&base[..1499]), d0);
+        assert_ne!(packet_digest(&[0]), packet_digest(&[0, 0]));
+    }
+
+    #[test]
+    fn default_queue_is_one_bdp_but_at_least_eight_packets() {
+        let spec = PathSpec::new(100_000_000, std::time::Duration::from_millis(10));
+        // 100 Mbit/s × 20 ms = 250 000 bytes.
+        assert_eq!(Link::new(&spec, 1, 0).queue_limit, 250_000);
+        let tiny = PathSpec::new(1_000_000, std::time::Duration::from_micros(100));
+        assert_eq!(Link::new(&tiny, 1, 0).queue_limit, 8 * 1500);
+    }
+
+    #[test]
+    fn serialisation_time_rounds_up() {
+        let spec = PathSpec::new(100_000_000, std::time::Duration::ZERO);
+        let l = Link::new(&spec, 1, 0);
+        assert_eq!(l.serialisation_ns(1000), 80_000);
+        let odd = Link::new(&PathSpec::new(3_000_000, std::time::Duration::ZERO), 1, 0);
+        assert_eq!(odd.serialisation_ns(1), 2667);
+    }
+}

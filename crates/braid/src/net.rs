@@ -1,0 +1,851 @@
+//! `braid connect` and `braid listen`: real transfers over TUN devices, with the Linux kernel
+//! (or anything else) as the peer. The data plane is `braid-io`; this is the application on top.
+
+use crate::units::{fmt_bytes, parse_size, parse_time};
+use braid_io::{Driver, DriverConfig, PathSpec};
+use braid_proto::{
+    ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error as EngineError, Event, Instant, TcpState,
+};
+use clap::Args;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+/// Help text shared by both commands.
+const NET_HELP: &str = "\
+SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N]
+        braid creates TUN device NAME and owns address `local`; the kernel side of the device gets
+        `peer/PREFIX` (inside namespace NS when given: the device is moved there). delay, loss and
+        rate are emulated by braid in each direction (delay is one-way: the RTT grows by twice it).
+        e.g. tun=bt0,local=10.77.0.1,peer=10.77.0.2/24,netns=peer,delay=10ms,loss=1%
+RATE  = N bit|kbit|mbit|gbit;  TIME = N us|ms|s;  PCT = 0..100, e.g. 1%
+SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024)
+
+Needs root (CAP_NET_ADMIN) for the TUN devices. Ctrl-C closes connections with FIN and exits.
+--json prints one object per connection: sha256 (of the bytes sent by connect / received by
+listen; null with --no-hash), bytes, seconds, goodput_mbps, subflows [{path, local, remote,
+bytes_sent, retransmitted_bytes, srtt_ms}] and counters (engine and data plane, whole process).
+
+Exit status: 0 when every transfer completed, 1 when one did not, 2 for usage errors.";
+
+/// Options both commands share.
+#[derive(Args, Debug)]
+pub struct NetArgs {
+    /// A path over a TUN device (repeat for several; plain TCP uses the first that fits).
+    #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
+    paths: Vec<PathSpec>,
+    /// Congestion control (reno, cubic).
+    #[arg(long, default_value = "cubic")]
+    cc: String,
+    /// Write every packet of every path, both directions, to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Seed for initial sequence numbers, emulated loss and --bytes data (default: random).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Print one JSON object per connection on stdout (stderr when --out is -).
+    #[arg(long)]
+    json: bool,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Do not compute SHA-256 of the data (for benchmarks); the report's sha256 is null.
+    #[arg(long)]
+    no_hash: bool,
+    /// Give up (exit 1) when the whole run takes longer than this.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    timeout: Option<Duration>,
+}
+
+/// Arguments of `braid listen`.
+#[derive(Args, Debug)]
+#[command(after_help = NET_HELP)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// TCP port to accept connections on (every path's local address).
+    #[arg(long)]
+    port: u16,
+    /// Write received bytes to FILE (`-`: stdout); default: discard.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+    /// Exit after this many connections have finished.
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+}
+
+/// Arguments of `braid connect`.
+#[derive(Args, Debug)]
+#[command(after_help = NET_HELP)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    net: NetArgs,
+    /// Where to connect: IP:PORT ([IPv6]:PORT).
+    #[arg(value_name = "HOST:PORT", value_parser = parse_target)]
+    target: SocketAddr,
+    /// Send the bytes of FILE (`-`: stdin, the default).
+    #[arg(long = "in", value_name = "FILE", conflicts_with = "bytes")]
+    input: Option<String>,
+    /// Send this many pseudo-random bytes (from --seed) instead of --in.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    bytes: Option<u64>,
+    /// Write what the peer sends back to FILE (`-`: stdout); default: discard.
+    #[arg(long, value_name = "FILE")]
+    out: Option<String>,
+}
+
+fn parse_path_spec(s: &str) -> Result<PathSpec, String> {
+    braid_io::spec::parse(s)
+}
+
+fn parse_target(s: &str) -> Result<SocketAddr, String> {
+    s.parse::<SocketAddr>().map_err(|_| {
+        format!("bad address \"{s}\" (expected IP:PORT, e.g. 10.77.0.2:5000 or [fd00:77::2]:5000)")
+    })
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn failure(msg: &str) -> ExitCode {
+    eprintln!("braid: {msg}");
+    ExitCode::from(1)
+}
+
+/// How long a closing connection may take after Ctrl-C before braid exits anyway.
+const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+/// How long the emulation may take to deliver the last packets at exit.
+const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+const CHUNK: usize = 64 * 1024;
+
+/// A random seed from the kernel, for runs without --seed (ISNs should be unpredictable).
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if let Ok(mut f) = File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    u64::from_le_bytes(b)
+}
+
+/// The engine and data plane the arguments describe.
+fn open(net: &NetArgs, seed: u64) -> Result<Driver, ExitCode> {
+    let mut config = EndpointConfig::default();
+    config.tcp.cc = net.cc.clone();
+    // The engine has one MSS: the smallest any path allows (IPv6 headers are 20 bytes longer).
+    if let Some(mss) = net.paths.iter().map(PathSpec::mss).min() {
+        config.tcp.mss = config.tcp.mss.min(mss);
+    }
+    if let Err(e) = Endpoint::validate_config(&config) {
+        return Err(usage_error(&e.to_string()));
+    }
+    let endpoint = Endpoint::new(config, seed);
+    let dc = DriverConfig {
+        seed: seed.rotate_left(17) ^ 0x5eed,
+        pcap: net.pcap.clone(),
+        catch_signals: true,
+    };
+    Driver::open(endpoint, &net.paths, dc).map_err(|e| failure(&e.to_string()))
+}
+
+/// Where received bytes go.
+enum Sink {
+    Discard,
+    Stdout(io::Stdout),
+    File(io::BufWriter<File>),
+}
+
+impl Sink {
+    fn open(out: Option<&str>) -> Result<Sink, String> {
+        match out {
+            None => Ok(Sink::Discard),
+            Some("-") => Ok(Sink::Stdout(io::stdout())),
+            Some(p) => File::create(p)
+                .map(|f| Sink::File(io::BufWriter::new(f)))
+                .map_err(|e| format!("creating {p}: {e}")),
+        }
+    }
+
+    fn write(&mut self, b: &[u8]) -> io::Result<()> {
+        match self {
+            Sink::Discard => Ok(()),
+            Sink::Stdout(s) => s.write_all(b),
+            Sink::File(f) => f.write_all(b),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Discard => Ok(()),
+            Sink::Stdout(s) => s.flush(),
+            Sink::File(f) => f.flush(),
+        }
+    }
+
+    fn is_stdout(&self) -> bool {
+        matches!(self, Sink::Stdout(_))
+    }
+}
+
+/// Where the bytes to send come from.
+enum Source {
+    /// Pseudo-random bytes, `left` to go: a seeded block, read at a shifting offset.
+    Random {
+        block: Vec<u8>,
+        offset: usize,
+        left: u64,
+    },
+    File(File),
+    Stdin(io::Stdin),
+}
+
+/// Size of the pseudo-random block --bytes data is cut from.
+const RANDOM_BLOCK: usize = 1 << 20;
+
+impl Source {
+    /// `len` pseudo-random bytes from `seed` (xorshift64*).
+    fn random(seed: u64, len: u64) -> Source {
+        let mut state = seed | 1;
+        let mut block = Vec::with_capacity(RANDOM_BLOCK + CHUNK);
+        while block.len() < RANDOM_BLOCK + CHUNK {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            block.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
+        }
+        Source::Random {
+            block,
+            offset: 0,
+            left: len,
+        }
+    }
+
+    /// The descriptor to poll before reading, if reading may block.
+    fn poll_fd(&self) -> Option<RawFd> {
+        match self {
+            Source::Stdin(s) => Some(s.as_raw_fd()),
+            _ => None,
+        }
+    }
+
+    /// Fills `buf` (cleared first) with the next bytes; empty at the end.
+    fn fill(&mut self, buf: &mut Vec<u8>) -> io::Result<()> {
+        buf.clear();
+        match self {
+            Source::Random {
+                block,
+                offset,
+                left,
+            } => {
+                let n = (*left).min(CHUNK as u64) as usize;
+                buf.extend_from_slice(&block[*offset..*offset + n]);
+                // Odd steps through the block: consecutive chunks never repeat a period.
+                *offset = (*offset + n + 1) % RANDOM_BLOCK;
+                *left -= n as u64;
+                Ok(())
+            }
+            Source::File(f) => read_chunk(f, buf),
+            Source::Stdin(s) => read_chunk(&mut s.lock(), buf),
+        }
+    }
+}
+
+fn read_chunk(r: &mut impl Read, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.resize(CHUNK, 0);
+    loop {
+        match r.read(buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One connection's transfer and what the report says about it.
+struct Transfer {
+    h: ConnHandle,
+    /// When the connection was established.
+    start: Instant,
+    end: Option<Instant>,
+    sent_hash: Sha256,
+    sent: u64,
+    recv_hash: Sha256,
+    received: u64,
+    /// The peer's FIN was read.
+    eof: bool,
+    /// Our FIN is queued.
+    shut: bool,
+    /// The last `conn_info` seen (kept after the handle is released).
+    info: Option<ConnInfo>,
+    error: Option<String>,
+    /// Hash the data (off with --no-hash).
+    hash: bool,
+}
+
+impl Transfer {
+    fn new(h: ConnHandle, start: Instant, hash: bool) -> Self {
+        Transfer {
+            h,
+            start,
+            end: None,
+            sent_hash: Sha256::new(),
+            sent: 0,
+            recv_hash: Sha256::new(),
+            received: 0,
+            eof: false,
+            shut: false,
+            info: None,
+            error: None,
+            hash,
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// Reads everything readable into `sink`.
+    fn pump_recv(
+        &mut self,
+        ep: &mut Endpoint,
+        buf: &mut [u8],
+        sink: &mut Sink,
+    ) -> Result<(), String> {
+        while !self.eof {
+            match ep.recv(self.h, buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    if self.hash {
+                        self.recv_hash.update(&buf[..n]);
+                    }
+                    self.received += n as u64;
+                    sink.write(&buf[..n])
+                        .map_err(|e| format!("writing output: {e}"))?;
+                }
+                Err(EngineError::WouldBlock) => break,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The exchange is complete: the peer's FIN was read and ours was acknowledged.
+    fn check_complete(&mut self, ep: &Endpoint, now: Instant) {
+        if self.end.is_some() || !self.eof || !self.shut {
+            return;
+        }
+        if let Some(info) = ep.conn_info(self.h) {
+            let acked = matches!(info.state, TcpState::TimeWait | TcpState::Closed);
+            self.info = Some(info);
+            if acked {
+                self.end = Some(now);
+            }
+        }
+    }
+
+    fn seconds(&self) -> f64 {
+        self.end
+            .unwrap_or(self.start)
+            .saturating_duration_since(self.start)
+            .as_secs_f64()
+    }
+}
+
+/// Prints reports to stdout, or stderr when stdout carries data.
+struct Reporter {
+    json: bool,
+    to_stderr: bool,
+}
+
+impl Reporter {
+    fn print(&self, drv: &Driver, t: &Transfer, sent_side: bool) {
+        let (digest, bytes) = if sent_side {
+            (&t.sent_hash, t.sent)
+        } else {
+            (&t.recv_hash, t.received)
+        };
+        let hash = t.hash.then(|| hex(digest.clone().finalize().as_slice()));
+        let secs = t.seconds();
+        let mbps = if secs > 0.0 {
+            bytes as f64 * 8.0 / secs / 1e6
+        } else {
+            0.0
+        };
+        let line = if self.json {
+            let mut subflows = Vec::new();
+            if let Some(i) = &t.info {
+                let path = drv.path_of(i.local.ip()).map(|p| p.tun.clone());
+                subflows.push(json!({
+                    "path": path,
+                    "local": i.local.to_string(),
+                    "remote": i.remote.to_string(),
+                    "bytes_sent": i.bytes_sent,
+                    "retransmitted_bytes": i.bytes_retransmitted,
+                    "srtt_ms": i.srtt.map(|d| d.as_secs_f64() * 1e3),
+                }));
+            }
+            let mut counters = Map::new();
+            for (k, v) in drv.endpoint.counters().iter().chain(drv.stats().iter()) {
+                counters.insert(k.to_string(), Value::from(v));
+            }
+            json!({
+                "sha256": hash,
+                "bytes": bytes,
+                "seconds": secs,
+                "goodput_mbps": mbps,
+                "bytes_received": t.received,
+                "bytes_sent": t.sent,
+                "subflows": subflows,
+                "counters": counters,
+                "error": t.error,
+            })
+            .to_string()
+        } else {
+            let peer = t
+                .info
+                .as_ref()
+                .map_or_else(String::new, |i| format!(" {}", i.remote));
+            let what = if sent_side { "sent" } else { "received" };
+            let mut s = format!(
+                "connection{peer}: {what} {} ({bytes} bytes) in {secs:.3} s, {mbps:.1} Mbit/s, sha256 {}",
+                fmt_bytes(bytes),
+                hash.as_deref().unwrap_or("not computed")
+            );
+            if let Some(e) = &t.error {
+                s += &format!(", FAILED: {e}");
+            }
+            s
+        };
+        if self.to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Once-a-second progress on stderr.
+struct Progress {
+    enabled: bool,
+    next: Instant,
+    last_bytes: u64,
+}
+
+impl Progress {
+    fn new(enabled: bool, now: Instant) -> Self {
+        Progress {
+            enabled,
+            next: now + Duration::from_secs(1),
+            last_bytes: 0,
+        }
+    }
+
+    fn tick(&mut self, now: Instant, sent: u64, received: u64) {
+        if !self.enabled || now < self.next {
+            return;
+        }
+        let total = sent + received;
+        let mbps = (total - self.last_bytes.min(total)) as f64 * 8.0 / 1e6;
+        eprintln!(
+            "braid: {:>6.1} s  sent {:>12}  received {:>12}  {mbps:>9.1} Mbit/s",
+            now.since_epoch().as_secs_f64(),
+            fmt_bytes(sent),
+            fmt_bytes(received)
+        );
+        self.last_bytes = total;
+        self.next = now + Duration::from_secs(1);
+    }
+
+    fn wait(&self) -> Option<Duration> {
+        self.enabled.then_some(Duration::from_secs(1))
+    }
+}
+
+/// Runs `braid connect`; returns the process exit status.
+pub fn connect(args: ConnectArgs) -> ExitCode {
+    let net = &args.net;
+    let seed = net.seed.unwrap_or_else(random_seed);
+    let Some(local) = net
+        .paths
+        .iter()
+        .find(|p| p.local.is_ipv4() == args.target.is_ipv4())
+        .map(|p| p.local)
+    else {
+        return usage_error(&format!(
+            "no path has a local address of the family of {}",
+            args.target
+        ));
+    };
+    let mut source = match (&args.bytes, args.input.as_deref()) {
+        (Some(n), _) => Source::random(seed, *n),
+        (None, None | Some("-")) => Source::Stdin(io::stdin()),
+        (None, Some(p)) => match File::open(p) {
+            Ok(f) => Source::File(f),
+            Err(e) => return failure(&format!("opening {p}: {e}")),
+        },
+    };
+    let mut sink = match Sink::open(args.out.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    let mut drv = match open(net, seed) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let reporter = Reporter {
+        json: net.json,
+        to_stderr: sink.is_stdout(),
+    };
+    let h = match drv.endpoint.connect(drv.now(), local, args.target) {
+        Ok(h) => h,
+        Err(e) => return failure(&format!("connect to {}: {e}", args.target)),
+    };
+    let t0 = drv.now();
+    let deadline = net.timeout.map(|d| t0 + d);
+    let mut progress = Progress::new(!net.json && !net.quiet, t0);
+    let mut t: Option<Transfer> = None;
+    let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut pos = 0usize;
+    let mut source_eof = false;
+    let mut rbuf = vec![0u8; CHUNK];
+    let mut app_ready = false;
+    let mut interrupt_end: Option<Instant> = None;
+    let mut error: Option<String> = None;
+
+    loop {
+        let now = drv.now();
+        while let Some(ev) = drv.endpoint.poll_event() {
+            match ev {
+                Event::Connected(c) if c == h => t = Some(Transfer::new(h, now, !net.no_hash)),
+                Event::Closed(c, reason) if c == h => {
+                    let complete = t.as_ref().is_some_and(|t| t.eof && t.shut);
+                    if !complete {
+                        let e = drv
+                            .endpoint
+                            .recv(h, &mut rbuf)
+                            .err()
+                            .map_or_else(|| format!("{reason:?}"), |e| e.to_string());
+                        error.get_or_insert(format!("connection closed: {e}"));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if error.is_none() {
+            if let Some(tr) = t.as_mut() {
+                // Send: keep the engine's send buffer full.
+                let mut send_err = None;
+                while interrupt_end.is_none() && !tr.shut {
+                    if pos == pending.len() {
+                        if source_eof {
+                            break;
+                        }
+                        if drv.endpoint.send_capacity(h) == 0 {
+                            break;
+                        }
+                        if source.poll_fd().is_some() && !app_ready {
+                            break;
+                        }
+                        app_ready = false;
+                        if let Err(e) = source.fill(&mut pending) {
+                            send_err = Some(format!("reading input: {e}"));
+                            break;
+                        }
+                        pos = 0;
+                        if pending.is_empty() {
+                            source_eof = true;
+                            break;
+                        }
+                    }
+                    match drv.endpoint.send(h, &pending[pos..]) {
+                        Ok(n) => {
+                            if tr.hash {
+                                tr.sent_hash.update(&pending[pos..pos + n]);
+                            }
+                            tr.sent += n as u64;
+                            pos += n;
+                        }
+                        Err(EngineError::WouldBlock) => break,
+                        Err(e) => {
+                            send_err = Some(e.to_string());
+                            break;
+                        }
+                    }
+                }
+                if send_err.is_none() && !tr.shut && (source_eof || interrupt_end.is_some()) {
+                    tr.shut = true;
+                    if let Err(e) = drv.endpoint.shutdown(now, h) {
+                        send_err = Some(e.to_string());
+                    }
+                }
+                if let Err(e) = tr.pump_recv(&mut drv.endpoint, &mut rbuf, &mut sink) {
+                    send_err.get_or_insert(e);
+                }
+                tr.check_complete(&drv.endpoint, now);
+                if let Some(e) = send_err {
+                    error = Some(e);
+                }
+                progress.tick(now, tr.sent, tr.received);
+            }
+        }
+        if error.is_some() || t.as_ref().is_some_and(Transfer::done) {
+            break;
+        }
+        if interrupt_end.is_none() && drv.interrupted() {
+            interrupt_end = Some(now + INTERRUPT_GRACE);
+            if t.is_none() {
+                break;
+            }
+            continue;
+        }
+        if interrupt_end.is_some_and(|e| now >= e) {
+            break;
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            error = Some(format!(
+                "timed out after {:.1} s",
+                now.saturating_duration_since(t0).as_secs_f64()
+            ));
+            break;
+        }
+        let want_input = t.as_ref().is_some_and(|tr| !tr.shut)
+            && pos == pending.len()
+            && !source_eof
+            && !app_ready
+            && drv.endpoint.send_capacity(h) > 0;
+        let fd = if want_input { source.poll_fd() } else { None };
+        let mut max_wait = progress.wait();
+        for end in [deadline, interrupt_end].into_iter().flatten() {
+            let left = end.saturating_duration_since(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
+        match drv.wait(max_wait, fd) {
+            Ok(w) => app_ready |= w.app_ready,
+            Err(e) => {
+                error = Some(format!("event loop: {e}"));
+                break;
+            }
+        }
+    }
+    let interrupted = interrupt_end.is_some();
+    let now = drv.now();
+    if let Some(tr) = t.as_mut() {
+        if tr.info.is_none() || tr.end.is_none() {
+            tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
+        }
+        if tr.end.is_none() {
+            tr.end = Some(now);
+        }
+        tr.error = error
+            .clone()
+            .or(interrupted.then(|| "interrupted".to_string()));
+    }
+    if error.is_some() || interrupted {
+        let _ = drv.endpoint.abort(now, h);
+    } else {
+        drv.endpoint.release(now, h);
+    }
+    let _ = drv.drain(DRAIN_LIMIT);
+    let _ = sink.flush();
+    if let Err(e) = drv.finish_capture() {
+        error.get_or_insert(format!("writing capture: {e}"));
+    }
+    if let Some(tr) = &t {
+        reporter.print(&drv, tr, true);
+    }
+    match (error, interrupted) {
+        (Some(e), _) => failure(&e),
+        (None, true) => failure("interrupted"),
+        (None, false) => ExitCode::SUCCESS,
+    }
+}
+
+/// Runs `braid listen`; returns the process exit status.
+pub fn listen(args: ListenArgs) -> ExitCode {
+    let net = &args.net;
+    if args.count == 0 {
+        return usage_error("--count must be at least 1");
+    }
+    if args.port == 0 {
+        return usage_error("--port must be 1..65535");
+    }
+    let seed = net.seed.unwrap_or_else(random_seed);
+    let mut sink = match Sink::open(args.out.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return failure(&e),
+    };
+    let mut drv = match open(net, seed) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    if let Err(e) = drv.endpoint.listen(args.port) {
+        return failure(&format!("listen on port {}: {e}", args.port));
+    }
+    let reporter = Reporter {
+        json: net.json,
+        to_stderr: sink.is_stdout(),
+    };
+    if !net.quiet && !net.json {
+        let addrs: Vec<String> = drv.paths().map(|p| p.local.to_string()).collect();
+        eprintln!(
+            "braid: listening on port {} at {}",
+            args.port,
+            addrs.join(", ")
+        );
+    }
+    let t0 = drv.now();
+    let deadline = net.timeout.map(|d| t0 + d);
+    let mut progress = Progress::new(!net.json && !net.quiet, t0);
+    let mut active: HashMap<ConnHandle, Transfer> = HashMap::new();
+    let mut finished = 0u64;
+    let mut failed = 0u64;
+    let mut rbuf = vec![0u8; CHUNK];
+    let mut interrupt_end: Option<Instant> = None;
+    let mut fatal: Option<String> = None;
+    let (mut total_rx, mut total_tx) = (0u64, 0u64);
+
+    loop {
+        let now = drv.now();
+        while let Some(ev) = drv.endpoint.poll_event() {
+            match ev {
+                Event::Incoming { port, .. } => {
+                    while let Some(h) = drv.endpoint.accept(port) {
+                        if finished + active.len() as u64 >= args.count || interrupt_end.is_some() {
+                            let _ = drv.endpoint.abort(now, h);
+                            drv.endpoint.release(now, h);
+                        } else {
+                            active.insert(h, Transfer::new(h, now, !net.no_hash));
+                        }
+                    }
+                }
+                Event::Closed(h, reason) => {
+                    if let Some(tr) = active.get_mut(&h) {
+                        tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
+                        if !(tr.eof && tr.shut) {
+                            tr.error = Some(format!("connection closed: {reason:?}"));
+                            tr.end = Some(now);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut done = Vec::new();
+        for (h, tr) in active.iter_mut() {
+            if tr.error.is_none() {
+                let before = tr.received;
+                if let Err(e) = tr.pump_recv(&mut drv.endpoint, &mut rbuf, &mut sink) {
+                    tr.error = Some(e);
+                    tr.end = Some(now);
+                }
+                total_rx += tr.received - before;
+                if tr.eof && !tr.shut {
+                    tr.shut = true;
+                    if let Err(e) = drv.endpoint.shutdown(now, *h) {
+                        tr.error = Some(e.to_string());
+                        tr.end = Some(now);
+                    }
+                }
+                tr.check_complete(&drv.endpoint, now);
+            }
+            if tr.done() {
+                done.push(*h);
+            }
+        }
+        for h in done {
+            let Some(mut tr) = active.remove(&h) else {
+                continue;
+            };
+            if tr.info.is_none() {
+                tr.info = drv.endpoint.conn_info(h);
+            }
+            total_tx += tr.info.as_ref().map_or(0, |i| i.bytes_acked);
+            if tr.error.is_some() {
+                failed += 1;
+                let _ = drv.endpoint.abort(now, h);
+            }
+            drv.endpoint.release(now, h);
+            finished += 1;
+            reporter.print(&drv, &tr, false);
+        }
+        progress.tick(now, total_tx, total_rx);
+        if finished >= args.count {
+            break;
+        }
+        if interrupt_end.is_none() && drv.interrupted() {
+            interrupt_end = Some(now + INTERRUPT_GRACE);
+            for (h, tr) in active.iter_mut() {
+                if !tr.shut {
+                    tr.shut = true;
+                    let _ = drv.endpoint.shutdown(now, *h);
+                }
+            }
+            continue;
+        }
+        if interrupt_end.is_some_and(|e| now >= e || active.is_empty()) {
+            break;
+        }
+        if deadline.is_some_and(|d| now >= d) {
+            fatal = Some(format!(
+                "timed out after {:.1} s",
+                now.saturating_duration_since(t0).as_secs_f64()
+            ));
+            break;
+        }
+        let mut max_wait = progress.wait();
+        for end in [deadline, interrupt_end].into_iter().flatten() {
+            let left = end.saturating_duration_since(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
+        if let Err(e) = drv.wait(max_wait, None) {
+            fatal = Some(format!("event loop: {e}"));
+            break;
+        }
+    }
+    let interrupted = interrupt_end.is_some();
+    let now = drv.now();
+    let mut leftovers: Vec<_> = active.drain().collect();
+    leftovers.sort_by_key(|(h, _)| *h);
+    for (h, mut tr) in leftovers {
+        tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
+        tr.end.get_or_insert(now);
+        tr.error
+            .get_or_insert_with(|| fatal.clone().unwrap_or_else(|| "interrupted".to_string()));
+        failed += 1;
+        let _ = drv.endpoint.abort(now, h);
+        drv.endpoint.release(now, h);
+        reporter.print(&drv, &tr, false);
+    }
+    let _ = drv.drain(DRAIN_LIMIT);
+    if let Err(e) = sink.flush() {
+        fatal.get_or_insert(format!("writing output: {e}"));
+    }
+    if let Err(e) = drv.finish_capture() {
+        fatal.get_or_insert(format!("writing capture: {e}"));
+    }
+    if let Some(e) = fatal {
+        return failure(&e);
+    }
+    if interrupted {
+        return failure("interrupted");
+    }
+    if failed > 0 {
+        return failure(&format!("{failed} of {finished} connections failed"));
+    }
+    ExitCode::SUCCESS
+}

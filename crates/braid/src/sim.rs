@@ -1,0 +1,337 @@
+//! `braid sim`: a bulk transfer through the deterministic network simulator.
+
+use crate::units::{fmt_bytes, fmt_path, parse_path, parse_size, parse_time};
+use braid_sim::{Direction, Mode, PathSpec, Progress, Report, SimConfig, SimError};
+use clap::{Args, ValueEnum};
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+/// Arguments of `braid sim`.
+#[derive(Args, Debug)]
+#[command(after_help = "\
+SPEC  = RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]
+        e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s
+RATE  = N bit|kbit|mbit|gbit (decimal);  DELAY, TIME = N us|ms|s (DELAY is one-way)
+SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024), e.g. 64MiB, 1GiB, 100000
+PCT   = 0..100, e.g. 1%, 0.5%
+
+Exit status: 0 when the transfer completed intact, 1 when it did not, 2 for usage errors.")]
+pub struct SimArgs {
+    /// Transport: plain TCP, or Multipath TCP over all paths.
+    #[arg(long, value_enum, default_value_t = ModeArg::Tcp)]
+    mode: ModeArg,
+    /// A path between the two hosts (repeat for several); default 100mbit/10ms.
+    #[arg(long = "path", value_name = "SPEC")]
+    paths: Vec<String>,
+    /// Application bytes to transfer.
+    #[arg(long, value_name = "SIZE", default_value = "64MiB")]
+    bytes: String,
+    /// Seed of every random choice: one seed, one run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Congestion control.
+    #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
+    cc: CcArg,
+    /// Print exactly one JSON object (the report) on stdout.
+    #[arg(long)]
+    json: bool,
+    /// Give up after this much simulated time.
+    #[arg(long, value_name = "TIME", default_value = "600s")]
+    time_limit: String,
+    /// Send buffer of both hosts (default: the engine's).
+    #[arg(long, value_name = "SIZE")]
+    sndbuf: Option<String>,
+    /// Receive buffer of both hosts (default: the engine's).
+    #[arg(long, value_name = "SIZE")]
+    rcvbuf: Option<String>,
+    /// No progress lines on stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Tcp,
+    Mptcp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum CcArg {
+    Reno,
+    Cubic,
+}
+
+impl CcArg {
+    fn name(self) -> &'static str {
+        match self {
+            CcArg::Reno => "reno",
+            CcArg::Cubic => "cubic",
+        }
+    }
+}
+
+/// Runs `braid sim`; returns the process exit status.
+pub fn main(args: SimArgs) -> ExitCode {
+    let cfg = match config(&args) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
+    let show_progress = !args.quiet && (!args.json || std::io::stderr().is_terminal());
+    let mut print_progress = |p: &Progress| {
+        // Short runs stay quiet: only runs past ~2 s of wall time report progress.
+        if p.wall_seconds >= 2.0 {
+            let pct = if p.bytes_total > 0 {
+                p.bytes_delivered as f64 * 100.0 / p.bytes_total as f64
+            } else {
+                100.0
+            };
+            eprintln!(
+                "[{:6.1} s] sim {:.3} s  {} / {} ({pct:.1}%)  {:.2} Mbit/s",
+                p.wall_seconds,
+                p.sim_time.as_secs_f64(),
+                fmt_bytes(p.bytes_delivered),
+                fmt_bytes(p.bytes_total),
+                p.goodput_mbps
+            );
+        }
+    };
+    let progress: Option<&mut dyn FnMut(&Progress)> = if show_progress {
+        Some(&mut print_progress)
+    } else {
+        None
+    };
+    let report = match braid_sim::run(&cfg, progress) {
+        Ok(r) => r,
+        Err(e @ (SimError::Unsupported(_) | SimError::InvalidConfig(_))) => {
+            return usage_error(&e.to_string())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_string(&report)
+            .map_err(std::io::Error::other)
+            .and_then(|s| writeln!(out, "{s}"))
+    } else {
+        write!(out, "{}", summary(&cfg, &report))
+    };
+    if let Err(e) = written.and_then(|()| out.flush()) {
+        eprintln!("error: writing the report: {e}");
+        return ExitCode::from(1);
+    }
+    if report.completed && report.intact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+/// The simulation the arguments describe, or a message naming the bad argument.
+fn config(args: &SimArgs) -> Result<SimConfig, String> {
+    let paths: Vec<PathSpec> = if args.paths.is_empty() {
+        vec![parse_path("100mbit/10ms")?]
+    } else {
+        args.paths
+            .iter()
+            .map(|s| parse_path(s))
+            .collect::<Result<_, _>>()?
+    };
+    if paths.len() > braid_sim::addr::MAX_PATHS {
+        return Err(format!(
+            "{} paths given (at most {})",
+            paths.len(),
+            braid_sim::addr::MAX_PATHS
+        ));
+    }
+    let bytes = parse_size(&args.bytes).map_err(|e| format!("--bytes: {e}"))?;
+    let mut cfg = SimConfig::new(paths, bytes, args.seed);
+    cfg.mode = match args.mode {
+        ModeArg::Tcp => Mode::Tcp,
+        ModeArg::Mptcp => Mode::Mptcp,
+    };
+    cfg.cc = args.cc.name().to_string();
+    cfg.time_limit = parse_time(&args.time_limit).map_err(|e| format!("--time-limit: {e}"))?;
+    if let Some(s) = &args.sndbuf {
+        cfg.endpoint.tcp.send_buffer = buffer_size(s).map_err(|e| format!("--sndbuf: {e}"))?;
+    }
+    if let Some(s) = &args.rcvbuf {
+        cfg.endpoint.tcp.recv_buffer = buffer_size(s).map_err(|e| format!("--rcvbuf: {e}"))?;
+    }
+    Ok(cfg)
+}
+
+/// A socket buffer size: positive and addressable.
+fn buffer_size(s: &str) -> Result<usize, String> {
+    let v = parse_size(s)?;
+    if v == 0 {
+        return Err(format!("buffer size \"{s}\" must be positive"));
+    }
+    usize::try_from(v).map_err(|_| format!("buffer size \"{s}\" is too large"))
+}
+
+/// The human-readable report.
+fn summary(cfg: &SimConfig, r: &Report) -> String {
+    let mode = match r.mode {
+        Mode::Tcp => "tcp",
+        Mode::Mptcp => "mptcp",
+    };
+    let mut s = format!(
+        "braid sim: {mode}, {} path{}, {}, seed {}, cc {}\n",
+        cfg.paths.len(),
+        if cfg.paths.len() == 1 { "" } else { "s" },
+        fmt_bytes(r.bytes),
+        r.seed,
+        cfg.cc
+    );
+    for (i, p) in cfg.paths.iter().enumerate() {
+        s += &format!("  path {i}: {}\n", fmt_path(p));
+    }
+    let result = match (r.completed, r.intact) {
+        (true, true) => "intact: yes".to_string(),
+        (true, false) => "intact: NO (data differs from what was sent)".to_string(),
+        (false, _) => format!(
+            "intact: NO (incomplete: {}; {} of {} read)",
+            r.failure.as_deref().unwrap_or("unknown reason"),
+            fmt_bytes(r.bytes_received),
+            fmt_bytes(r.bytes)
+        ),
+    };
+    s += &format!("{result}\n");
+    s += &format!(
+        "sim time:  {:.3} s   goodput {:.2} Mbit/s\n",
+        r.sim_seconds, r.goodput_mbps
+    );
+    let speed = if r.wall_seconds > 0.0 {
+        r.bytes_received as f64 * 8.0 / r.wall_seconds / 1e9
+    } else {
+        0.0
+    };
+    s += &format!(
+        "wall time: {:.3} s   simulation speed {speed:.2} Gbit/s\n",
+        r.wall_seconds
+    );
+    for sf in &r.subflows {
+        s += &format!(
+            "subflow on path {}: sent {}, retransmitted {}, srtt {:.2} ms\n",
+            sf.path,
+            fmt_bytes(sf.bytes_sent),
+            fmt_bytes(sf.retransmitted_bytes),
+            sf.srtt_ms
+        );
+    }
+    for l in &r.links {
+        let dir = match l.direction {
+            Direction::ClientToServer => "client->server",
+            Direction::ServerToClient => "server->client",
+        };
+        let st = &l.stats;
+        s += &format!(
+            "link path {} {dir}: {} pkts ({}) delivered; drops: queue {}, loss {}, mtu {}, down {}; reordered {}, duplicated {}\n",
+            l.path,
+            st.packets_delivered,
+            fmt_bytes(st.bytes_delivered),
+            st.queue_drops,
+            st.random_losses,
+            st.mtu_drops,
+            st.down_drops,
+            st.reordered,
+            st.duplicated
+        );
+    }
+    if r.unroutable_packets > 0 {
+        s += &format!("unroutable packets: {}\n", r.unroutable_packets);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Wrapper {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    fn cfg_of(argv: &[&str]) -> Result<SimConfig, String> {
+        let w = Wrapper::try_parse_from(std::iter::once("sim").chain(argv.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        config(&w.sim)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = cfg_of(&[]).unwrap();
+        assert_eq!(c.mode, Mode::Tcp);
+        assert_eq!(
+            c.paths,
+            [PathSpec::new(
+                100_000_000,
+                std::time::Duration::from_millis(10)
+            )]
+        );
+        assert_eq!(c.bytes, 64 << 20);
+        assert_eq!(c.seed, 1);
+        assert_eq!(c.cc, "cubic");
+        assert_eq!(c.time_limit, std::time::Duration::from_secs(600));
+    }
+
+    #[test]
+    fn every_option() {
+        let c = cfg_of(&[
+            "--mode",
+            "mptcp",
+            "--path",
+            "10mbit/5ms",
+            "--path",
+            "20mbit/40ms/loss=1%",
+            "--bytes",
+            "1GiB",
+            "--seed",
+            "9",
+            "--cc",
+            "reno",
+            "--time-limit",
+            "30s",
+            "--sndbuf",
+            "1MiB",
+            "--rcvbuf",
+            "2MB",
+            "--json",
+            "--quiet",
+        ])
+        .unwrap();
+        assert_eq!(c.mode, Mode::Mptcp);
+        assert_eq!(c.paths.len(), 2);
+        assert_eq!(c.paths[1].loss, 0.01);
+        assert_eq!(c.bytes, 1 << 30);
+        assert_eq!(c.seed, 9);
+        assert_eq!(c.cc, "reno");
+        assert_eq!(c.time_limit, std::time::Duration::from_secs(30));
+        assert_eq!(c.endpoint.tcp.send_buffer, 1 << 20);
+        assert_eq!(c.endpoint.tcp.recv_buffer, 2_000_000);
+    }
+
+    #[test]
+    fn bad_values_name_the_option() {
+        let err = |argv: &[&str]| cfg_of(argv).unwrap_err();
+        assert!(err(&["--bytes", "12x"]).starts_with("--bytes: bad size \"12x\""));
+        assert!(err(&["--time-limit", "5"]).starts_with("--time-limit: bad time \"5\""));
+        assert!(err(&["--sndbuf", "0"]).contains("--sndbuf: buffer size \"0\" must be positive"));
+        assert!(err(&["--rcvbuf", "x"]).starts_with("--rcvbuf: bad size"));
+        assert!(err(&["--path", "1mbit/1xs"]).contains("bad delay \"1xs\""));
+        assert!(err(&["--cc", "vegas"]).contains("invalid value 'vegas'"));
+        assert!(err(&["--mode", "udp"]).contains("invalid value 'udp'"));
+        assert!(err(&["--seed", "-1"]).contains("unexpected argument"));
+    }
+}

@@ -1,0 +1,412 @@
+//! Parsers for the command line's quantities: rates, times, sizes, percentages and path specs.
+//!
+//! * RATE: a number and `bit`, `kbit`, `mbit` or `gbit` (decimal: 1 kbit = 1000 bit/s), e.g.
+//!   `100mbit`, `1.5gbit`.
+//! * TIME / DELAY: a number and `us`, `ms` or `s`, e.g. `10ms`, `2s`, `500us`.
+//! * SIZE: a number of bytes, optionally with a unit. Decimal units `k`/`K`/`kB`, `M`/`MB`,
+//!   `G`/`GB` multiply by 1000, 1000², 1000³; binary units `KiB`, `MiB`, `GiB` by 1024, 1024²,
+//!   1024³; `B` is bytes. E.g. `100000`, `64MiB`, `1.5GB`.
+//! * PCT: a percentage in 0..100, with or without `%`, e.g. `1%`, `0.5`.
+//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]`.
+
+use braid_sim::PathSpec;
+use std::time::Duration;
+
+/// The options a path spec understands, for error messages.
+const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu";
+
+/// Splits `s` into its leading number and the unit after it.
+fn split_number(s: &str) -> (&str, &str) {
+    let end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..end], &s[end..])
+}
+
+/// A non-negative finite decimal number (digits with at most one point).
+fn parse_number(s: &str) -> Option<f64> {
+    if s.is_empty() || s == "." || s.matches('.').count() > 1 {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
+}
+
+/// RATE in bits per second.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let bad = || format!("bad rate \"{s}\" (expected e.g. 100mbit, 1gbit, 500kbit)");
+    let (num, unit) = split_number(s.trim());
+    let v = parse_number(num).ok_or_else(bad)?;
+    let mult = match unit.to_ascii_lowercase().as_str() {
+        "bit" => 1.0,
+        "kbit" => 1e3,
+        "mbit" => 1e6,
+        "gbit" => 1e9,
+        _ => return Err(bad()),
+    };
+    let bps = (v * mult).round();
+    if bps < 1.0 {
+        return Err(format!("rate \"{s}\" must be positive"));
+    }
+    if bps > 1e15 {
+        return Err(format!("rate \"{s}\" is too large (at most 1000000gbit)"));
+    }
+    Ok(bps as u64)
+}
+
+/// TIME (and DELAY) as a duration.
+pub fn parse_time(s: &str) -> Result<Duration, String> {
+    let bad = || format!("bad time \"{s}\" (expected e.g. 10ms, 1s, 500us)");
+    let (num, unit) = split_number(s.trim());
+    let v = parse_number(num).ok_or_else(bad)?;
+    let secs = match unit {
+        "us" => v / 1e6,
+        "ms" => v / 1e3,
+        "s" => v,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| *d <= Duration::from_secs(1_000_000_000))
+        .ok_or_else(|| format!("time \"{s}\" is too large"))
+}
+
+/// SIZE in bytes.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let bad = || format!("bad size \"{s}\" (expected e.g. 100000, 64MiB, 1GiB, 10MB)");
+    let (num, unit) = split_number(s.trim());
+    let v = parse_number(num).ok_or_else(bad)?;
+    let mult: f64 = match unit {
+        "" | "B" => 1.0,
+        "k" | "K" | "kB" | "KB" => 1e3,
+        "M" | "MB" => 1e6,
+        "G" | "GB" => 1e9,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(bad()),
+    };
+    let bytes = (v * mult).round();
+    if bytes > 2f64.powi(62) {
+        return Err(format!("size \"{s}\" is too large"));
+    }
+    Ok(bytes as u64)
+}
+
+/// PCT as a probability in [0, 1].
+pub fn parse_percent(s: &str) -> Result<f64, String> {
+    let t = s.trim();
+    let num = t.strip_suffix('%').unwrap_or(t);
+    let v = parse_number(num)
+        .ok_or_else(|| format!("bad percentage \"{s}\" (expected e.g. 1%, 0.5%)"))?;
+    if v > 100.0 {
+        return Err(format!("percentage \"{s}\" outside 0..100%"));
+    }
+    Ok(v / 100.0)
+}
+
+/// A path SPEC (see the module documentation).
+pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
+    let wrap = |e: String| format!("invalid path spec \"{spec}\": {e}");
+    let mut parts = spec.split('/');
+    let rate = parts.next().unwrap_or("");
+    let Some(delay) = parts.next() else {
+        return Err(wrap(
+            "expected RATE/DELAY[/option=value]..., e.g. 100mbit/10ms".into(),
+        ));
+    };
+    let rate = parse_rate(rate).map_err(wrap)?;
+    let delay = parse_time(delay).map_err(|_| {
+        wrap(format!(
+            "bad delay \"{delay}\" (expected e.g. 10ms, 1s, 500us)"
+        ))
+    })?;
+    let mut p = PathSpec::new(rate, delay);
+    for opt in parts {
+        let Some((key, value)) = opt.split_once('=') else {
+            return Err(format!(
+                "invalid path spec \"{spec}\": expected option=value, got \"{opt}\" (known: {PATH_OPTIONS})"
+            ));
+        };
+        let in_key = |e: String| wrap(format!("{key}: {e}"));
+        match key {
+            "loss" => p.loss = parse_percent(value).map_err(in_key)?,
+            "reorder" => p.reorder = parse_percent(value).map_err(in_key)?,
+            "dup" => p.duplicate = parse_percent(value).map_err(in_key)?,
+            "queue" => p.queue_bytes = Some(parse_size(value).map_err(in_key)?),
+            "down" => p.down_at = Some(parse_time(value).map_err(in_key)?),
+            "up" => p.up_at = Some(parse_time(value).map_err(in_key)?),
+            "mtu" => {
+                p.mtu = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|m| (68..=65535).contains(m))
+                    .ok_or_else(|| in_key(format!("bad mtu \"{value}\" (expected 68..65535)")))?
+            }
+            _ => {
+                return Err(format!(
+                    "unknown path option \"{key}\" in \"{spec}\" (known: {PATH_OPTIONS})"
+                ))
+            }
+        }
+    }
+    match (p.down_at, p.up_at) {
+        (None, Some(_)) => return Err(wrap("up= given without down=".into())),
+        (Some(d), Some(u)) if u <= d => {
+            return Err(wrap(format!(
+                "up={} is not after down={}",
+                fmt_duration(u),
+                fmt_duration(d)
+            )))
+        }
+        _ => {}
+    }
+    Ok(p)
+}
+
+/// True when `unit` divides `n` (spelled out: `is_multiple_of` is newer than our MSRV).
+fn divides(unit: u128, n: u128) -> bool {
+    n / unit * unit == n
+}
+
+/// A duration the way a user would write it (`10ms`, `2s`, `500us`).
+pub fn fmt_duration(d: Duration) -> String {
+    let ns = d.as_nanos();
+    if divides(1_000_000_000, ns) {
+        format!("{}s", ns / 1_000_000_000)
+    } else if divides(1_000_000, ns) {
+        format!("{}ms", ns / 1_000_000)
+    } else if divides(1_000, ns) {
+        format!("{}us", ns / 1_000)
+    } else {
+        format!("{}us", ns as f64 / 1e3)
+    }
+}
+
+/// A rate the way a user would write it.
+pub fn fmt_rate(bps: u64) -> String {
+    if divides(1_000_000_000, u128::from(bps)) {
+        format!("{}gbit", bps / 1_000_000_000)
+    } else if divides(1_000_000, u128::from(bps)) {
+        format!("{}mbit", bps / 1_000_000)
+    } else if divides(1000, u128::from(bps)) {
+        format!("{}kbit", bps / 1000)
+    } else {
+        format!("{bps}bit")
+    }
+}
+
+/// A byte count with a binary unit, for humans.
+pub fn fmt_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} B");
+    }
+    let mut v = b as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.2} {unit}")
+}
+
+/// A path spec written back in the command line's syntax.
+pub fn fmt_path(p: &PathSpec) -> String {
+    let mut s = format!("{}/{}", fmt_rate(p.rate_bps), fmt_duration(p.delay));
+    let pct = |v: f64| format!("{}%", (v * 100.0 * 1e6).round() / 1e6);
+    if p.loss > 0.0 {
+        s += &format!("/loss={}", pct(p.loss));
+    }
+    if let Some(q) = p.queue_bytes {
+        s += &format!("/queue={q}");
+    }
+    if let Some(d) = p.down_at {
+        s += &format!("/down={}", fmt_duration(d));
+    }
+    if let Some(u) = p.up_at {
+        s += &format!("/up={}", fmt_duration(u));
+    }
+    if p.reorder > 0.0 {
+        s += &format!("/reorder={}", pct(p.reorder));
+    }
+    if p.duplicate > 0.0 {
+        s += &format!("/dup={}", pct(p.duplicate));
+    }
+    if p.mtu != 1500 {
+        s += &format!("/mtu={}", p.mtu);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates() {
+        assert_eq!(parse_rate("100mbit"), Ok(100_000_000));
+        assert_eq!(parse_rate("1gbit"), Ok(1_000_000_000));
+        assert_eq!(parse_rate("10Gbit"), Ok(10_000_000_000));
+        assert_eq!(parse_rate("500kbit"), Ok(500_000));
+        assert_eq!(parse_rate("1.5mbit"), Ok(1_500_000));
+        assert_eq!(parse_rate("9600bit"), Ok(9600));
+        for bad in [
+            "100",
+            "mbit",
+            "100mb",
+            "100 mbit",
+            "-1mbit",
+            "1.2.3mbit",
+            "",
+        ] {
+            let e = parse_rate(bad).unwrap_err();
+            assert!(e.contains("bad rate"), "{bad}: {e}");
+        }
+        assert!(parse_rate("0mbit")
+            .unwrap_err()
+            .contains("must be positive"));
+        assert!(parse_rate("0.0001bit")
+            .unwrap_err()
+            .contains("must be positive"));
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_time("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_time("500us"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_time("0.5ms"), Ok(Duration::from_micros(500)));
+        assert_eq!(parse_time("0ms"), Ok(Duration::ZERO));
+        for bad in ["10", "10xs", "ms", "10 ms", "-5ms", "1m", "10MS"] {
+            let e = parse_time(bad).unwrap_err();
+            assert!(e.contains("expected e.g. 10ms"), "{bad}: {e}");
+        }
+        assert!(parse_time("9999999999999s")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100000"), Ok(100_000));
+        assert_eq!(parse_size("100B"), Ok(100));
+        assert_eq!(parse_size("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("10k"), Ok(10_000));
+        assert_eq!(parse_size("10K"), Ok(10_000));
+        assert_eq!(parse_size("10kB"), Ok(10_000));
+        assert_eq!(parse_size("3M"), Ok(3_000_000));
+        assert_eq!(parse_size("3MB"), Ok(3_000_000));
+        assert_eq!(parse_size("2G"), Ok(2_000_000_000));
+        assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("0.5KiB"), Ok(512));
+        for bad in ["", "MiB", "64mib", "64 MiB", "64Mi", "12x", "-1", "1e6"] {
+            let e = parse_size(bad).unwrap_err();
+            assert!(e.contains("bad size"), "{bad}: {e}");
+        }
+        assert!(parse_size("99999999999GiB")
+            .unwrap_err()
+            .contains("too large"));
+    }
+
+    #[test]
+    fn percentages() {
+        assert_eq!(parse_percent("1%"), Ok(0.01));
+        assert_eq!(parse_percent("0.5%"), Ok(0.005));
+        assert_eq!(parse_percent("2"), Ok(0.02));
+        assert_eq!(parse_percent("100%"), Ok(1.0));
+        assert_eq!(parse_percent("0%"), Ok(0.0));
+        assert!(parse_percent("150%")
+            .unwrap_err()
+            .contains("outside 0..100%"));
+        assert!(parse_percent("-1%").unwrap_err().contains("bad percentage"));
+        assert!(parse_percent("%").unwrap_err().contains("bad percentage"));
+        assert!(parse_percent("abc").unwrap_err().contains("bad percentage"));
+    }
+
+    #[test]
+    fn path_specs() {
+        let p = parse_path("100mbit/10ms").unwrap();
+        assert_eq!(p, PathSpec::new(100_000_000, Duration::from_millis(10)));
+
+        let p = parse_path(
+            "20mbit/40ms/loss=1%/queue=64KiB/down=2s/up=2500ms/reorder=0.5%/dup=2%/mtu=1280",
+        )
+        .unwrap();
+        assert_eq!(p.rate_bps, 20_000_000);
+        assert_eq!(p.delay, Duration::from_millis(40));
+        assert_eq!(p.loss, 0.01);
+        assert_eq!(p.queue_bytes, Some(65536));
+        assert_eq!(p.down_at, Some(Duration::from_secs(2)));
+        assert_eq!(p.up_at, Some(Duration::from_millis(2500)));
+        assert_eq!(p.reorder, 0.005);
+        assert_eq!(p.duplicate, 0.02);
+        assert_eq!(p.mtu, 1280);
+        assert_eq!(parse_path(&fmt_path(&p)), Ok(p));
+
+        let p = parse_path("100mbit/5ms/down=2s").unwrap();
+        assert_eq!((p.down_at, p.up_at), (Some(Duration::from_secs(2)), None));
+    }
+
+    #[test]
+    fn bad_path_specs_name_the_bad_part() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "100mbit/10xs",
+                "invalid path spec \"100mbit/10xs\": bad delay \"10xs\" (expected e.g. 10ms, 1s, 500us)",
+            ),
+            (
+                "100mbit/10ms/lost=1%",
+                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu)",
+            ),
+            (
+                "100mbps/10ms",
+                "invalid path spec \"100mbps/10ms\": bad rate \"100mbps\" (expected e.g. 100mbit, 1gbit, 500kbit)",
+            ),
+            (
+                "0mbit/10ms",
+                "invalid path spec \"0mbit/10ms\": rate \"0mbit\" must be positive",
+            ),
+            (
+                "100mbit/10ms/loss=150%",
+                "invalid path spec \"100mbit/10ms/loss=150%\": loss: percentage \"150%\" outside 0..100%",
+            ),
+            ("100mbit", "invalid path spec \"100mbit\": expected RATE/DELAY"),
+            ("", "invalid path spec \"\": expected RATE/DELAY"),
+            ("100mbit/10ms/loss", "expected option=value, got \"loss\""),
+            ("100mbit/10ms/", "expected option=value, got \"\""),
+            ("100mbit/10ms/queue=lots", "queue: bad size \"lots\""),
+            ("100mbit/10ms/down=soon", "down: bad time \"soon\""),
+            ("100mbit/10ms/mtu=40", "mtu: bad mtu \"40\" (expected 68..65535)"),
+            ("100mbit/10ms/mtu=x", "mtu: bad mtu \"x\""),
+            ("100mbit/10ms/dup=x", "dup: bad percentage \"x\""),
+            ("100mbit/10ms/reorder=101", "reorder: percentage \"101\" outside"),
+            ("100mbit/10ms/up=1s", "up= given without down="),
+            ("100mbit/10ms/down=2s/up=1s", "up=1s is not after down=2s"),
+        ];
+        for (spec, want) in cases {
+            let e = parse_path(spec).unwrap_err();
+            assert!(e.contains(want), "{spec}: got {e:?}, want {want:?}");
+        }
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(fmt_duration(Duration::from_millis(10)), "10ms");
+        assert_eq!(fmt_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(fmt_duration(Duration::from_micros(250)), "250us");
+        assert_eq!(fmt_rate(100_000_000), "100mbit");
+        assert_eq!(fmt_rate(10_000_000_000), "10gbit");
+        assert_eq!(fmt_rate(1_500_000), "1500kbit");
+        assert_eq!(fmt_bytes(64 << 20), "64.00 MiB");
+        assert_eq!(fmt_bytes(1000), "1000 B");
+        assert_eq!(
+            fmt_path(&parse_path("1gbit/1ms/loss=0.1%").unwrap()),
+            "1gbit/1ms/loss=0.1%"
+        );
+    }
+}

@@ -1,0 +1,156 @@
+//! The `braid` binary as a user runs it.
+
+use std::process::{Command, Output};
+
+fn braid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_braid"))
+        .args(args)
+        .output()
+        .expect("run braid")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_delay_is_a_usage_error_naming_it() {
+    let o = braid(&["sim", "--path", "100mbit/10xs"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: invalid path spec \"100mbit/10xs\": bad delay \"10xs\" (expected e.g. 10ms, 1s, 500us)"
+    );
+}
+
+#[test]
+fn unknown_path_option_lists_the_known_ones() {
+    let o = braid(&[
+        "sim",
+        "--path",
+        "100mbit/10ms",
+        "--path",
+        "100mbit/10ms/lost=1%",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu)"
+    );
+}
+
+#[test]
+fn other_bad_values_are_usage_errors() {
+    for (args, needle) in [
+        (
+            &["sim", "--path", "100mbit/10ms/loss=101%"][..],
+            "outside 0..100%",
+        ),
+        (&["sim", "--path", "0gbit/1ms"][..], "must be positive"),
+        (
+            &["sim", "--bytes", "lots"][..],
+            "--bytes: bad size \"lots\"",
+        ),
+        (
+            &["sim", "--time-limit", "1h"][..],
+            "--time-limit: bad time \"1h\"",
+        ),
+        (&["sim", "--cc", "bbr"][..], "invalid value 'bbr'"),
+        (&["sim", "--frobnicate"][..], "unexpected argument"),
+        (
+            &["sim", "--mode", "mptcp", "--json"][..],
+            "mptcp mode is not implemented yet",
+        ),
+        (&[][..], "Usage"),
+    ] {
+        let o = braid(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+}
+
+#[test]
+fn help_documents_the_spec_syntax() {
+    let o = braid(&["sim", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "--path <SPEC>",
+        "RATE/DELAY",
+        "--bytes <SIZE>",
+        "--json",
+        "KiB",
+    ] {
+        assert!(out.contains(needle), "help lacks {needle}");
+    }
+}
+
+#[test]
+fn json_run_prints_one_parsable_object() {
+    let o = braid(&[
+        "sim",
+        "--path",
+        "50mbit/5ms/loss=0.5%",
+        "--bytes",
+        "1MiB",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["mode"], "tcp");
+    assert_eq!(v["bytes"], 1 << 20);
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["completed"], true);
+    assert_eq!(v["seed"], 3);
+    assert!(v["sim_seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(v["goodput_mbps"].as_f64().unwrap() > 0.0);
+    let sf = &v["subflows"][0];
+    assert_eq!(sf["path"], 0);
+    assert!(sf["bytes_sent"].as_u64().unwrap() >= 1 << 20);
+    assert!(sf["retransmitted_bytes"].is_u64());
+    assert!(sf["srtt_ms"].as_f64().unwrap() >= 10.0);
+    assert_eq!(v["links"].as_array().unwrap().len(), 2);
+    assert_eq!(v["links"][0]["direction"], "client_to_server");
+    assert_eq!(v["trace_sha256"].as_str().unwrap().len(), 64);
+    assert!(v["counters"]["client"]["PacketsOut"].as_u64().unwrap() > 0);
+
+    // One seed, one run.
+    let again = braid(&[
+        "sim",
+        "--path",
+        "50mbit/5ms/loss=0.5%",
+        "--bytes",
+        "1MiB",
+        "--seed",
+        "3",
+        "--json",
+    ]);
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["trace_sha256"], w["trace_sha256"]);
+}
+
+#[test]
+fn human_summary_and_failure_exit_status() {
+    let o = braid(&["sim", "--bytes", "1MiB", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "braid sim: tcp, 1 path",
+        "path 0: 100mbit/10ms",
+        "intact: yes",
+        "goodput",
+        "simulation speed",
+    ] {
+        assert!(out.contains(needle), "summary lacks {needle}:\n{out}");
+    }
+    let o = braid(&["sim", "--bytes", "64MiB", "--time-limit", "1s", "--quiet"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("time limit"));
+}
