@@ -23,8 +23,11 @@ if [ "$fuzz" = 1 ]; then
   fi
   for target in $(cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz list); do
     echo "== fuzz $target for ${fuzz_seconds}s"
-    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- \
-      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 corpus/"$target")
+    # New inputs go to a scratch directory; the committed seeds stay as they are.
+    scratch=$(mktemp -d)
+    (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$scratch" corpus/"$target" -- \
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048)
+    rm -rf "$scratch"
   done
 fi
 echo "== all tests passed"

@@ -2,6 +2,7 @@
 //! answers segments for closed ports with RST, and hands out what to transmit and when to wake.
 
 use crate::counters::Counters;
+use crate::hash::KeyedState;
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
 use crate::tcp::{TcpConfig, TcpState};
@@ -177,8 +178,8 @@ pub struct Endpoint {
     rng: Rng,
     local_addrs: Vec<IpAddr>,
     listeners: HashMap<u16, Listener>,
-    conns: HashMap<ConnHandle, Conn>,
-    demux: HashMap<(SocketAddr, SocketAddr), ConnHandle>,
+    conns: HashMap<ConnHandle, Conn, KeyedState>,
+    demux: HashMap<(SocketAddr, SocketAddr), ConnHandle, KeyedState>,
     next_handle: u64,
     events: VecDeque<Event>,
     rsts: VecDeque<PendingRst>,
@@ -190,14 +191,16 @@ impl Endpoint {
     /// `seed` drives initial sequence numbers, timestamp offsets and ephemeral ports (public
     /// randomness; RFC 6528 asks ISNs to be unpredictable: the driver seeds from a secure source).
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
+        let mut rng = Rng::new(seed);
+        let hash_key = KeyedState::new(rng.next_u64(), rng.next_u64());
         Endpoint {
             config,
             counters: Counters::default(),
-            rng: Rng::new(seed),
+            rng,
             local_addrs: Vec::new(),
             listeners: HashMap::new(),
-            conns: HashMap::new(),
-            demux: HashMap::new(),
+            conns: HashMap::with_hasher(hash_key),
+            demux: HashMap::with_hasher(hash_key),
             next_handle: 1,
             events: VecDeque::new(),
             rsts: VecDeque::new(),

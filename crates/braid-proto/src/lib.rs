@@ -12,6 +12,7 @@
 
 pub mod counters;
 pub mod endpoint;
+pub mod hash;
 pub mod mptcp;
 pub mod rng;
 pub mod tcp;

@@ -94,9 +94,14 @@ pub struct SubflowReport {
 pub struct Report {
     pub mode: Mode,
     pub bytes: u64,
-    /// The receiving application read exactly the bytes the sender wrote (compared byte for
-    /// byte, which implies equal SHA-256 digests) and saw EOF after them.
+    /// The receiving application read exactly the bytes the client application wrote, compared
+    /// byte for byte with the regenerated sender stream (which implies that `sha256` equals the
+    /// digest of the sent stream), and saw EOF after them.
     pub intact: bool,
+    /// Lower-case hex SHA-256 of the bytes the receiving application read (all of them, also
+    /// when the run did not complete). Computed on the checking thread, not the simulation's.
+    /// Empty only if that thread failed.
+    pub sha256: String,
     pub sim_seconds: f64,
     pub wall_seconds: f64,
     pub goodput_mbps: f64,

@@ -2,6 +2,7 @@
 //! thread both regenerate it from the seed, so the sent bytes are never stored.
 
 use braid_proto::rng::Rng;
+use sha2::{Digest, Sha256};
 
 /// Salt that keeps the data stream apart from every other use of the seed.
 const STREAM_SALT: u64 = 0x6461_7461_5f73_7472;
@@ -59,10 +60,12 @@ impl StreamGen {
     }
 }
 
-/// Compares bytes read by the receiver, in order, with the stream.
+/// Compares bytes read by the receiver, in order, with the stream, and hashes them (SHA-256).
 #[derive(Debug)]
 pub(crate) struct StreamCheck {
     gen: StreamGen,
+    /// SHA-256 of every byte fed so far, i.e. of what the receiver read.
+    hash: Sha256,
     /// Bytes compared so far.
     pub(crate) checked: u64,
     /// Stream offset of the first byte that differed.
@@ -73,6 +76,7 @@ impl StreamCheck {
     pub(crate) fn new(seed: u64) -> Self {
         StreamCheck {
             gen: StreamGen::new(seed),
+            hash: Sha256::new(),
             checked: 0,
             first_mismatch: None,
         }
@@ -80,6 +84,7 @@ impl StreamCheck {
 
     /// The next bytes the receiver read.
     pub(crate) fn feed(&mut self, mut data: &[u8]) {
+        self.hash.update(data);
         while !data.is_empty() {
             let want = self.gen.peek();
             let n = want.len().min(data.len());
@@ -92,6 +97,22 @@ impl StreamCheck {
             data = &data[n..];
         }
     }
+
+    /// Lower-case hex SHA-256 of all bytes fed so far.
+    pub(crate) fn sha256_hex(&self) -> String {
+        hex(&self.hash.clone().finalize())
+    }
+}
+
+/// Lower-case hex of `bytes`.
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -108,6 +129,20 @@ mod tests {
             g.consume(n);
         }
         out
+    }
+
+    #[test]
+    fn sha256_of_nothing_and_abc() {
+        // FIPS 180-2 appendix B.1 and the empty-message digest.
+        let c = StreamCheck::new(1);
+        assert_eq!(
+            c.sha256_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            hex(&Sha256::digest(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
@@ -128,6 +163,9 @@ mod tests {
             c.feed(piece);
         }
         assert_eq!((c.checked, c.first_mismatch), (300_001, None));
+        // The digest is that of the bytes read, however they were fed.
+        assert_eq!(c.sha256_hex(), hex(&Sha256::digest(&good)));
+        assert_eq!(c.sha256_hex().len(), 64);
 
         for pos in [0usize, 65_535, 65_536, 300_000] {
             let mut bad = good.clone();
@@ -137,6 +175,9 @@ mod tests {
                 c.feed(piece);
             }
             assert_eq!(c.first_mismatch, Some(pos as u64));
+            // ... and it hashes what was read, not what was expected.
+            assert_eq!(c.sha256_hex(), hex(&Sha256::digest(&bad)));
+            assert_ne!(c.sha256_hex(), hex(&Sha256::digest(&good)));
         }
 
         // Another seed's stream is caught at once.

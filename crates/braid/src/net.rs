@@ -140,9 +140,13 @@ fn random_seed() -> u64 {
 fn open(net: &NetArgs, seed: u64) -> Result<Driver, ExitCode> {
     let mut config = EndpointConfig::default();
     config.tcp.cc = net.cc.clone();
-    // The engine has one MSS: the smallest any path allows (IPv6 headers are 20 bytes longer).
-    if let Some(mss) = net.paths.iter().map(PathSpec::mss).min() {
-        config.tcp.mss = config.tcp.mss.min(mss);
+    // The engine's MSS is the IPv4 one (it takes 20 bytes off for IPv6 connections itself):
+    // the smallest MTU of any path decides.
+    if let Some(mtu) = net.paths.iter().map(|p| p.mtu).min() {
+        config.tcp.mss = config
+            .tcp
+            .mss
+            .min(mtu.saturating_sub(40).min(u16::MAX as u32) as u16);
     }
     if let Err(e) = Endpoint::validate_config(&config) {
         return Err(usage_error(&e.to_string()));

@@ -205,6 +205,7 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
         ),
     };
     s += &format!("{result}\n");
+    s += &format!("sha256:    {} (of the bytes read)\n", r.sha256);
     s += &format!(
         "sim time:  {:.3} s   goodput {:.2} Mbit/s\n",
         r.sim_seconds, r.goodput_mbps

@@ -274,6 +274,12 @@ impl Tcb {
             0
         };
         let iss = Seq(iss);
+        let mut cfg = cfg.clone();
+        if remote.is_ipv6() {
+            // The configured MSS is for IPv4; the IPv6 header is 20 bytes longer.
+            cfg.mss = cfg.mss.saturating_sub(20).max(64);
+        }
+        let cfg = &cfg;
         Some(Tcb {
             state,
             local,
@@ -1462,9 +1468,12 @@ impl Tcb {
             window: 0,
             ..Default::default()
         };
+        if flags & TcpFlags::RST == 0 {
+            // Every segment but a RST carries our window; a SYN's is never scaled (RFC 7323 §2.2).
+            r.window = self.window_to_advertise(syn);
+        }
         if flags & TcpFlags::ACK != 0 {
             r.ack = self.rcv_nxt.0;
-            r.window = self.window_to_advertise(syn);
             self.last_ack_sent = self.rcv_nxt;
             self.unacked_rcv_bytes = 0;
             self.ack_now = false;
