@@ -3,6 +3,7 @@
 
 use crate::counters::Counters;
 use crate::hash::KeyedState;
+use crate::mptcp::{MptcpConfig, MptcpInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
 use crate::tcp::{TcpConfig, TcpState};
@@ -24,6 +25,8 @@ pub struct EndpointConfig {
     pub backlog: usize,
     /// Upper bound on connections (all states) the endpoint keeps; beyond it SYNs are refused.
     pub max_connections: usize,
+    /// Multipath TCP (RFC 8684).
+    pub mptcp: MptcpConfig,
 }
 
 impl Default for EndpointConfig {
@@ -32,6 +35,7 @@ impl Default for EndpointConfig {
             tcp: TcpConfig::default(),
             backlog: 128,
             max_connections: 4096,
+            mptcp: MptcpConfig::default(),
         }
     }
 }
@@ -135,6 +139,8 @@ pub struct ConnInfo {
     pub peer_window: u32,
     pub mss: u16,
     pub cc: &'static str,
+    /// The MPTCP side; `None` for a connection that never tried MPTCP.
+    pub mptcp: Option<MptcpInfo>,
 }
 
 /// Most RSTs waiting to be sent for segments that match no connection; beyond it they are dropped.
@@ -709,6 +715,7 @@ impl Endpoint {
             peer_window: t.peer_window(),
             mss: t.smss() as u16,
             cc: t.cc_name(),
+            mptcp: None,
         })
     }
 

@@ -20,5 +20,6 @@ pub mod time;
 
 pub use counters::Counters;
 pub use endpoint::{ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, Transmit};
+pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 pub use tcp::{TcpConfig, TcpState};
 pub use time::Instant;

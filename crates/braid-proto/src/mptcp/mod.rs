@@ -1,3 +1,6 @@
-//! MPTCP (RFC 8684): the pieces of the connection-level engine.
+//! Multipath TCP (RFC 8684): crypto, settings and (soon) the connection level.
 
+pub mod api;
 pub mod crypto;
+
+pub use api::{MptcpConfig, MptcpInfo, SubflowInfo};
