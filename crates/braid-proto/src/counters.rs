@@ -28,6 +28,68 @@ pub struct Counters {
     pub not_for_us: u64,
     /// RSTs not sent because too many were waiting.
     pub rst_dropped: u64,
+    /// MPTCP: the kernel's `MPCapableSYNRX`.
+    pub mp_capable_syn_rx: u64,
+    /// MPTCP: the kernel's `MPCapableSYNTX`.
+    pub mp_capable_syn_tx: u64,
+    /// MPTCP: the kernel's `MPCapableSYNACKRX`.
+    pub mp_capable_synack_rx: u64,
+    /// MPTCP: the kernel's `MPCapableACKRX`.
+    pub mp_capable_ack_rx: u64,
+    /// MPTCP: the kernel's `MPCapableFallbackACK`.
+    pub mp_capable_fallback_ack: u64,
+    /// MPTCP: the kernel's `MPCapableFallbackSYNACK`.
+    pub mp_capable_fallback_synack: u64,
+    /// MPTCP: the kernel's `MPFallbackTokenInit`.
+    pub mp_fallback_token_init: u64,
+    /// MPTCP: the kernel's `MPTCPRetrans`.
+    pub mp_retrans: u64,
+    /// MPTCP: the kernel's `MPJoinNoTokenFound`.
+    pub mp_join_no_token_found: u64,
+    /// MPTCP: the kernel's `MPJoinSynRx`.
+    pub mp_join_syn_rx: u64,
+    /// MPTCP: the kernel's `MPJoinSynAckRx`.
+    pub mp_join_synack_rx: u64,
+    /// MPTCP: the kernel's `MPJoinSynAckHMacFailure`.
+    pub mp_join_synack_hmac_failure: u64,
+    /// MPTCP: the kernel's `MPJoinAckRx`.
+    pub mp_join_ack_rx: u64,
+    /// MPTCP: the kernel's `MPJoinAckHMacFailure`.
+    pub mp_join_ack_hmac_failure: u64,
+    /// MPTCP: the kernel's `DSSNotMatching`.
+    pub mp_dss_not_matching: u64,
+    /// MPTCP: the kernel's `InfiniteMapRx`.
+    pub mp_infinite_map_rx: u64,
+    /// MPTCP: the kernel's `DataCsumErr`.
+    pub mp_data_csum_err: u64,
+    /// MPTCP: the kernel's `OFOQueue`.
+    pub mp_ofo_queue: u64,
+    /// MPTCP: the kernel's `DuplicateData`.
+    pub mp_duplicate_data: u64,
+    /// MPTCP: the kernel's `AddAddr`.
+    pub mp_add_addr: u64,
+    /// MPTCP: the kernel's `EchoAdd`.
+    pub mp_echo_add: u64,
+    /// MPTCP: the kernel's `RmAddr`.
+    pub mp_rm_addr: u64,
+    /// MPTCP: the kernel's `MPPrioTx`.
+    pub mp_prio_tx: u64,
+    /// MPTCP: the kernel's `MPPrioRx`.
+    pub mp_prio_rx: u64,
+    /// MPTCP: the kernel's `MPFailRx`.
+    pub mp_fail_rx: u64,
+    /// MPTCP: the kernel's `MPFastcloseRx`.
+    pub mp_fastclose_rx: u64,
+    /// MPTCP: the kernel's `MPRstRx`.
+    pub mp_rst_rx: u64,
+    /// MPTCP: the kernel's `MPRstTx`.
+    pub mp_rst_tx: u64,
+    /// MPTCP: the kernel's `Reinjections`.
+    pub mp_reinjections: u64,
+    /// MPTCP: the kernel's `SubflowsTooMany`.
+    pub mp_subflows_too_many: u64,
+    /// MPTCP: the kernel's `MPJoinSynTx`.
+    pub mp_join_syn_tx: u64,
 }
 
 impl Counters {
@@ -54,6 +116,37 @@ impl Counters {
             ("OfoDropped", self.ooo_dropped),
             ("NotForUs", self.not_for_us),
             ("RstDropped", self.rst_dropped),
+            ("MPCapableSYNRX", self.mp_capable_syn_rx),
+            ("MPCapableSYNTX", self.mp_capable_syn_tx),
+            ("MPCapableSYNACKRX", self.mp_capable_synack_rx),
+            ("MPCapableACKRX", self.mp_capable_ack_rx),
+            ("MPCapableFallbackACK", self.mp_capable_fallback_ack),
+            ("MPCapableFallbackSYNACK", self.mp_capable_fallback_synack),
+            ("MPFallbackTokenInit", self.mp_fallback_token_init),
+            ("MPTCPRetrans", self.mp_retrans),
+            ("MPJoinNoTokenFound", self.mp_join_no_token_found),
+            ("MPJoinSynRx", self.mp_join_syn_rx),
+            ("MPJoinSynAckRx", self.mp_join_synack_rx),
+            ("MPJoinSynAckHMacFailure", self.mp_join_synack_hmac_failure),
+            ("MPJoinAckRx", self.mp_join_ack_rx),
+            ("MPJoinAckHMacFailure", self.mp_join_ack_hmac_failure),
+            ("DSSNotMatching", self.mp_dss_not_matching),
+            ("InfiniteMapRx", self.mp_infinite_map_rx),
+            ("DataCsumErr", self.mp_data_csum_err),
+            ("OFOQueue", self.mp_ofo_queue),
+            ("DuplicateData", self.mp_duplicate_data),
+            ("AddAddr", self.mp_add_addr),
+            ("EchoAdd", self.mp_echo_add),
+            ("RmAddr", self.mp_rm_addr),
+            ("MPPrioTx", self.mp_prio_tx),
+            ("MPPrioRx", self.mp_prio_rx),
+            ("MPFailRx", self.mp_fail_rx),
+            ("MPFastcloseRx", self.mp_fastclose_rx),
+            ("MPRstRx", self.mp_rst_rx),
+            ("MPRstTx", self.mp_rst_tx),
+            ("Reinjections", self.mp_reinjections),
+            ("SubflowsTooMany", self.mp_subflows_too_many),
+            ("MPJoinSynTx", self.mp_join_syn_tx),
         ]
         .into_iter()
     }

@@ -3,11 +3,14 @@
 
 use crate::counters::Counters;
 use crate::hash::KeyedState;
-use crate::mptcp::{MptcpConfig, MptcpInfo};
+use crate::mptcp::conn::{MpLevel, Role, SubflowMp};
+use crate::mptcp::crypto::{token_and_idsn, KeySource};
+use crate::mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
 use crate::tcp::{TcpConfig, TcpState};
 use crate::time::Instant;
+use braid_wire::mptcp::{MptcpOption, ResetReason};
 use braid_wire::{IpRepr, TcpFlags, TcpRepr};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -155,15 +158,66 @@ struct Listener {
     half_open: usize,
 }
 
+/// One connection as the application names it: its subflows (one for plain TCP) and, for
+/// MPTCP, the connection level.
 #[derive(Debug)]
 struct Conn {
-    tcb: Tcb,
+    /// Subflow 0 is the initial one; closed subflows stay for `conn_info`.
+    subs: Vec<Tcb>,
+    /// The MPTCP connection level (RFC 8684); `None` for plain TCP.
+    level: Option<Box<MpLevel>>,
+    /// Subflow `poll_transmit` asks first (fair turns between subflows).
+    tx_next: usize,
+    /// The application was told the connection closed (MPTCP).
+    closed_told: bool,
     /// The listening port it came from, until it is accepted.
     listener: Option<u16>,
     /// The application knows this handle (active open, or accepted / announced).
     visible: bool,
     /// In the transmit queue.
     queued: bool,
+}
+
+impl Conn {
+    fn tcb(&self) -> &Tcb {
+        &self.subs[0]
+    }
+    fn tcb_mut(&mut self) -> &mut Tcb {
+        &mut self.subs[0]
+    }
+    /// Every subflow is closed.
+    fn all_closed(&self) -> bool {
+        self.subs.iter().all(|t| t.state == TcpState::Closed)
+    }
+    /// The state the application sees: the first live subflow's (subflow 0's once all closed).
+    fn state(&self) -> TcpState {
+        self.subs
+            .iter()
+            .map(|t| t.state)
+            .find(|&s| s != TcpState::Closed)
+            .unwrap_or(TcpState::Closed)
+    }
+}
+
+/// Calls `f` on subflow `i` with the connection level lent to its TCB (a pointer swap), so the
+/// TCB's MPTCP hooks reach both levels.
+fn lend<R>(c: &mut Conn, i: usize, f: impl FnOnce(&mut Tcb) -> R) -> R {
+    let t = &mut c.subs[i];
+    t.level = c.level.take();
+    let r = f(t);
+    c.level = t.level.take();
+    r
+}
+
+/// The packet scheduler (RFC 8684 leaves the choice to the implementation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sched {
+    /// Lowest smoothed RTT among subflows with congestion window room (Linux's default).
+    MinRtt,
+    /// Subflows in turn.
+    RoundRobin,
+    /// Every chunk on every subflow.
+    Redundant,
 }
 
 /// A RST for a segment that matched no connection (RFC 9293 §3.10.7.1).
@@ -174,6 +228,8 @@ struct PendingRst {
     seq: u32,
     ack: u32,
     with_ack: bool,
+    /// MP_TCPRST reason to carry (RFC 8684 §3.6).
+    mp_reason: Option<ResetReason>,
 }
 
 /// One host's TCP stack.
@@ -185,22 +241,43 @@ pub struct Endpoint {
     local_addrs: Vec<IpAddr>,
     listeners: HashMap<u16, Listener>,
     conns: HashMap<ConnHandle, Conn, KeyedState>,
-    demux: HashMap<(SocketAddr, SocketAddr), ConnHandle, KeyedState>,
+    /// (local, remote) of a subflow -> its connection and subflow index.
+    demux: HashMap<(SocketAddr, SocketAddr), (ConnHandle, usize), KeyedState>,
     next_handle: u64,
     events: VecDeque<Event>,
     rsts: VecDeque<PendingRst>,
     tx_queue: VecDeque<ConnHandle>,
     limiter: ChallengeLimiter,
+    /// Secret randomness for MPTCP keys, apart from the public `rng`.
+    keys: KeySource,
+    /// Local MPTCP tokens of live connections (RFC 8684 §3.2: MP_JOIN names the connection).
+    tokens: HashMap<u32, ConnHandle, KeyedState>,
+    sched: Sched,
+    /// The client path manager opens subflows ("fullmesh"); "none" opens nothing.
+    fullmesh: bool,
+    /// Copy space between subflow and connection-level buffers.
+    scratch: Vec<u8>,
 }
+
+/// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
+const KEY_SEED_MIX: u64 = 0x6d70_7463_705f_6b65;
 
 impl Endpoint {
     /// `seed` drives initial sequence numbers, timestamp offsets and ephemeral ports (public
     /// randomness; RFC 6528 asks ISNs to be unpredictable: the driver seeds from a secure source).
+    ///
+    /// MPTCP keys come from `KeySource::deterministic(seed ^ constant)` so that the simulator is
+    /// reproducible; such keys are predictable: real drivers must use
+    /// [`Endpoint::with_key_source`] with `KeySource::os()`.
     pub fn new(config: EndpointConfig, seed: u64) -> Self {
+        Self::with_key_source(config, seed, KeySource::deterministic(seed ^ KEY_SEED_MIX))
+    }
+
+    /// Like [`Endpoint::new`], with MPTCP keys (RFC 8684 §3.1) drawn from `keys`.
+    pub fn with_key_source(config: EndpointConfig, seed: u64, keys: KeySource) -> Self {
         let mut rng = Rng::new(seed);
         let hash_key = KeyedState::new(rng.next_u64(), rng.next_u64());
         Endpoint {
-            config,
             counters: Counters::default(),
             rng,
             local_addrs: Vec::new(),
@@ -212,6 +289,26 @@ impl Endpoint {
             rsts: VecDeque::new(),
             tx_queue: VecDeque::new(),
             limiter: ChallengeLimiter::default(),
+            keys,
+            tokens: HashMap::with_hasher(hash_key),
+            sched: match config.mptcp.scheduler.as_str() {
+                "roundrobin" => Sched::RoundRobin,
+                "redundant" => Sched::Redundant,
+                _ => Sched::MinRtt,
+            },
+            fullmesh: config.mptcp.path_manager != "none",
+            scratch: vec![0; 64 << 10],
+            config,
+        }
+    }
+
+    /// A fresh MPTCP key whose token no live connection uses (redrawn on collision).
+    fn fresh_key(&mut self) -> u64 {
+        loop {
+            let key = self.keys.next_key();
+            if !self.tokens.contains_key(&token_and_idsn(key).0) {
+                return key;
+            }
         }
     }
 
@@ -241,6 +338,18 @@ impl Endpoint {
             return Err(Error::InvalidConfig(format!(
                 "min_rto {:?} is below Linux's 200 ms floor",
                 t.min_rto
+            )));
+        }
+        if !["minrtt", "roundrobin", "redundant"].contains(&config.mptcp.scheduler.as_str()) {
+            return Err(Error::InvalidConfig(format!(
+                "unknown scheduler {:?} (known: minrtt, roundrobin, redundant)",
+                config.mptcp.scheduler
+            )));
+        }
+        if !["fullmesh", "none"].contains(&config.mptcp.path_manager.as_str()) {
+            return Err(Error::InvalidConfig(format!(
+                "unknown path manager {:?} (known: fullmesh, none)",
+                config.mptcp.path_manager
             )));
         }
         if crate::tcp::cc::new_cc(&t.cc, t.mss as u32).is_none() {
@@ -291,34 +400,61 @@ impl Endpoint {
         if self.conns.len() >= self.config.max_connections {
             return Err(Error::AddrInUse);
         }
+        let l = self.pick_port(local, remote).ok_or(Error::AddrInUse)?;
+        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let mut tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
+            .ok_or(Error::AddrNotAvailable)?;
+        self.counters.active_opens += 1;
+        let mut level = None;
+        if self.config.mptcp.enabled {
+            let key = self.fresh_key();
+            tcb.mp = Some(Box::new(SubflowMp::initial()));
+            level = Some(Box::new(MpLevel::client(
+                key,
+                self.config.mptcp.checksum,
+                self.config.tcp.send_buffer,
+                self.config.tcp.recv_buffer,
+            )));
+            self.counters.mp_capable_syn_tx += 1;
+        }
+        let h = self.insert(tcb, level, None, true);
+        Ok(h)
+    }
+
+    /// A free ephemeral port on `local` for a connection to `remote`.
+    fn pick_port(&mut self, local: IpAddr, remote: SocketAddr) -> Option<SocketAddr> {
         let span = (EPHEMERAL.end - EPHEMERAL.start) as u64;
         let first = self.rng.below(span) as u16;
-        let mut chosen = None;
         for i in 0..span as u16 {
             let port = EPHEMERAL.start + (first + i) % span as u16;
             let l = SocketAddr::new(local, port);
             if !self.demux.contains_key(&(l, remote)) && !self.listeners.contains_key(&port) {
-                chosen = Some(l);
-                break;
+                return Some(l);
             }
         }
-        let l = chosen.ok_or(Error::AddrInUse)?;
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
-        let tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
-            .ok_or(Error::AddrNotAvailable)?;
-        self.counters.active_opens += 1;
-        let h = self.insert(tcb, None, true);
-        Ok(h)
+        None
     }
 
-    fn insert(&mut self, tcb: Tcb, listener: Option<u16>, visible: bool) -> ConnHandle {
+    fn insert(
+        &mut self,
+        tcb: Tcb,
+        level: Option<Box<MpLevel>>,
+        listener: Option<u16>,
+        visible: bool,
+    ) -> ConnHandle {
         let h = ConnHandle(self.next_handle);
         self.next_handle += 1;
-        self.demux.insert((tcb.local, tcb.remote), h);
+        self.demux.insert((tcb.local, tcb.remote), (h, 0));
+        if let Some(lv) = level.as_deref() {
+            self.tokens.insert(lv.local_token, h);
+        }
         self.conns.insert(
             h,
             Conn {
-                tcb,
+                subs: vec![tcb],
+                level,
+                tx_next: 0,
+                closed_told: false,
                 listener,
                 visible,
                 queued: false,
@@ -360,9 +496,9 @@ impl Endpoint {
         }
         let local = SocketAddr::new(ip.dst(), seg.dst_port);
         let remote = SocketAddr::new(ip.src(), seg.src_port);
-        if let Some(&h) = self.demux.get(&(local, remote)) {
-            if self.time_wait_reuse(h, &seg) {
-                self.remove(h);
+        if let Some(&(h, i)) = self.demux.get(&(local, remote)) {
+            if self.time_wait_reuse(h, i, &seg) {
+                self.remove_subflow(h, i);
             } else {
                 let conn = self
                     .conns
@@ -373,7 +509,7 @@ impl Endpoint {
                     counters: &mut self.counters,
                     limiter: &mut self.limiter,
                 };
-                conn.tcb.on_segment(&mut ctx, &seg);
+                lend(conn, i, |t| t.on_segment(&mut ctx, &seg));
                 self.after_tcb(h, now);
                 return;
             }
@@ -383,16 +519,16 @@ impl Endpoint {
 
     /// RFC 6191 spirit: a SYN for a pair in TIME_WAIT with a higher sequence number (or newer
     /// timestamp) starts a new connection when someone listens.
-    fn time_wait_reuse(&self, h: ConnHandle, seg: &TcpRepr<'_>) -> bool {
-        let Some(c) = self.conns.get(&h) else {
+    fn time_wait_reuse(&self, h: ConnHandle, i: usize, seg: &TcpRepr<'_>) -> bool {
+        let Some(t) = self.conns.get(&h).and_then(|c| c.subs.get(i)) else {
             return false;
         };
-        c.tcb.state == TcpState::TimeWait
+        t.state == TcpState::TimeWait
             && seg.flags.syn()
             && !seg.flags.ack()
             && !seg.flags.rst()
             && self.listeners.contains_key(&seg.dst_port)
-            && c.tcb.accepts_new_syn(seg)
+            && t.accepts_new_syn(seg)
     }
 
     /// A segment for no connection: listeners take SYNs, the rest gets a RST (RFC 9293 §3.10.7.1-2).
@@ -416,6 +552,24 @@ impl Endpoint {
             if !f.syn() {
                 return;
             }
+            let mut mpc = None;
+            if self.config.mptcp.enabled {
+                for o in MptcpOption::parse_list(seg.options.mptcp).flatten() {
+                    match o {
+                        MptcpOption::MpCapable(m) if mpc.is_none() => mpc = Some(m),
+                        MptcpOption::MpJoinSyn {
+                            backup,
+                            addr_id,
+                            token,
+                            nonce,
+                        } => {
+                            self.accept_join(now, local, remote, seg, token, backup, addr_id, nonce);
+                            return;
+                        }
+                        _ => {}
+                    }
+                }
+            }
             if l.half_open + l.accept_queue.len() >= self.config.backlog
                 || self.conns.len() >= self.config.max_connections
             {
@@ -423,16 +577,47 @@ impl Endpoint {
                 return;
             }
             let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
-            let Some(tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
+            let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
             else {
                 return;
             };
             self.counters.passive_opens += 1;
+            let mut level = None;
+            if let Some(m) = mpc {
+                self.counters.mp_capable_syn_rx += 1;
+                // RFC 8684 §3.1: only version 1 is spoken; another version gets plain TCP.
+                if m.version == braid_wire::mptcp::MPTCP_VERSION {
+                    let key = self.fresh_key();
+                    let checksum = self.config.mptcp.checksum;
+                    tcb.set_mptcp(SubflowMp::initial(), true);
+                    level = Some(Box::new(MpLevel::server(
+                        key,
+                        checksum,
+                        &m,
+                        self.config.tcp.send_buffer,
+                        self.config.tcp.recv_buffer,
+                    )));
+                }
+            }
             if let Some(l) = self.listeners.get_mut(&seg.dst_port) {
                 l.half_open += 1;
             }
-            self.insert(tcb, Some(seg.dst_port), false);
+            self.insert(tcb, level, Some(seg.dst_port), false);
             return;
+        }
+        if self.config.mptcp.enabled && f.syn() && !f.ack() {
+            for o in MptcpOption::parse_list(seg.options.mptcp).flatten() {
+                if let MptcpOption::MpJoinSyn {
+                    backup,
+                    addr_id,
+                    token,
+                    nonce,
+                } = o
+                {
+                    self.accept_join(now, local, remote, seg, token, backup, addr_id, nonce);
+                    return;
+                }
+            }
         }
         self.counters.no_socket += 1;
         let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
@@ -443,6 +628,120 @@ impl Endpoint {
         }
     }
 
+    /// An MP_JOIN SYN (RFC 8684 §3.2): the token names the connection; unknown tokens, and
+    /// connections that cannot take another subflow, are refused with RST + MP_TCPRST (the
+    /// connection the token names is not affected). A known token gets a new subflow whose
+    /// SYN/ACK carries our HMAC; the third ACK's HMAC is checked before it carries data.
+    #[allow(clippy::too_many_arguments)]
+    fn accept_join(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &TcpRepr<'_>,
+        token: u32,
+        backup: bool,
+        addr_id: u8,
+        nonce: u32,
+    ) {
+        self.counters.mp_join_syn_rx += 1;
+        let max = self.config.mptcp.max_subflows;
+        let Some(&h) = self.tokens.get(&token) else {
+            self.refuse_join(local, remote, seg, false);
+            return;
+        };
+        let Some(c) = self.conns.get_mut(&h) else {
+            self.refuse_join(local, remote, seg, false);
+            return;
+        };
+        let ok = c
+            .level
+            .as_deref()
+            .is_some_and(|l| !l.fallback && l.fully_established && !l.closing);
+        let live = c.subs.iter().filter(|t| t.state != TcpState::Closed).count();
+        if !ok || live >= max || c.subs.len() >= 4 * max.max(1) {
+            self.refuse_join(local, remote, seg, true);
+            return;
+        }
+        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
+        else {
+            return;
+        };
+        let our_id = if local.ip() == c.subs[0].local.ip() {
+            0
+        } else {
+            self.local_addrs
+                .iter()
+                .position(|&a| a == local.ip())
+                .map_or(0, |p| (p + 1).min(255) as u8)
+        };
+        let nonce_local = self.keys.next_nonce();
+        tcb.set_mptcp(
+            SubflowMp::join_responder(nonce_local, nonce, addr_id, our_id, backup),
+            true,
+        );
+        c.subs.push(tcb);
+        let i = c.subs.len() - 1;
+        self.demux.insert((local, remote), (h, i));
+        self.queue_tx(h);
+    }
+
+    /// Refuses a join SYN with RST + MP_TCPRST (RFC 8684 §3.6), counted.
+    fn refuse_join(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seg: &TcpRepr<'_>,
+        known: bool,
+    ) {
+        let reason = if known {
+            self.counters.mp_subflows_too_many += 1;
+            ResetReason::AdministrativelyProhibited
+        } else {
+            self.counters.mp_join_no_token_found += 1;
+            ResetReason::MptcpError
+        };
+        self.counters.mp_rst_tx += 1;
+        self.queue_rst_reason(
+            local,
+            remote,
+            0,
+            seg.seq.wrapping_add(1),
+            true,
+            Some(reason),
+        );
+    }
+
+    /// Opens a subflow from `local` to `remote` joining connection `h` (RFC 8684 §3.2).
+    fn open_join(&mut self, now: Instant, h: ConnHandle, local: IpAddr, remote: SocketAddr) {
+        let Some(l) = self.pick_port(local, remote) else {
+            return;
+        };
+        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let Some(mut tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
+            return;
+        };
+        let addr_id = self
+            .local_addrs
+            .iter()
+            .position(|&a| a == local)
+            .map_or(0, |p| (p + 1).min(255) as u8);
+        tcb.mp = Some(Box::new(SubflowMp::join_initiator(
+            self.keys.next_nonce(),
+            addr_id,
+            false,
+        )));
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        c.subs.push(tcb);
+        let i = c.subs.len() - 1;
+        self.demux.insert((l, remote), (h, i));
+        self.counters.mp_join_syn_tx += 1;
+        self.queue_tx(h);
+    }
+
     fn queue_rst(
         &mut self,
         local: SocketAddr,
@@ -450,6 +749,18 @@ impl Endpoint {
         seq: u32,
         ack: u32,
         with_ack: bool,
+    ) {
+        self.queue_rst_reason(local, remote, seq, ack, with_ack, None);
+    }
+
+    fn queue_rst_reason(
+        &mut self,
+        local: SocketAddr,
+        remote: SocketAddr,
+        seq: u32,
+        ack: u32,
+        with_ack: bool,
+        mp_reason: Option<ResetReason>,
     ) {
         if self.rsts.len() >= MAX_PENDING_RSTS {
             self.counters.rst_dropped += 1;
@@ -461,6 +772,7 @@ impl Endpoint {
             seq,
             ack,
             with_ack,
+            mp_reason,
         });
     }
 
@@ -527,6 +839,11 @@ impl Endpoint {
 
     fn remove(&mut self, h: ConnHandle) {
         if let Some(c) = self.conns.remove(&h) {
+            if let Some(mp) = c.tcb.mp.as_deref() {
+                if self.tokens.get(&mp.local_token) == Some(&h) {
+                    self.tokens.remove(&mp.local_token);
+                }
+            }
             if self.demux.get(&(c.tcb.local, c.tcb.remote)) == Some(&h) {
                 self.demux.remove(&(c.tcb.local, c.tcb.remote));
             }
@@ -573,7 +890,7 @@ impl Endpoint {
     /// Writes the next IP packet to send into `buf` (cleared first).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if let Some(r) = self.rsts.pop_front() {
-            let seg = TcpRepr {
+            let mut seg = TcpRepr {
                 src_port: r.local.port(),
                 dst_port: r.remote.port(),
                 seq: r.seq,
@@ -585,6 +902,17 @@ impl Endpoint {
                 }),
                 ..Default::default()
             };
+            let mut body = [0u8; 2];
+            if let Some(reason) = r.mp_reason {
+                let n = MptcpOption::MpTcpRst {
+                    transient: false,
+                    reason,
+                }
+                .emit(&mut body);
+                seg.options
+                    .mptcp
+                    .push(braid_wire::tcp::kind::MPTCP, &body[..n]);
+            }
             if let Some(ip) = IpRepr::new_tcp(r.local.ip(), r.remote.ip(), 0) {
                 let len = braid_wire::emit_ip_tcp(&ip, &seg, buf);
                 self.counters.rst_sent += 1;
@@ -715,7 +1043,24 @@ impl Endpoint {
             peer_window: t.peer_window(),
             mss: t.smss() as u16,
             cc: t.cc_name(),
-            mptcp: None,
+            mptcp: t.mp.as_deref().map(|mp| MptcpInfo {
+                fallback: mp.fallback,
+                local_token: mp.local_token,
+                remote_token: mp.remote_token,
+                subflows: vec![SubflowInfo {
+                    local: t.local,
+                    remote: t.remote,
+                    state: t.state,
+                    bytes_sent: t.stats.bytes_sent,
+                    bytes_retransmitted: t.stats.bytes_retransmitted,
+                    bytes_acked: t.stats.bytes_acked,
+                    srtt: t.srtt(),
+                    cwnd: t.cwnd(),
+                    backup: false,
+                    addr_id: 0,
+                    closed: t.state == TcpState::Closed,
+                }],
+            }),
         })
     }
 

@@ -26,6 +26,15 @@ pub fn path_of_v4(dst: [u8; 4]) -> Option<usize> {
     (dst[0] == 10 && dst[1] != 0).then(|| usize::from(dst[1]) - 1)
 }
 
+/// The path whose subnet holds `addr` (a host address of either side), e.g. to tell which path
+/// a subflow runs on from its local address.
+pub fn path_of(addr: IpAddr) -> Option<usize> {
+    match addr {
+        IpAddr::V4(v4) => path_of_v4(v4.octets()),
+        IpAddr::V6(_) => None,
+    }
+}
+
 /// The path a raw IP packet is routed on, read from its destination address only.
 /// `None` for packets too short to hold a header, other IP versions, or foreign subnets.
 pub fn route(packet: &[u8]) -> Option<usize> {
@@ -52,6 +61,7 @@ mod tests {
                 pkt[0] = 0x45;
                 pkt[16..20].copy_from_slice(&v4.octets());
                 assert_eq!(route(&pkt), Some(i));
+                assert_eq!(path_of(a), Some(i));
             }
         }
     }

@@ -52,6 +52,8 @@ pub fn run(
     let mut ep_cfg = cfg.endpoint.clone();
     ep_cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
     ep_cfg.tcp.cc = cfg.cc.clone();
+    // Plain TCP in tcp mode (exactly the engine without MPTCP); MPTCP offered/accepted otherwise.
+    ep_cfg.mptcp.enabled = cfg.mode == Mode::Mptcp;
     Endpoint::validate_config(&ep_cfg).map_err(|e| match e {
         Error::InvalidConfig(s) => SimError::InvalidConfig(s),
         other => SimError::InvalidConfig(other.to_string()),
@@ -59,6 +61,8 @@ pub fn run(
 
     let mut client = Endpoint::new(ep_cfg.clone(), derive_seed(cfg.seed, 1));
     let mut server = Endpoint::new(ep_cfg, derive_seed(cfg.seed, 2));
+    // Every path's address on each host: in mptcp mode the client's path manager joins from
+    // each of its addresses (the connection itself starts on path 0).
     for i in 0..cfg.paths.len() {
         client.add_local_addr(addr::client_addr(i));
         server.add_local_addr(addr::server_addr(i));
@@ -180,18 +184,15 @@ pub fn run(
         && check.is_some_and(|c| c.checked == cfg.bytes && c.first_mismatch.is_none());
 
     let client_host = net.host(HostId::Client);
-    let subflows = client_host
+    let info = client_host
         .client()
         .conn
-        .and_then(|c| client_host.ep.conn_info(c))
-        .map(|info| SubflowReport {
-            path: 0,
-            bytes_sent: info.bytes_sent,
-            retransmitted_bytes: info.bytes_retransmitted,
-            srtt_ms: info.srtt.map_or(0.0, |d| d.as_secs_f64() * 1e3),
-        })
-        .into_iter()
-        .collect();
+        .and_then(|c| client_host.ep.conn_info(c));
+    let (subflows, fallback) = subflow_reports(cfg.mode, info.as_ref());
+    let max_stall =
+        net.host(HostId::Server)
+            .server()
+            .max_stall(if completed { None } else { Some(sim_time) });
     let counters = HostCounters {
         client: counter_map(&net.host(HostId::Client).ep),
         server: counter_map(&net.host(HostId::Server).ep),
@@ -210,6 +211,8 @@ pub fn run(
         },
         seed: cfg.seed,
         subflows,
+        fallback,
+        max_stall_ms: max_stall.as_secs_f64() * 1e3,
         completed,
         failure: if completed { None } else { failure },
         bytes_received: received,
@@ -222,13 +225,45 @@ pub fn run(
     })
 }
 
+/// The report's subflow list and fallback flag for the client connection. A plain TCP
+/// connection (tcp mode, or no MPTCP state) is one subflow on path 0; in mptcp mode a connection
+/// without MPTCP state or marked as fallen back counts as a fallback.
+fn subflow_reports(mode: Mode, info: Option<&braid_proto::ConnInfo>) -> (Vec<SubflowReport>, bool) {
+    let ms = |d: Option<Duration>| d.map_or(0.0, |d| d.as_secs_f64() * 1e3);
+    let Some(info) = info else {
+        return (Vec::new(), false);
+    };
+    let mptcp = info.mptcp.as_ref().filter(|_| mode == Mode::Mptcp);
+    let fallback = mode == Mode::Mptcp && mptcp.is_none_or(|m| m.fallback);
+    match mptcp {
+        Some(m) if !m.subflows.is_empty() => {
+            let subflows = m
+                .subflows
+                .iter()
+                .map(|sf| SubflowReport {
+                    // Every local address of the client is a path's client address.
+                    path: addr::path_of(sf.local.ip()).unwrap_or(usize::MAX),
+                    bytes_sent: sf.bytes_sent,
+                    retransmitted_bytes: sf.bytes_retransmitted,
+                    srtt_ms: ms(sf.srtt),
+                })
+                .collect();
+            (subflows, fallback)
+        }
+        _ => (
+            vec![SubflowReport {
+                path: addr::path_of(info.local.ip()).unwrap_or(0),
+                bytes_sent: info.bytes_sent,
+                retransmitted_bytes: info.bytes_retransmitted,
+                srtt_ms: ms(info.srtt),
+            }],
+            fallback,
+        ),
+    }
+}
+
 /// Refuses configurations that cannot be simulated.
 fn validate(cfg: &SimConfig) -> Result<(), SimError> {
-    if cfg.mode == Mode::Mptcp {
-        return Err(SimError::Unsupported(
-            "mptcp mode is not implemented yet".into(),
-        ));
-    }
     if cfg.paths.is_empty() {
         return Err(SimError::InvalidConfig("no paths".into()));
     }
@@ -444,6 +479,10 @@ struct ServerApp {
     check_lost: bool,
     eof_at: Option<Instant>,
     failure: Option<String>,
+    /// When the application last read new bytes (None before the first).
+    last_progress: Option<Instant>,
+    /// Longest gap between two reads of new bytes.
+    max_gap: Duration,
 }
 
 impl ServerApp {
@@ -458,7 +497,19 @@ impl ServerApp {
             check_lost: false,
             eof_at: None,
             failure: None,
+            last_progress: None,
+            max_gap: Duration::ZERO,
         }
+    }
+
+    /// The longest stall between the first and the last byte read, also counting the time from
+    /// the last byte to `end` when given (a run that did not complete).
+    fn max_stall(&self, end: Option<Duration>) -> Duration {
+        let tail = match (self.last_progress, end) {
+            (Some(last), Some(end)) => end.saturating_sub(last.since_epoch()),
+            _ => Duration::ZERO,
+        };
+        self.max_gap.max(tail)
     }
 
     fn run(&mut self, ep: &mut Endpoint, now: Instant) {
@@ -489,6 +540,10 @@ impl ServerApp {
                 Ok(n) => {
                     self.fill += n;
                     self.received += n as u64;
+                    if let Some(last) = self.last_progress {
+                        self.max_gap = self.max_gap.max(now.since_epoch() - last.since_epoch());
+                    }
+                    self.last_progress = Some(now);
                 }
                 Err(Error::WouldBlock) => return,
                 Err(e) => {

@@ -1,6 +1,7 @@
 //! braid-sim: a deterministic discrete-event network simulator in which the real braid-proto
 //! engine runs. Virtual time, links with rate, delay, drop-tail queue, loss, reordering,
-//! duplication, MTU and scheduled down/up events. One seed fixes the whole run.
+//! duplication, MTU, scheduled down/up events and MPTCP-option-stripping middleboxes. One seed
+//! fixes the whole run.
 
 #![forbid(unsafe_code)]
 
@@ -13,7 +14,7 @@ pub mod net;
 mod stream;
 
 pub use bulk::{run, SERVER_PORT};
-pub use net::{Direction, HostId, LinkReport, LinkStats, Network, Node};
+pub use net::{strip_mptcp_options, Direction, HostId, LinkReport, LinkStats, Network, Node};
 
 /// Which protocol the bulk transfer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -21,6 +22,21 @@ pub use net::{Direction, HostId, LinkReport, LinkStats, Network, Node};
 pub enum Mode {
     Tcp,
     Mptcp,
+}
+
+/// A middlebox on a path that removes MPTCP options (TCP option kind 30), as some firewalls and
+/// NATs do. The option bytes are overwritten with NOPs in place and the TCP checksum is fixed up
+/// incrementally (RFC 1624), so packet sizes do not change — what real middleboxes typically do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strip {
+    /// Options pass untouched.
+    #[default]
+    None,
+    /// Stripped from packets with SYN set (SYN and SYN/ACK) only.
+    Syn,
+    /// Stripped from every packet.
+    All,
 }
 
 /// One path between the two hosts (both directions share the shape; the queue is per direction).
@@ -45,6 +61,8 @@ pub struct PathSpec {
     pub down_at: Option<Duration>,
     /// ... and comes back up at this time.
     pub up_at: Option<Duration>,
+    /// MPTCP option stripping by a middlebox, in both directions.
+    pub strip: Strip,
 }
 
 impl PathSpec {
@@ -60,6 +78,7 @@ impl PathSpec {
             mtu: 1500,
             down_at: None,
             up_at: None,
+            strip: Strip::None,
         }
     }
 }
@@ -80,9 +99,11 @@ pub struct SimConfig {
     pub time_limit: Duration,
 }
 
-/// What one subflow (in TCP mode: the connection) did.
+/// What one subflow of the client's connection (in TCP mode, or after a fallback to TCP: the
+/// connection) did, seen from the client (the sender).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct SubflowReport {
+    /// The path whose client address is the subflow's local address.
     pub path: usize,
     pub bytes_sent: u64,
     pub retransmitted_bytes: u64,
@@ -106,7 +127,16 @@ pub struct Report {
     pub wall_seconds: f64,
     pub goodput_mbps: f64,
     pub seed: u64,
+    /// Every subflow of the client connection (one entry in TCP mode).
     pub subflows: Vec<SubflowReport>,
+    /// MPTCP was requested (`mode` is mptcp) but the client connection is plain TCP: it fell back
+    /// (RFC 8684 §3.7), e.g. because a middlebox stripped the options, or the engine did not
+    /// negotiate MPTCP at all. Always false in TCP mode.
+    pub fallback: bool,
+    /// The longest stretch of simulated time, in ms, during which no new byte reached the
+    /// receiving application, counted from its first byte to its last one (and, for a run that
+    /// did not complete, to the end of the run).
+    pub max_stall_ms: f64,
     /// The receiving application read the sender's FIN (EOF) before the time limit.
     pub completed: bool,
     /// Why the run did not complete (time limit, reset, ...); absent when it completed.

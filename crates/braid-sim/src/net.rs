@@ -18,6 +18,11 @@
 //!    `[0, delay]` after serialisation, so packets sent after it can overtake it;
 //! 8. duplication: with probability `duplicate` a copy arrives right behind it.
 //!
+//! A path with a middlebox ([`Strip`]) rewrites each accepted packet before step 5: its MPTCP
+//! options (TCP option kind 30) become NOPs (on SYNs only, or on every packet) and the TCP
+//! checksum is fixed up; see [`strip_mptcp_options`]. Packets it changed are counted as
+//! `mptcp_stripped`.
+//!
 //! When a path goes down, both its links drop every packet they hold — queued ones (the queue
 //! is flushed) and those propagating (the wire is cut) — and every packet offered until it comes
 //! up again; all are counted as `down_drops`.
@@ -33,9 +38,10 @@
 //! one "head arrives" event in the heap; reordered packets get an event of their own.
 
 use crate::addr;
-use crate::PathSpec;
+use crate::{PathSpec, Strip};
 use braid_proto::rng::Rng;
 use braid_proto::Instant;
+use braid_wire::checksum;
 use sha2::{Digest, Sha256};
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -101,6 +107,8 @@ pub struct LinkStats {
     pub reordered: u64,
     /// Extra copies made by the duplication model.
     pub duplicated: u64,
+    /// Packets whose MPTCP options the path's middlebox removed.
+    pub mptcp_stripped: u64,
 }
 
 /// The counters of one link, for reports.
@@ -125,6 +133,7 @@ struct Link {
     duplicate: f64,
     mtu: usize,
     queue_limit: u64,
+    strip: Strip,
     up: bool,
     /// When the serialiser finishes the last accepted packet (ns).
     busy_until: u64,
@@ -156,6 +165,7 @@ impl Link {
             duplicate: spec.duplicate,
             mtu,
             queue_limit,
+            strip: spec.strip,
             up: true,
             busy_until: 0,
             queue: VecDeque::new(),
@@ -496,7 +506,7 @@ impl<N: Node> Network<N> {
     }
 
     /// A host hands a packet to the network.
-    fn send(&mut self, host: usize, buf: Vec<u8>) {
+    fn send(&mut self, host: usize, mut buf: Vec<u8>) {
         let Some(path) = addr::route(&buf).filter(|&p| 2 * p < self.links.len()) else {
             self.unroutable += 1;
             self.recycle(buf);
@@ -539,6 +549,9 @@ impl<N: Node> Network<N> {
         }
         let duplicated = l.rng.chance(l.duplicate);
         let gen = l.gen;
+        if l.strip != Strip::None && strip_mptcp_options(&mut buf, l.strip == Strip::Syn) {
+            l.stats.mptcp_stripped += 1;
+        }
         let digest = packet_digest(&buf);
         let copy = if duplicated {
             l.stats.duplicated += 1;
@@ -581,6 +594,83 @@ impl<N: Node> Network<N> {
                 self.push(arrive, Ev::LinkHead { link, gen });
             }
         }
+    }
+}
+
+/// The middlebox of [`Strip`]: overwrites every MPTCP option (TCP option kind 30) of an IPv4 or
+/// IPv6 TCP packet with NOPs, in place, and fixes the TCP checksum incrementally (RFC 1624 eqn.
+/// 3), so a packet whose checksum was wrong stays wrong. With `syn_only`, packets without SYN
+/// pass untouched. Returns true when the packet was changed. Anything that is not a well-formed
+/// TCP header (other protocols, fragments, bad lengths) passes untouched; the option walk stops
+/// at an end-of-list or malformed option (RFC 9293 §3.1), as the receiver's parser would.
+pub fn strip_mptcp_options(packet: &mut [u8], syn_only: bool) -> bool {
+    let Some((start, end)) = tcp_segment(packet) else {
+        return false;
+    };
+    let seg = &mut packet[start..end];
+    if seg.len() < 20 {
+        return false;
+    }
+    let hl = usize::from(seg[12] >> 4) * 4;
+    if hl < 20 || hl > seg.len() || (syn_only && seg[13] & 0x02 == 0) {
+        return false;
+    }
+    let old_sum = checksum::ones_complement_sum(&seg[20..hl]);
+    let mut changed = false;
+    let mut i = 20;
+    while i < hl {
+        match seg[i] {
+            0 => break,
+            1 => i += 1,
+            kind => {
+                let Some(&len) = seg.get(i + 1).filter(|&&l| l >= 2) else {
+                    break;
+                };
+                let len = usize::from(len);
+                if i + len > hl {
+                    break;
+                }
+                if kind == 30 {
+                    seg[i..i + len].fill(1);
+                    changed = true;
+                }
+                i += len;
+            }
+        }
+    }
+    if changed {
+        // The option area starts at an even offset and has an even length, so its 16-bit words
+        // are words of the checksum: HC' = ~(~HC + ~m + m').
+        let new_sum = checksum::ones_complement_sum(&seg[20..hl]);
+        let hc = u16::from_be_bytes([seg[16], seg[17]]);
+        let sum = checksum::combine(
+            checksum::combine(u32::from(!hc), u32::from(!(old_sum as u16))),
+            new_sum,
+        );
+        seg[16..18].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    }
+    changed
+}
+
+/// The byte range of the TCP segment inside an unfragmented IPv4 or IPv6 packet (no extension
+/// headers), if the packet is one.
+fn tcp_segment(packet: &[u8]) -> Option<(usize, usize)> {
+    match packet.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(packet[0] & 0x0f) * 4;
+            let total = usize::from(u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]));
+            let frag = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]);
+            // Protocol TCP, no fragment offset, no more-fragments flag.
+            (ihl >= 20 && total >= ihl && total <= packet.len())
+                .then_some(())
+                .filter(|()| packet[9] == 6 && frag & 0x3fff == 0)
+                .map(|()| (ihl, total))
+        }
+        6 => {
+            let payload = usize::from(u16::from_be_bytes([*packet.get(4)?, *packet.get(5)?]));
+            (packet.len() >= 40 + payload && packet[6] == 6).then_some((40, 40 + payload))
+        }
+        _ => None,
     }
 }
 
@@ -661,6 +751,206 @@ mod tests {
         assert_eq!(Link::new(&spec, 1, 0).queue_limit, 250_000);
         let tiny = PathSpec::new(1_000_000, std::time::Duration::from_micros(100));
         assert_eq!(Link::new(&tiny, 1, 0).queue_limit, 8 * 1500);
+    }
+
+    /// A scripted host: sends the packets queued in `outbox` at its first wake-up and keeps
+    /// whatever arrives.
+    #[derive(Debug, Default)]
+    struct FakeNode {
+        outbox: VecDeque<Vec<u8>>,
+        inbox: Vec<Vec<u8>>,
+    }
+
+    impl Node for FakeNode {
+        fn handle_packet(&mut self, _now: Instant, packet: &[u8]) {
+            self.inbox.push(packet.to_vec());
+        }
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> bool {
+            let Some(p) = self.outbox.pop_front() else {
+                return false;
+            };
+            buf.clear();
+            buf.extend_from_slice(&p);
+            true
+        }
+    }
+
+    const PAYLOAD: &[u8] = b"payload bytes that must arrive unchanged";
+    /// MP_CAPABLE v1 as in a SYN (RFC 8684 §3.1): subtype 0, version 1, flags A|H.
+    const MPC_SYN: &[u8] = &[0x01, 0x81];
+    /// A DSS with an 8-byte DATA_ACK (RFC 8684 §3.3).
+    const DSS_ACK: &[u8] = &[0x20, 0x05, 0, 0, 0, 0, 0, 0, 0, 42];
+
+    /// A checksummed IPv4 TCP packet on path 0 with MSS, timestamps and the given MPTCP
+    /// options and flags.
+    fn crafted(from_client: bool, flags: u8, mptcp: &[&'static [u8]], payload: &[u8]) -> Vec<u8> {
+        use braid_wire::{IpRepr, Ipv4Repr, TcpFlags, TcpRepr, Timestamps};
+        let (src, dst) = (addr::client_addr(0), addr::server_addr(0));
+        let (src, dst) = if from_client { (src, dst) } else { (dst, src) };
+        let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (src, dst) else {
+            unreachable!("IPv4 paths")
+        };
+        let ip = IpRepr::V4(Ipv4Repr {
+            src,
+            dst,
+            protocol: braid_wire::IPPROTO_TCP,
+            payload_len: 0,
+            ttl: 64,
+            tos: 0,
+            ident: 7,
+            dont_fragment: true,
+        });
+        let mut tcp = TcpRepr {
+            src_port: 40000,
+            dst_port: 5201,
+            seq: 1000,
+            ack: 2000,
+            flags: TcpFlags(flags),
+            window: 65535,
+            payload,
+            ..TcpRepr::default()
+        };
+        tcp.options.mss = Some(1460);
+        tcp.options.timestamps = Some(Timestamps {
+            tsval: 11,
+            tsecr: 22,
+        });
+        for body in mptcp {
+            assert!(tcp.options.mptcp.push(30, body));
+        }
+        let mut buf = Vec::new();
+        braid_wire::emit_ip_tcp(&ip, &tcp, &mut buf);
+        buf
+    }
+
+    /// Sends `packets` from the client over one path with `strip` and returns what the server
+    /// received and the client-to-server link's stripped count.
+    fn through(strip: Strip, packets: &[Vec<u8>]) -> (Vec<Vec<u8>>, u64) {
+        let mut spec = PathSpec::new(10_000_000, std::time::Duration::from_millis(1));
+        spec.strip = strip;
+        let client = FakeNode {
+            outbox: packets.iter().cloned().collect(),
+            ..FakeNode::default()
+        };
+        let mut net = Network::new(&[spec], 1, client, FakeNode::default());
+        while net.step() {}
+        let stripped = net.link_reports()[0].stats.mptcp_stripped;
+        (net.host(HostId::Server).inbox.clone(), stripped)
+    }
+
+    /// Parses with the real codec (which verifies both checksums) and returns (SYN set, MPTCP
+    /// options, payload, packet length).
+    fn inspect(p: &[u8]) -> (bool, usize, Vec<u8>, usize) {
+        let (_, tcp) = braid_wire::parse_ip_tcp(p).expect("valid packet, checksums included");
+        assert_eq!(tcp.options.mss, Some(1460), "other options survive");
+        assert!(tcp.options.timestamps.is_some(), "other options survive");
+        (
+            tcp.flags.syn(),
+            tcp.options.mptcp.len(),
+            tcp.payload.to_vec(),
+            p.len(),
+        )
+    }
+
+    const SYN: u8 = 0x02;
+    const SYN_ACK: u8 = 0x12;
+    const ACK: u8 = 0x10;
+
+    fn sample() -> Vec<Vec<u8>> {
+        vec![
+            crafted(true, SYN, &[MPC_SYN], b""),
+            crafted(true, SYN_ACK, &[MPC_SYN], b""),
+            crafted(true, ACK, &[DSS_ACK], PAYLOAD),
+            crafted(true, ACK, &[DSS_ACK, MPC_SYN], PAYLOAD),
+            crafted(true, ACK, &[], PAYLOAD),
+        ]
+    }
+
+    #[test]
+    fn no_middlebox_leaves_mptcp_options_alone() {
+        let sent = sample();
+        let (got, stripped) = through(Strip::None, &sent);
+        assert_eq!(got, sent);
+        assert_eq!(stripped, 0);
+    }
+
+    #[test]
+    fn strip_syn_removes_options_from_syns_only() {
+        let sent = sample();
+        let (got, stripped) = through(Strip::Syn, &sent);
+        assert_eq!(got.len(), sent.len());
+        assert_eq!(stripped, 2);
+        let seen: Vec<_> = got.iter().map(|p| inspect(p)).collect();
+        let want_mptcp = [0, 0, 1, 2, 0];
+        for (i, (syn, mptcp, payload, len)) in seen.into_iter().enumerate() {
+            assert_eq!(syn, i < 2, "packet {i}");
+            assert_eq!(mptcp, want_mptcp[i], "packet {i}");
+            assert_eq!(len, sent[i].len(), "NOPs keep the size");
+            let want: &[u8] = if i < 2 { b"" } else { PAYLOAD };
+            assert_eq!(payload, want, "packet {i}");
+        }
+        // Untouched packets are byte for byte the same.
+        assert_eq!(got[2..], sent[2..]);
+    }
+
+    #[test]
+    fn strip_all_removes_options_from_every_packet() {
+        let sent = sample();
+        let (got, stripped) = through(Strip::All, &sent);
+        assert_eq!(
+            stripped, 4,
+            "the packet without MPTCP options is not counted"
+        );
+        for (i, p) in got.iter().enumerate() {
+            let (_, mptcp, payload, len) = inspect(p);
+            assert_eq!(mptcp, 0, "packet {i}");
+            assert_eq!(len, sent[i].len());
+            let want: &[u8] = if i < 2 { b"" } else { PAYLOAD };
+            assert_eq!(payload, want);
+        }
+        assert_eq!(got[4], sent[4]);
+    }
+
+    #[test]
+    fn strip_works_on_the_return_direction_too() {
+        let mut spec = PathSpec::new(10_000_000, std::time::Duration::from_millis(1));
+        spec.strip = Strip::All;
+        let server = FakeNode {
+            outbox: [crafted(false, SYN_ACK, &[MPC_SYN], b"")].into(),
+            ..FakeNode::default()
+        };
+        let mut net = Network::new(&[spec], 1, FakeNode::default(), server);
+        while net.step() {}
+        let got = &net.host(HostId::Client).inbox;
+        assert_eq!(got.len(), 1);
+        assert_eq!(inspect(&got[0]).1, 0);
+        assert_eq!(net.link_reports()[1].stats.mptcp_stripped, 1);
+    }
+
+    #[test]
+    fn strip_keeps_a_bad_checksum_bad_and_ignores_garbage() {
+        let mut p = crafted(true, SYN, &[MPC_SYN], b"");
+        p[20 + 14] ^= 0x40; // corrupt the window field
+        assert!(braid_wire::parse_ip_tcp(&p).is_err());
+        assert!(strip_mptcp_options(&mut p, false));
+        assert!(
+            braid_wire::parse_ip_tcp(&p).is_err(),
+            "an incremental update must not repair a corrupt packet"
+        );
+        for len in 0..60 {
+            let mut g: Vec<u8> = (0..len as u8).map(|b| b.wrapping_mul(37) | 0x40).collect();
+            let _ = strip_mptcp_options(&mut g, false);
+        }
+        // A truncated option list (length running past the header) is left as it is.
+        let mut q = crafted(true, SYN, &[MPC_SYN], b"");
+        q[20 + 20 + 1] = 200;
+        let before = q.clone();
+        assert!(!strip_mptcp_options(&mut q, false));
+        assert_eq!(q, before);
     }
 
     #[test]

@@ -180,15 +180,17 @@ fn assert_intact_allowing_zero(r: &Report) {
 }
 
 #[test]
-fn mptcp_mode_is_refused_for_now() {
+fn mptcp_mode_runs_over_one_path() {
     let mut cfg = SimConfig::new(vec![PathSpec::new(10 * MBIT, ms(10))], MIB, 1);
     cfg.mode = Mode::Mptcp;
-    let e = run(&cfg, None).unwrap_err();
-    assert_eq!(
-        e,
-        SimError::Unsupported("mptcp mode is not implemented yet".into())
-    );
-    assert_eq!(e.to_string(), "mptcp mode is not implemented yet");
+    let r = run_ok(&cfg);
+    assert_intact(&r);
+    assert_eq!(r.mode, Mode::Mptcp);
+    assert!(!r.fallback, "MPTCP was not negotiated on a clean path");
+    assert_eq!(r.subflows.len(), 1);
+    assert_eq!(r.subflows[0].path, 0);
+    assert!(r.counters.client["MPCapableSYNTX"] >= 1);
+    assert!(r.counters.server["MPCapableSYNRX"] >= 1);
 }
 
 #[test]

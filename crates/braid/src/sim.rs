@@ -10,19 +10,27 @@ use std::process::ExitCode;
 #[derive(Args, Debug)]
 #[command(after_help = "\
 SPEC  = RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]
-        e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s
+        [/strip=syn|all]   (strip: a middlebox removes MPTCP options from SYNs / every packet)
+        e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s  100mbit/10ms/strip=syn
 RATE  = N bit|kbit|mbit|gbit (decimal);  DELAY, TIME = N us|ms|s (DELAY is one-way)
 SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024), e.g. 64MiB, 1GiB, 100000
 PCT   = 0..100, e.g. 1%, 0.5%
 
 Exit status: 0 when the transfer completed intact, 1 when it did not, 2 for usage errors.")]
 pub struct SimArgs {
-    /// Transport: plain TCP, or Multipath TCP over all paths.
-    #[arg(long, value_enum, default_value_t = ModeArg::Tcp)]
+    /// Transport: Multipath TCP over all paths, or plain TCP on path 0.
+    #[arg(long, value_enum, default_value_t = ModeArg::Mptcp)]
     mode: ModeArg,
-    /// A path between the two hosts (repeat for several); default 100mbit/10ms.
+    /// A path between the two hosts (repeat for several); default: 100mbit/10ms and
+    /// 50mbit/20ms in mptcp mode, 100mbit/10ms in tcp mode.
     #[arg(long = "path", value_name = "SPEC")]
     paths: Vec<String>,
+    /// MPTCP packet scheduler.
+    #[arg(long, value_enum, default_value_t = SchedulerArg::Minrtt)]
+    scheduler: SchedulerArg,
+    /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
+    #[arg(long)]
+    checksum: bool,
     /// Application bytes to transfer.
     #[arg(long, value_name = "SIZE", default_value = "64MiB")]
     bytes: String,
@@ -53,6 +61,23 @@ pub struct SimArgs {
 enum ModeArg {
     Tcp,
     Mptcp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum SchedulerArg {
+    Minrtt,
+    Roundrobin,
+    Redundant,
+}
+
+impl SchedulerArg {
+    fn name(self) -> &'static str {
+        match self {
+            SchedulerArg::Minrtt => "minrtt",
+            SchedulerArg::Roundrobin => "roundrobin",
+            SchedulerArg::Redundant => "redundant",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -137,7 +162,14 @@ fn usage_error(msg: &str) -> ExitCode {
 /// The simulation the arguments describe, or a message naming the bad argument.
 fn config(args: &SimArgs) -> Result<SimConfig, String> {
     let paths: Vec<PathSpec> = if args.paths.is_empty() {
-        vec![parse_path("100mbit/10ms")?]
+        let defaults: &[&str] = match args.mode {
+            ModeArg::Mptcp => &["100mbit/10ms", "50mbit/20ms"],
+            ModeArg::Tcp => &["100mbit/10ms"],
+        };
+        defaults
+            .iter()
+            .map(|s| parse_path(s))
+            .collect::<Result<_, _>>()?
     } else {
         args.paths
             .iter()
@@ -158,6 +190,8 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
         ModeArg::Mptcp => Mode::Mptcp,
     };
     cfg.cc = args.cc.name().to_string();
+    cfg.endpoint.mptcp.scheduler = args.scheduler.name().to_string();
+    cfg.endpoint.mptcp.checksum = args.checksum;
     cfg.time_limit = parse_time(&args.time_limit).map_err(|e| format!("--time-limit: {e}"))?;
     if let Some(s) = &args.sndbuf {
         cfg.endpoint.tcp.send_buffer = buffer_size(s).map_err(|e| format!("--sndbuf: {e}"))?;
@@ -205,6 +239,16 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
         ),
     };
     s += &format!("{result}\n");
+    if r.mode == Mode::Mptcp {
+        s += &format!(
+            "fallback:  {}\n",
+            if r.fallback {
+                "yes (the connection is plain TCP)"
+            } else {
+                "no"
+            }
+        );
+    }
     s += &format!("sha256:    {} (of the bytes read)\n", r.sha256);
     s += &format!(
         "sim time:  {:.3} s   goodput {:.2} Mbit/s\n",
@@ -218,6 +262,10 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
     s += &format!(
         "wall time: {:.3} s   simulation speed {speed:.2} Gbit/s\n",
         r.wall_seconds
+    );
+    s += &format!(
+        "max stall: {:.3} ms (longest time without new bytes for the receiver)\n",
+        r.max_stall_ms
     );
     for sf in &r.subflows {
         s += &format!(
@@ -235,7 +283,7 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
         };
         let st = &l.stats;
         s += &format!(
-            "link path {} {dir}: {} pkts ({}) delivered; drops: queue {}, loss {}, mtu {}, down {}; reordered {}, duplicated {}\n",
+            "link path {} {dir}: {} pkts ({}) delivered; drops: queue {}, loss {}, mtu {}, down {}; reordered {}, duplicated {}{}\n",
             l.path,
             st.packets_delivered,
             fmt_bytes(st.bytes_delivered),
@@ -244,7 +292,12 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
             st.mtu_drops,
             st.down_drops,
             st.reordered,
-            st.duplicated
+            st.duplicated,
+            if st.mptcp_stripped > 0 {
+                format!("; MPTCP options stripped from {}", st.mptcp_stripped)
+            } else {
+                String::new()
+            }
         );
     }
     if r.unroutable_packets > 0 {
@@ -272,15 +325,24 @@ mod tests {
 
     #[test]
     fn defaults() {
+        let ms = std::time::Duration::from_millis;
         let c = cfg_of(&[]).unwrap();
-        assert_eq!(c.mode, Mode::Tcp);
+        assert_eq!(c.mode, Mode::Mptcp);
         assert_eq!(
             c.paths,
-            [PathSpec::new(
-                100_000_000,
-                std::time::Duration::from_millis(10)
-            )]
+            [
+                PathSpec::new(100_000_000, ms(10)),
+                PathSpec::new(50_000_000, ms(20))
+            ]
         );
+        assert_eq!(c.endpoint.mptcp.scheduler, "minrtt");
+        assert!(!c.endpoint.mptcp.checksum);
+        let t = cfg_of(&["--mode", "tcp"]).unwrap();
+        assert_eq!(t.mode, Mode::Tcp);
+        assert_eq!(t.paths, [PathSpec::new(100_000_000, ms(10))]);
+        // Given paths replace the defaults in either mode.
+        let one = cfg_of(&["--path", "1mbit/1ms"]).unwrap();
+        assert_eq!(one.paths, [PathSpec::new(1_000_000, ms(1))]);
         assert_eq!(c.bytes, 64 << 20);
         assert_eq!(c.seed, 1);
         assert_eq!(c.cc, "cubic");
@@ -289,6 +351,19 @@ mod tests {
 
     #[test]
     fn every_option() {
+        for (name, want) in [("minrtt", "minrtt"), ("redundant", "redundant")] {
+            let c = cfg_of(&["--scheduler", name]).unwrap();
+            assert_eq!(c.endpoint.mptcp.scheduler, want);
+        }
+        let c = cfg_of(&[
+            "--path",
+            "1mbit/1ms/strip=syn",
+            "--path",
+            "1mbit/1ms/strip=all",
+        ])
+        .unwrap();
+        assert_eq!(c.paths[0].strip, braid_sim::Strip::Syn);
+        assert_eq!(c.paths[1].strip, braid_sim::Strip::All);
         let c = cfg_of(&[
             "--mode",
             "mptcp",
@@ -310,8 +385,13 @@ mod tests {
             "2MB",
             "--json",
             "--quiet",
+            "--scheduler",
+            "roundrobin",
+            "--checksum",
         ])
         .unwrap();
+        assert_eq!(c.endpoint.mptcp.scheduler, "roundrobin");
+        assert!(c.endpoint.mptcp.checksum);
         assert_eq!(c.mode, Mode::Mptcp);
         assert_eq!(c.paths.len(), 2);
         assert_eq!(c.paths[1].loss, 0.01);
@@ -333,6 +413,9 @@ mod tests {
         assert!(err(&["--path", "1mbit/1xs"]).contains("bad delay \"1xs\""));
         assert!(err(&["--cc", "vegas"]).contains("invalid value 'vegas'"));
         assert!(err(&["--mode", "udp"]).contains("invalid value 'udp'"));
+        assert!(err(&["--scheduler", "blest"]).contains("invalid value 'blest'"));
+        assert!(err(&["--path", "1mbit/1ms/strip=bogus"])
+            .contains("strip: bad value \"bogus\" (known: syn, all)"));
         assert!(err(&["--seed", "-1"]).contains("unexpected argument"));
     }
 }

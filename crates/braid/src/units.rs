@@ -7,13 +7,14 @@
 //!   `G`/`GB` multiply by 1000, 1000², 1000³; binary units `KiB`, `MiB`, `GiB` by 1024, 1024²,
 //!   1024³; `B` is bytes. E.g. `100000`, `64MiB`, `1.5GB`.
 //! * PCT: a percentage in 0..100, with or without `%`, e.g. `1%`, `0.5`.
-//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]`.
+//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
+//!   `strip` puts a middlebox on the path that removes MPTCP options from SYNs or every packet.
 
-use braid_sim::PathSpec;
+use braid_sim::{PathSpec, Strip};
 use std::time::Duration;
 
 /// The options a path spec understands, for error messages.
-const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu";
+const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip";
 
 /// Splits `s` into its leading number and the unit after it.
 fn split_number(s: &str) -> (&str, &str) {
@@ -142,6 +143,13 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
                     .filter(|m| (68..=65535).contains(m))
                     .ok_or_else(|| in_key(format!("bad mtu \"{value}\" (expected 68..65535)")))?
             }
+            "strip" => {
+                p.strip = match value {
+                    "syn" => Strip::Syn,
+                    "all" => Strip::All,
+                    _ => return Err(in_key(format!("bad value \"{value}\" (known: syn, all)"))),
+                }
+            }
             _ => {
                 return Err(format!(
                     "unknown path option \"{key}\" in \"{spec}\" (known: {PATH_OPTIONS})"
@@ -237,6 +245,11 @@ pub fn fmt_path(p: &PathSpec) -> String {
     }
     if p.mtu != 1500 {
         s += &format!("/mtu={}", p.mtu);
+    }
+    match p.strip {
+        Strip::None => {}
+        Strip::Syn => s += "/strip=syn",
+        Strip::All => s += "/strip=all",
     }
     s
 }
@@ -334,7 +347,7 @@ mod tests {
         assert_eq!(p, PathSpec::new(100_000_000, Duration::from_millis(10)));
 
         let p = parse_path(
-            "20mbit/40ms/loss=1%/queue=64KiB/down=2s/up=2500ms/reorder=0.5%/dup=2%/mtu=1280",
+            "20mbit/40ms/loss=1%/queue=64KiB/down=2s/up=2500ms/reorder=0.5%/dup=2%/mtu=1280/strip=syn",
         )
         .unwrap();
         assert_eq!(p.rate_bps, 20_000_000);
@@ -346,7 +359,11 @@ mod tests {
         assert_eq!(p.reorder, 0.005);
         assert_eq!(p.duplicate, 0.02);
         assert_eq!(p.mtu, 1280);
+        assert_eq!(p.strip, Strip::Syn);
         assert_eq!(parse_path(&fmt_path(&p)), Ok(p));
+        let p = parse_path("1mbit/1ms/strip=all").unwrap();
+        assert_eq!(p.strip, Strip::All);
+        assert_eq!(fmt_path(&p), "1mbit/1ms/strip=all");
 
         let p = parse_path("100mbit/5ms/down=2s").unwrap();
         assert_eq!((p.down_at, p.up_at), (Some(Duration::from_secs(2)), None));
@@ -361,7 +378,7 @@ mod tests {
             ),
             (
                 "100mbit/10ms/lost=1%",
-                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu)",
+                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip)",
             ),
             (
                 "100mbps/10ms",
@@ -386,6 +403,10 @@ mod tests {
             ("100mbit/10ms/dup=x", "dup: bad percentage \"x\""),
             ("100mbit/10ms/reorder=101", "reorder: percentage \"101\" outside"),
             ("100mbit/10ms/up=1s", "up= given without down="),
+            (
+                "100mbit/10ms/strip=bogus",
+                "invalid path spec \"100mbit/10ms/strip=bogus\": strip: bad value \"bogus\" (known: syn, all)",
+            ),
             ("100mbit/10ms/down=2s/up=1s", "up=1s is not after down=2s"),
         ];
         for (spec, want) in cases {

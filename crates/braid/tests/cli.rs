@@ -36,7 +36,7 @@ fn unknown_path_option_lists_the_known_ones() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o).trim_end(),
-        "error: unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu)"
+        "error: unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip)"
     );
 }
 
@@ -59,8 +59,12 @@ fn other_bad_values_are_usage_errors() {
         (&["sim", "--cc", "bbr"][..], "invalid value 'bbr'"),
         (&["sim", "--frobnicate"][..], "unexpected argument"),
         (
-            &["sim", "--mode", "mptcp", "--json"][..],
-            "mptcp mode is not implemented yet",
+            &["sim", "--path", "100mbit/10ms/strip=bogus"][..],
+            "strip: bad value \"bogus\" (known: syn, all)",
+        ),
+        (
+            &["sim", "--scheduler", "fastest"][..],
+            "invalid value 'fastest'",
         ),
         (&[][..], "Usage"),
     ] {
@@ -82,6 +86,9 @@ fn help_documents_the_spec_syntax() {
         "--bytes <SIZE>",
         "--json",
         "KiB",
+        "--scheduler <SCHEDULER>",
+        "--checksum",
+        "strip=syn|all",
     ] {
         assert!(out.contains(needle), "help lacks {needle}");
     }
@@ -91,6 +98,8 @@ fn help_documents_the_spec_syntax() {
 fn json_run_prints_one_parsable_object() {
     let o = braid(&[
         "sim",
+        "--mode",
+        "tcp",
         "--path",
         "50mbit/5ms/loss=0.5%",
         "--bytes",
@@ -104,6 +113,9 @@ fn json_run_prints_one_parsable_object() {
     assert_eq!(text.lines().count(), 1);
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["mode"], "tcp");
+    assert_eq!(v["fallback"], false);
+    assert!(v["max_stall_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(v["links"][0]["mptcp_stripped"], 0);
     assert_eq!(v["bytes"], 1 << 20);
     assert_eq!(v["intact"], true);
     assert_eq!(v["completed"], true);
@@ -124,6 +136,8 @@ fn json_run_prints_one_parsable_object() {
     // One seed, one run.
     let again = braid(&[
         "sim",
+        "--mode",
+        "tcp",
         "--path",
         "50mbit/5ms/loss=0.5%",
         "--bytes",
@@ -138,7 +152,7 @@ fn json_run_prints_one_parsable_object() {
 
 #[test]
 fn human_summary_and_failure_exit_status() {
-    let o = braid(&["sim", "--bytes", "1MiB", "--quiet"]);
+    let o = braid(&["sim", "--mode", "tcp", "--bytes", "1MiB", "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for needle in [
@@ -147,10 +161,57 @@ fn human_summary_and_failure_exit_status() {
         "intact: yes",
         "goodput",
         "simulation speed",
+        "max stall:",
+        "subflow on path 0",
     ] {
         assert!(out.contains(needle), "summary lacks {needle}:\n{out}");
     }
+    assert!(
+        !out.contains("fallback"),
+        "tcp mode has no fallback line:\n{out}"
+    );
     let o = braid(&["sim", "--bytes", "64MiB", "--time-limit", "1s", "--quiet"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("time limit"));
+}
+
+#[test]
+fn mptcp_is_the_default_over_two_paths() {
+    let o = braid(&["sim", "--bytes", "1MiB", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    for needle in [
+        "braid sim: mptcp, 2 paths",
+        "path 0: 100mbit/10ms",
+        "path 1: 50mbit/20ms",
+        "intact: yes",
+        "fallback:  ",
+        "max stall:",
+        "subflow on path 0",
+    ] {
+        assert!(out.contains(needle), "summary lacks {needle}:\n{out}");
+    }
+}
+
+#[test]
+fn stripping_middlebox_is_reported() {
+    let o = braid(&[
+        "sim",
+        "--path",
+        "20mbit/5ms/strip=all",
+        "--bytes",
+        "256KiB",
+        "--scheduler",
+        "roundrobin",
+        "--checksum",
+        "--json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["mode"], "mptcp");
+    assert_eq!(v["intact"], true);
+    // Whatever the engine offered, nothing MPTCP crossed the middlebox: plain TCP.
+    assert_eq!(v["fallback"], true);
+    assert!(v["links"][0]["mptcp_stripped"].as_u64().unwrap() >= 1);
+    assert_eq!(v["subflows"].as_array().unwrap().len(), 1);
 }

@@ -1,6 +1,7 @@
-//! Multipath TCP (RFC 8684): crypto, settings and (soon) the connection level.
+//! Multipath TCP (RFC 8684): crypto, settings and the connection level.
 
 pub mod api;
+pub(crate) mod conn;
 pub mod crypto;
 
 pub use api::{MptcpConfig, MptcpInfo, SubflowInfo};

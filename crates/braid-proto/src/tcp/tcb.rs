@@ -13,6 +13,7 @@ use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
 use super::{Seq, TcpConfig, TcpState};
 use crate::counters::Counters;
+use crate::mptcp::conn::{InAction, InSeg, MpLevel, OutSeg, SubflowMp, DSS_RESERVE};
 use crate::time::Instant;
 use braid_wire::{IpRepr, SackBlock, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use std::collections::VecDeque;
@@ -250,6 +251,10 @@ pub(crate) struct Tcb {
     syn_sent_at: Option<Instant>,
     /// Out-of-order segments the receive buffer refused so far (to count the difference).
     stats_ooo_dropped: u64,
+    /// The MPTCP state of this subflow; `None` for plain TCP (RFC 8684).
+    pub(crate) mp: Option<Box<SubflowMp>>,
+    /// The connection level, lent by the endpoint for the duration of a call (see mptcp::conn).
+    pub(crate) level: Option<Box<MpLevel>>,
 }
 
 impl Tcb {
@@ -356,6 +361,8 @@ impl Tcb {
             rst_reply: None,
             syn_sent_at: None,
             stats_ooo_dropped: 0,
+            mp: None,
+            level: None,
             cfg: cfg.clone(),
         })
     }
@@ -420,7 +427,11 @@ impl Tcb {
             self.snd_wscale = 0;
             self.rcv_wscale = 0;
         }
-        let opt = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        let mut opt = if self.ts_ok { TS_OPTION_LEN } else { 0 };
+        if self.mp.is_some() && self.level.as_ref().is_some_and(|l| !l.fallback) {
+            // Room for the DSS on every data segment (RFC 8684 §3.3; Linux does the same).
+            opt += DSS_RESERVE as u16;
+        }
         let mss = peer_mss.min(self.cfg.mss);
         self.smss = (mss.saturating_sub(opt)).max(32) as u32;
         self.rcv_mss = (self.cfg.mss.saturating_sub(opt)).max(32) as u32;
@@ -663,10 +674,43 @@ impl Tcb {
     /// Handles one segment addressed to this connection.
     pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
         self.stats.segments_received += 1;
+        if let (Some(mp), Some(lv)) = (self.mp.as_deref_mut(), self.level.as_deref_mut()) {
+            let syn_sent = self.state == TcpState::SynSent;
+            let seq = Seq(seg.seq);
+            let seg_off = if syn_sent {
+                0
+            } else if seq >= self.rcv_nxt {
+                self.recvbuf.in_order_end() + (seq - self.rcv_nxt) as u64
+            } else {
+                self.recvbuf
+                    .in_order_end()
+                    .saturating_sub((self.rcv_nxt - seq) as u64)
+            };
+            let info = InSeg {
+                syn_sent,
+                rel_seq: seg.seq.wrapping_sub(self.irs.0),
+                seg_off,
+                wnd_shift: self.snd_wscale,
+            };
+            match mp.on_input(lv, ctx.counters, seg, &info) {
+                InAction::Continue => {}
+                InAction::Drop => return,
+                InAction::Reset => {
+                    self.rst_pending = true;
+                    self.close_with(End::Reset);
+                    return;
+                }
+            }
+        }
         match self.state {
             TcpState::Closed | TcpState::Listen => {}
             TcpState::SynSent => self.on_segment_syn_sent(ctx, seg),
             _ => self.on_segment_synchronized(ctx, seg),
+        }
+        if let Some(mp) = self.mp.as_deref_mut() {
+            if std::mem::take(&mut mp.ack_now) {
+                self.ack_now = true;
+            }
         }
     }
 
@@ -1439,7 +1483,11 @@ impl Tcb {
             self.rcv_adv = self.rcv_nxt + w as u32;
             return w;
         }
-        let avail = self.recvbuf.window() as u32;
+        let avail = match self.level.as_deref() {
+            // RFC 8684 §3.3.4: the connection-level window, on every subflow.
+            Some(l) => l.recv_window().saturating_sub(self.recvbuf.readable()) as u32,
+            None => self.recvbuf.window() as u32,
+        };
         let mut right = self.rcv_nxt + avail;
         // Never shrink (RFC 9293 §3.8.6.2.2), and only open by a useful amount (SWS avoidance).
         let min_step = (self.recvbuf.capacity() as u32 / 2).min(self.rcv_mss);
@@ -1524,7 +1572,93 @@ impl Tcb {
     }
 
     fn emit(&mut self, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) {
-        braid_wire::emit_ip_tcp(&self.ip, repr, buf);
+        let off = self.sendbuf.end();
+        self.emit_seg(repr, off, buf);
+    }
+
+    /// Emits a segment whose first payload byte (or FIN) is at stream offset `off`, decorated
+    /// with the MPTCP option of the connection level when there is one.
+    fn emit_seg(&mut self, repr: &TcpRepr<'_>, off: u64, buf: &mut Vec<u8>) {
+        let (Some(mp), Some(lv)) = (self.mp.as_deref_mut(), self.level.as_deref_mut()) else {
+            braid_wire::emit_ip_tcp(&self.ip, repr, buf);
+            return;
+        };
+        let mut body = [[0u8; 40]; 2];
+        let out = OutSeg {
+            flags: repr.flags.0,
+            rel_seq: repr.seq.wrapping_sub(self.iss.0),
+            off,
+            payload: repr.payload,
+            sack: !repr.options.sack.is_empty(),
+        };
+        let n = mp.write_options(lv, &out, &mut body);
+        if n == [0, 0] {
+            braid_wire::emit_ip_tcp(&self.ip, repr, buf);
+            return;
+        }
+        let mut r = *repr;
+        for (b, &len) in body.iter().zip(n.iter()) {
+            if len > 0 {
+                r.options.mptcp.push(braid_wire::tcp::kind::MPTCP, &b[..len]);
+            }
+        }
+        braid_wire::emit_ip_tcp(&self.ip, &r, buf);
+    }
+
+    /// Attaches the per-subflow MPTCP state (passive open: after `accept_syn` negotiated);
+    /// `reserve` takes the DSS room out of the MSS.
+    pub(crate) fn set_mptcp(&mut self, mp: SubflowMp, reserve: bool) {
+        if self.state == TcpState::SynReceived && reserve {
+            self.smss = self.smss.saturating_sub(DSS_RESERVE).max(32);
+            self.rcv_mss = self.rcv_mss.saturating_sub(DSS_RESERVE).max(32);
+            self.cc.set_mss(self.smss);
+        }
+        self.mp = Some(Box::new(mp));
+    }
+
+    // --- for the MPTCP connection level (endpoint) ---
+
+    /// Room the scheduler may fill: congestion window less what is in flight or queued unsent.
+    pub(crate) fn sched_room(&self) -> u64 {
+        let cwnd = if self.recovery == Recovery::Fast {
+            self.prr_cwnd
+        } else {
+            self.cc.cwnd()
+        } as u64;
+        let unsent = self.sendbuf.end().saturating_sub(self.snd_off(self.snd_nxt));
+        cwnd.saturating_sub(self.pipe() as u64 + unsent)
+    }
+    /// Stream offset acknowledged on this subflow.
+    pub(crate) fn snd_una_offset(&self) -> u64 {
+        self.snd_una_off.min(self.sendbuf.end())
+    }
+    /// Stream offset one past what is queued.
+    pub(crate) fn send_end(&self) -> u64 {
+        self.sendbuf.end()
+    }
+    pub(crate) fn backoff(&self) -> u32 {
+        self.backoff
+    }
+    /// Stream offset of the next byte `recv` returns, and how many are in order.
+    pub(crate) fn rcv_read_offset(&self) -> u64 {
+        self.recvbuf.read_offset()
+    }
+    pub(crate) fn fin_received(&self) -> bool {
+        self.fin_received
+    }
+    /// Reads in-order bytes without window bookkeeping (the connection level advertises).
+    pub(crate) fn drain(&mut self, buf: &mut [u8]) -> usize {
+        self.recvbuf.read(buf)
+    }
+    /// Send an ACK at the next opportunity.
+    pub(crate) fn force_ack(&mut self) {
+        if self.synchronized() {
+            self.ack_now = true;
+        }
+    }
+    /// Established (or the peer closed) and able to carry new data.
+    pub(crate) fn can_carry(&self) -> bool {
+        matches!(self.state, TcpState::Established | TcpState::CloseWait) && !self.fin_queued
     }
 
     fn next_segment(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
@@ -1636,14 +1770,27 @@ impl Tcb {
         // 2. New data (and FIN).
         let off = self.snd_off(self.snd_nxt);
         let data_end = self.sendbuf.end();
-        let avail = data_end.saturating_sub(off);
+        let mut avail = data_end.saturating_sub(off);
+        let mut cut = false;
+        if let Some(mp) = self.mp.as_deref() {
+            // RFC 8684 §3.3.1: one mapping per segment.
+            let lim = mp.seg_limit(off);
+            if lim < avail {
+                avail = lim;
+                cut = true;
+            }
+        }
         let fin_now = self.fin_queued && self.fin_seq.is_none();
         if avail == 0 && !fin_now {
             self.app_limited = true;
             return false;
         }
         let wnd_right = self.snd_una + self.snd_wnd;
-        let wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
+        let mut wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
+        if self.level.as_ref().is_some_and(|l| !l.fallback) {
+            // The connection level enforces the data-level window (RFC 8684 §3.3.4).
+            wnd_room = u64::MAX;
+        }
         let cwnd_room = (cwnd.saturating_sub(pipe)) as u64;
         let len = avail.min(self.smss as u64).min(wnd_room).min(cwnd_room) as u32;
         if len == 0 && avail > 0 {
@@ -1665,6 +1812,7 @@ impl Tcb {
             }
         }
         if self.cfg.nagle
+            && !cut
             && (len as u64) == avail
             && len < self.smss
             && len > 0
@@ -1674,7 +1822,7 @@ impl Tcb {
             // Nagle (RFC 9293 §3.7.4): one small segment in flight at a time.
             return false;
         }
-        let fin = fin_now && off + len as u64 == data_end;
+        let fin = fin_now && off + len as u64 == data_end && !cut;
         if len == 0 && !fin {
             return false;
         }
@@ -1689,7 +1837,7 @@ impl Tcb {
         if fin {
             flags |= TcpFlags::FIN;
         }
-        if len as u64 == avail && len > 0 {
+        if len as u64 == avail && len > 0 && !cut {
             flags |= TcpFlags::PSH;
         }
         self.build_data_segment(now, seq, off, len, flags, buf);
@@ -1789,7 +1937,7 @@ impl Tcb {
         payload.truncate(got);
         let mut r = self.base_repr(now, seq, flags);
         r.payload = &payload;
-        braid_wire::emit_ip_tcp(&self.ip, &r, buf);
+        self.emit_seg(&r, off, buf);
         self.payload_scratch = payload;
     }
 

@@ -1,0 +1,895 @@
+//! The MPTCP connection level (RFC 8684) and the per-subflow MPTCP state.
+//!
+//! [`MpLevel`] belongs to the connection: keys, tokens, the data-level send and receive buffers
+//! (offset 0 = DSN IDSN+1), DATA_ACK / window / DATA_FIN state, reinjection ranges and the path
+//! manager's address lists. [`SubflowMp`] lives in each subflow's TCB: join handshake state,
+//! address id and the tx / rx mappings between subflow stream offsets and data offsets.
+//!
+//! The endpoint moves the connection's `MpLevel` into the TCB it calls (a pointer swap), so the
+//! TCB's hooks ([`SubflowMp::on_input`] before it handles a segment, [`SubflowMp::write_options`]
+//! while it builds one) reach both levels. A plain TCP connection has neither and pays one
+//! `Option` check per packet.
+
+use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
+use crate::counters::Counters;
+use crate::tcp::recvbuf::RecvBuffer;
+use crate::tcp::sendbuf::SendBuffer;
+use crate::time::Instant;
+use braid_wire::mptcp::{
+    dss_checksum, dss_checksum_ok, AddAddr, CapableFlags, DataSeq, Dss, DssMapping, MpCapable,
+    MptcpOption, ResetReason, MPTCP_VERSION,
+};
+use braid_wire::{TcpFlags, TcpRepr};
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+/// Option bytes a data segment's DSS needs (8-byte DATA_ACK, 8-byte DSN mapping, checksum, padding
+/// to 4): the subflow's MSS is reduced by this much, as Linux does.
+pub(crate) const DSS_RESERVE: u32 = 28;
+/// Most rx / tx mappings a subflow keeps (beyond: rx mappings are dropped and counted).
+const MAX_MAPS: usize = 4096;
+/// Most addresses a peer may announce to one connection.
+const MAX_REMOTE_ADDRS: usize = 8;
+/// Most pending reinjection ranges.
+const MAX_REINJECT: usize = 1024;
+
+/// Which end opened the MPTCP connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+/// The connection level of an MPTCP connection.
+#[derive(Debug)]
+pub(crate) struct MpLevel {
+    pub role: Role,
+    pub local_key: u64,
+    pub local_token: u32,
+    local_idsn: u64,
+    pub remote_key: Option<u64>,
+    pub remote_token: u32,
+    remote_idsn: u64,
+    want_csum: bool,
+    /// DSS checksums are in use (either side asked, RFC 8684 §3.1).
+    pub csum: bool,
+    /// The connection fell back to regular TCP over subflow 0 (RFC 8684 §3.7).
+    pub fallback: bool,
+    /// Client: the server's first DSS arrived. Server: the client's key arrived.
+    pub fully_established: bool,
+    /// Data-level send buffer; offset 0 is DSN local IDSN + 1.
+    pub sendbuf: SendBuffer,
+    /// Data-level receive buffer; offset 0 is DSN remote IDSN + 1.
+    pub recvbuf: RecvBuffer,
+    /// Data offset acknowledged by DATA_ACK (our DATA_FIN counts one).
+    pub data_una: u64,
+    /// Next new data offset to schedule on a subflow.
+    pub data_nxt: u64,
+    /// Right edge of the peer's data-level window (offset), RFC 8684 §3.3.4.
+    pub snd_right: u64,
+    /// A DATA_ACK (hence a data-level window) arrived.
+    pub window_known: bool,
+    /// The application shut down: a DATA_FIN follows the data.
+    pub fin_queued: bool,
+    /// Data offset of our DATA_FIN once assigned.
+    pub local_fin: Option<u64>,
+    /// Data offset of the peer's DATA_FIN once seen.
+    pub peer_fin: Option<u64>,
+    /// The application was told about the end of the stream.
+    pub eof_signalled: bool,
+    /// The subflows were told to close (both DATA_FINs done).
+    pub closing: bool,
+    /// Data ranges (offsets) to send again on another subflow (RFC 8684 §3.3.6).
+    pub reinject: VecDeque<(u64, u64)>,
+    /// Our addresses to announce with ADD_ADDR (id, address) until echoed.
+    pub announce: Vec<(u8, IpAddr)>,
+    /// The announcements go out on the next pure ACK.
+    pub announce_due: bool,
+    pub announce_tries: u32,
+    /// The server's addresses announced to us (id, address).
+    pub remote_addrs: Vec<(u8, IpAddr)>,
+    /// Echoes of announcements to send (RFC 8684 §3.4.1).
+    pub echo: VecDeque<AddAddr>,
+    /// The path manager ran its one-time setup (announce / first joins).
+    pub pm_started: bool,
+    /// Local addresses the path manager opened (or tried) a subflow from.
+    pub pm_tried: Vec<IpAddr>,
+    /// When joins to the initial address may start (time for ADD_ADDR to arrive).
+    pub pm_join_at: Option<Instant>,
+    /// Connection-level timer: DATA_FIN / ADD_ADDR retransmission, delayed joins.
+    pub timer: Option<Instant>,
+    pub timer_backoff: u32,
+    /// The application wrote less than it wanted.
+    pub write_blocked: bool,
+    /// Round-robin cursor of the scheduler.
+    pub rr: usize,
+}
+
+impl MpLevel {
+    fn new(role: Role, key: u64, want_csum: bool, send: usize, recv: usize) -> Self {
+        let (token, idsn) = token_and_idsn(key);
+        MpLevel {
+            role,
+            local_key: key,
+            local_token: token,
+            local_idsn: idsn,
+            remote_key: None,
+            remote_token: 0,
+            remote_idsn: 0,
+            want_csum,
+            csum: want_csum,
+            fallback: false,
+            fully_established: false,
+            sendbuf: SendBuffer::new(send),
+            recvbuf: RecvBuffer::new(recv),
+            data_una: 0,
+            data_nxt: 0,
+            snd_right: 0,
+            window_known: false,
+            fin_queued: false,
+            local_fin: None,
+            peer_fin: None,
+            eof_signalled: false,
+            closing: false,
+            reinject: VecDeque::new(),
+            announce: Vec::new(),
+            announce_due: false,
+            announce_tries: 0,
+            remote_addrs: Vec::new(),
+            echo: VecDeque::new(),
+            pm_started: false,
+            pm_tried: Vec::new(),
+            pm_join_at: None,
+            timer: None,
+            timer_backoff: 0,
+            write_blocked: false,
+            rr: 0,
+        }
+    }
+
+    /// The active opener: its SYN offers MP_CAPABLE.
+    pub fn client(key: u64, want_csum: bool, send: usize, recv: usize) -> Self {
+        Self::new(Role::Client, key, want_csum, send, recv)
+    }
+
+    /// The passive opener, from the peer's MP_CAPABLE SYN.
+    pub fn server(key: u64, want_csum: bool, syn: &MpCapable, send: usize, recv: usize) -> Self {
+        let mut c = Self::new(Role::Server, key, want_csum, send, recv);
+        c.csum = want_csum || syn.flags.checksum_required();
+        c
+    }
+
+    fn set_remote_key(&mut self, key: u64) {
+        let (token, idsn) = token_and_idsn(key);
+        self.remote_key = Some(key);
+        self.remote_token = token;
+        self.remote_idsn = idsn;
+    }
+
+    fn flags(&self) -> CapableFlags {
+        let mut f = CapableFlags::HMAC_SHA256;
+        if self.csum || self.want_csum {
+            f |= CapableFlags::CHECKSUM_REQUIRED;
+        }
+        CapableFlags(f)
+    }
+
+    /// The peer's DATA_FIN is the next thing in the data stream.
+    pub fn peer_fin_reached(&self) -> bool {
+        self.peer_fin == Some(self.recvbuf.in_order_end())
+    }
+
+    /// Our DATA_FIN was acknowledged.
+    pub fn local_fin_acked(&self) -> bool {
+        self.local_fin.is_some_and(|f| self.data_una > f)
+    }
+
+    /// The DATA_ACK we send (absolute DSN; the peer's DATA_FIN counted once in order).
+    fn data_ack(&self) -> u64 {
+        let next = self.recvbuf.in_order_end() + self.peer_fin_reached() as u64;
+        self.remote_idsn.wrapping_add(1).wrapping_add(next)
+    }
+
+    /// Window we advertise on every subflow: the data-level receive window (RFC 8684 §3.3.4).
+    pub fn recv_window(&self) -> usize {
+        self.recvbuf.window()
+    }
+
+    /// Queues a data range for reinjection (merged with the last one when adjacent).
+    pub fn push_reinject(&mut self, a: u64, z: u64) {
+        if a >= z {
+            return;
+        }
+        if let Some(last) = self.reinject.back_mut() {
+            if last.1 == a {
+                last.1 = z;
+                return;
+            }
+        }
+        if self.reinject.len() < MAX_REINJECT {
+            self.reinject.push_back((a, z));
+        }
+    }
+}
+
+/// The MP_JOIN handshake of an additional subflow (RFC 8684 §3.2).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Join {
+    pub initiator: bool,
+    pub local_nonce: u32,
+    pub remote_nonce: u32,
+    pub remote_addr_id: u8,
+}
+
+/// The MPTCP state of one subflow.
+#[derive(Debug, Default)]
+pub(crate) struct SubflowMp {
+    pub join: Option<Join>,
+    /// Our address id for this subflow (0: the initial subflow).
+    pub addr_id: u8,
+    pub backup: bool,
+    /// The subflow may carry data (initial subflow, or join complete: RFC 8684 §3.2).
+    pub ready: bool,
+    /// (subflow offset, data offset, length) of data queued on this subflow.
+    pub tx: VecDeque<(u64, u64, u64)>,
+    /// (subflow offset, data offset, length) of mappings received.
+    pub rx: VecDeque<(u64, u64, u64)>,
+    /// MP_TCPRST reason to put on our RST.
+    pub rst_reason: Option<ResetReason>,
+    /// The data this subflow holds was queued for reinjection (reset when it recovers).
+    pub reinjected: bool,
+    /// Ask the TCB for an immediate ACK (the join's 4th ACK).
+    pub ack_now: bool,
+    /// Payload bytes first sent on this subflow for the data level.
+    pub bytes_scheduled: u64,
+}
+
+/// What the TCB knows about a segment it is building.
+pub(crate) struct OutSeg<'p> {
+    pub flags: u8,
+    /// Sequence number relative to our ISN.
+    pub rel_seq: u32,
+    /// Stream offset of the first payload byte (or of the FIN).
+    pub off: u64,
+    pub payload: &'p [u8],
+    /// The segment carries SACK blocks (room for an ADD_ADDR is then not there).
+    pub sack: bool,
+}
+
+/// What the TCB knows when a segment arrives.
+pub(crate) struct InSeg {
+    /// The TCB is in SYN_SENT.
+    pub syn_sent: bool,
+    /// Sequence number of the segment relative to the peer's ISN (valid once synchronized).
+    pub rel_seq: u32,
+    /// Stream offset of the segment's first byte (valid once synchronized).
+    pub seg_off: u64,
+    /// Shift of the peer's window field.
+    pub wnd_shift: u8,
+}
+
+/// What the TCB does with a segment after the MPTCP hook saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum InAction {
+    Continue,
+    Drop,
+    /// Reset the subflow (RST with the MP_TCPRST reason in `rst_reason`).
+    Reset,
+}
+
+impl SubflowMp {
+    /// The initial subflow (MP_CAPABLE).
+    pub fn initial() -> Self {
+        SubflowMp {
+            ready: true,
+            ..Default::default()
+        }
+    }
+
+    /// An MP_JOIN subflow we open.
+    pub fn join_initiator(nonce: u32, addr_id: u8, backup: bool) -> Self {
+        SubflowMp {
+            join: Some(Join {
+                initiator: true,
+                local_nonce: nonce,
+                remote_nonce: 0,
+                remote_addr_id: 0,
+            }),
+            addr_id,
+            backup,
+            ..Default::default()
+        }
+    }
+
+    /// An MP_JOIN subflow the peer opens.
+    pub fn join_responder(
+        nonce: u32,
+        peer_nonce: u32,
+        peer_addr_id: u8,
+        addr_id: u8,
+        backup: bool,
+    ) -> Self {
+        SubflowMp {
+            join: Some(Join {
+                initiator: false,
+                local_nonce: nonce,
+                remote_nonce: peer_nonce,
+                remote_addr_id: peer_addr_id,
+            }),
+            addr_id,
+            backup,
+            ..Default::default()
+        }
+    }
+
+    /// Records data queued on the subflow (merged when contiguous in both spaces).
+    pub fn push_tx(&mut self, sub_off: u64, data_off: u64, len: u64) {
+        if let Some(l) = self.tx.back_mut() {
+            if l.0 + l.2 == sub_off && l.1 + l.2 == data_off {
+                l.2 += len;
+                return;
+            }
+        }
+        self.tx.push_back((sub_off, data_off, len));
+    }
+
+    /// Forgets tx mappings wholly below the subflow's acknowledged offset.
+    pub fn prune_tx(&mut self, una: u64) {
+        while self.tx.front().is_some_and(|m| m.0 + m.2 <= una) {
+            self.tx.pop_front();
+        }
+    }
+
+    /// The tx mapping holding subflow offset `off`: (data offset of `off`, bytes to its end).
+    fn tx_lookup(&self, off: u64) -> Option<(u64, u64)> {
+        let i = self.tx.partition_point(|m| m.0 + m.2 <= off);
+        let m = self.tx.get(i)?;
+        (m.0 <= off).then(|| (m.1 + (off - m.0), m.0 + m.2 - off))
+    }
+
+    /// Largest segment that may start at subflow offset `off` (one mapping per segment).
+    pub fn seg_limit(&self, off: u64) -> u64 {
+        self.tx_lookup(off).map_or(u64::MAX, |(_, n)| n)
+    }
+
+    /// The rx mapping holding subflow offset `off`: (data offset, bytes to its end).
+    pub fn rx_lookup(&self, off: u64) -> Option<(u64, u64)> {
+        self.rx
+            .iter()
+            .find(|m| m.0 <= off && off < m.0 + m.2)
+            .map(|m| (m.1 + (off - m.0), m.0 + m.2 - off))
+    }
+
+    /// Start of the first rx mapping beyond `off`.
+    pub fn rx_next_start(&self, off: u64) -> Option<u64> {
+        self.rx.iter().filter(|m| m.0 > off).map(|m| m.0).min()
+    }
+
+    /// Forgets rx mappings wholly below `off` (already drained).
+    pub fn prune_rx(&mut self, off: u64) {
+        self.rx.retain(|m| m.0 + m.2 > off);
+    }
+
+    fn push_rx(&mut self, c: &mut Counters, sub_off: u64, data_off: u64, len: u64) {
+        if self
+            .rx
+            .iter()
+            .any(|m| m.0 <= sub_off && sub_off + len <= m.0 + m.2 && m.1 + (sub_off - m.0) == data_off)
+        {
+            return;
+        }
+        if let Some(l) = self.rx.back_mut() {
+            if l.0 + l.2 == sub_off && l.1 + l.2 == data_off {
+                l.2 += len;
+                return;
+            }
+        }
+        if self.rx.len() >= MAX_MAPS {
+            c.mp_dss_not_matching += 1;
+            return;
+        }
+        self.rx.push_back((sub_off, data_off, len));
+    }
+
+    /// Writes the MPTCP option bodies this segment carries into `out`; returns their lengths.
+    pub fn write_options(
+        &mut self,
+        lv: &mut MpLevel,
+        s: &OutSeg<'_>,
+        out: &mut [[u8; 40]; 2],
+    ) -> [usize; 2] {
+        let mut lens = [0, 0];
+        if s.flags & TcpFlags::RST != 0 {
+            if let Some(reason) = self.rst_reason {
+                lens[0] = MptcpOption::MpTcpRst {
+                    transient: false,
+                    reason,
+                }
+                .emit(&mut out[0]);
+            }
+            return lens;
+        }
+        if lv.fallback {
+            return lens;
+        }
+        let syn = s.flags & TcpFlags::SYN != 0;
+        let ack = s.flags & TcpFlags::ACK != 0;
+        if let Some(j) = self.join {
+            let opt = if syn && !ack {
+                MptcpOption::MpJoinSyn {
+                    backup: self.backup,
+                    addr_id: self.addr_id,
+                    token: lv.remote_token,
+                    nonce: j.local_nonce,
+                }
+            } else if syn {
+                MptcpOption::MpJoinSynAck {
+                    backup: self.backup,
+                    addr_id: self.addr_id,
+                    hmac: join_synack_hmac(
+                        lv.local_key,
+                        lv.remote_key.unwrap_or_default(),
+                        j.local_nonce,
+                        j.remote_nonce,
+                    ),
+                    nonce: j.local_nonce,
+                }
+            } else if j.initiator && !self.ready {
+                // RFC 8684 §3.2: the third ACK (repeated until the peer acknowledges it).
+                MptcpOption::MpJoinAck {
+                    hmac: join_ack_hmac(
+                        lv.local_key,
+                        lv.remote_key.unwrap_or_default(),
+                        j.local_nonce,
+                        j.remote_nonce,
+                    ),
+                }
+            } else {
+                return self.dss_and_addr(lv, s, out);
+            };
+            lens[0] = opt.emit(&mut out[0]);
+            return lens;
+        }
+        let opt = if syn && !ack {
+            // RFC 8684 §3.1: the v1 SYN carries no key.
+            MptcpOption::MpCapable(MpCapable::syn(lv.flags()))
+        } else if syn {
+            MptcpOption::MpCapable(MpCapable::syn_ack(lv.flags(), lv.local_key))
+        } else {
+            let Some(remote_key) = lv.remote_key else {
+                return lens;
+            };
+            let len = s.payload.len();
+            if lv.role == Role::Client && !lv.fully_established && s.flags & TcpFlags::FIN == 0 {
+                if len == 0 {
+                    // Third ACK, repeated on pure ACKs until the server's first DSS (§3.1).
+                    MptcpOption::MpCapable(MpCapable::ack(lv.flags(), lv.local_key, remote_key))
+                } else if s.off == 0
+                    && len <= u16::MAX as usize
+                    && self.tx_lookup(0).is_some_and(|(d, _)| d == 0)
+                {
+                    // The first data carries both keys and its data-level length (§3.1).
+                    let csum = lv.csum.then(|| {
+                        dss_checksum(lv.local_idsn.wrapping_add(1), 1, len as u16, s.payload)
+                    });
+                    MptcpOption::MpCapable(MpCapable::ack_with_data(
+                        lv.flags(),
+                        lv.local_key,
+                        remote_key,
+                        len as u16,
+                        csum,
+                    ))
+                } else {
+                    return self.dss_and_addr(lv, s, out);
+                }
+            } else {
+                return self.dss_and_addr(lv, s, out);
+            }
+        };
+        lens[0] = opt.emit(&mut out[0]);
+        lens
+    }
+
+    /// DSS (DATA_ACK, the mapping of this segment's payload, DATA_FIN) plus, on pure ACKs, an
+    /// ADD_ADDR announcement or echo when there is room.
+    fn dss_and_addr(
+        &mut self,
+        lv: &mut MpLevel,
+        s: &OutSeg<'_>,
+        out: &mut [[u8; 40]; 2],
+    ) -> [usize; 2] {
+        let mut lens = [0, 0];
+        let mut d = Dss {
+            data_fin: false,
+            data_ack: Some(DataSeq::wide(lv.data_ack())),
+            mapping: None,
+        };
+        let len = s.payload.len();
+        let fin_pending = lv.local_fin.filter(|&f| lv.data_una <= f);
+        if len > 0 && len < u16::MAX as usize {
+            let Some((data_off, _)) = self.tx_lookup(s.off) else {
+                lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
+                return lens;
+            };
+            let dsn = lv.local_idsn.wrapping_add(1).wrapping_add(data_off);
+            let fin = fin_pending == Some(data_off + len as u64);
+            let data_len = (len + fin as usize) as u16;
+            let checksum = lv.csum.then(|| dss_checksum(dsn, s.rel_seq, data_len, s.payload));
+            d.mapping = Some(DssMapping {
+                dsn: DataSeq::wide(dsn),
+                subflow_seq: s.rel_seq,
+                data_len,
+                checksum,
+            });
+            d.data_fin = fin;
+        } else if let Some(f) = fin_pending.filter(|_| len == 0) {
+            // RFC 8684 §3.3.3 / Linux: a DATA_FIN alone has subflow sequence number 0.
+            let dsn = lv.local_idsn.wrapping_add(1).wrapping_add(f);
+            d.mapping = Some(DssMapping {
+                dsn: DataSeq::wide(dsn),
+                subflow_seq: 0,
+                data_len: 1,
+                checksum: lv.csum.then(|| dss_checksum(dsn, 0, 1, &[])),
+            });
+            d.data_fin = true;
+        }
+        lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
+        if len == 0 && d.mapping.is_none() && !s.sack {
+            let addr = if let Some(e) = lv.echo.front().copied() {
+                lv.echo.pop_front();
+                Some(e)
+            } else if lv.announce_due && !lv.announce.is_empty() {
+                let (id, ip) = lv.announce[0];
+                lv.announce.rotate_left(1);
+                if lv.announce.first().is_some_and(|a| a.0 <= id) {
+                    lv.announce_due = false;
+                }
+                let hmac = add_addr_hmac(
+                    lv.local_key,
+                    lv.remote_key.unwrap_or_default(),
+                    id,
+                    ip,
+                    None,
+                );
+                Some(AddAddr {
+                    addr_id: id,
+                    addr: ip,
+                    port: None,
+                    hmac: Some(hmac),
+                })
+            } else {
+                None
+            };
+            if let Some(a) = addr {
+                let o = MptcpOption::AddAddr(a);
+                if o.emit_len() + lens[0] + 2 <= 28 {
+                    lens[1] = o.emit(&mut out[1]);
+                } else {
+                    // No room beside the DSS (IPv6): the ADD_ADDR goes alone.
+                    lens[0] = o.emit(&mut out[0]);
+                }
+            }
+        }
+        lens
+    }
+
+    /// Handles the MPTCP options of an incoming segment before the TCB does.
+    pub fn on_input(
+        &mut self,
+        lv: &mut MpLevel,
+        c: &mut Counters,
+        seg: &TcpRepr<'_>,
+        i: &InSeg,
+    ) -> InAction {
+        if lv.fallback && self.join.is_none() {
+            return InAction::Continue;
+        }
+        let f = seg.flags;
+        let mut mpc = None;
+        let mut dss = None;
+        let mut join_synack = None;
+        let mut join_ack = None;
+        // RFC 8684 §3: a malformed MPTCP option is ignored.
+        for o in MptcpOption::parse_list(seg.options.mptcp).flatten() {
+            match o {
+                MptcpOption::MpCapable(m) if mpc.is_none() => mpc = Some(m),
+                MptcpOption::Dss(d) if dss.is_none() => dss = Some(d),
+                MptcpOption::MpJoinSynAck {
+                    backup,
+                    addr_id,
+                    hmac,
+                    nonce,
+                } => join_synack = Some((backup, addr_id, hmac, nonce)),
+                MptcpOption::MpJoinAck { hmac } => join_ack = Some(hmac),
+                MptcpOption::AddAddr(a) => {
+                    if a.is_echo() {
+                        c.mp_echo_add += 1;
+                        lv.announce.retain(|&(id, ip)| !(id == a.addr_id && ip == a.addr));
+                    } else if lv.remote_key.is_some() && !f.syn() {
+                        let want = add_addr_hmac(
+                            lv.remote_key.unwrap_or_default(),
+                            lv.local_key,
+                            a.addr_id,
+                            a.addr,
+                            a.port,
+                        );
+                        if a.hmac == Some(want) {
+                            c.mp_add_addr += 1;
+                            if !lv.remote_addrs.iter().any(|r| r.1 == a.addr)
+                                && lv.remote_addrs.len() < MAX_REMOTE_ADDRS
+                            {
+                                lv.remote_addrs.push((a.addr_id, a.addr));
+                            }
+                            if lv.echo.len() < MAX_REMOTE_ADDRS {
+                                lv.echo.push_back(a.echo());
+                            }
+                            self.ack_now = true;
+                        }
+                    }
+                }
+                MptcpOption::RemoveAddr { .. } => c.mp_rm_addr += 1,
+                MptcpOption::MpPrio { .. } => c.mp_prio_rx += 1,
+                MptcpOption::MpFail { .. } => c.mp_fail_rx += 1,
+                MptcpOption::MpFastclose { .. } => c.mp_fastclose_rx += 1,
+                MptcpOption::MpTcpRst { .. } => c.mp_rst_rx += 1,
+                _ => {}
+            }
+        }
+        if f.rst() {
+            return InAction::Continue;
+        }
+        if let Some(j) = self.join.as_mut() {
+            if i.syn_sent {
+                if !(f.syn() && f.ack()) {
+                    return InAction::Continue;
+                }
+                let Some((backup, addr_id, hmac, nonce)) = join_synack else {
+                    // RFC 8684 §3.2: a SYN/ACK without MP_JOIN: the subflow is reset.
+                    self.rst_reason = Some(ResetReason::MptcpError);
+                    c.mp_rst_tx += 1;
+                    return InAction::Reset;
+                };
+                c.mp_join_synack_rx += 1;
+                let want =
+                    join_synack_hmac(lv.remote_key.unwrap_or_default(), lv.local_key, nonce, j.local_nonce);
+                if hmac != want {
+                    c.mp_join_synack_hmac_failure += 1;
+                    self.rst_reason = Some(ResetReason::MptcpError);
+                    c.mp_rst_tx += 1;
+                    return InAction::Reset;
+                }
+                j.remote_nonce = nonce;
+                j.remote_addr_id = addr_id;
+                let _ = backup;
+                return InAction::Continue;
+            }
+            if f.syn() {
+                return InAction::Continue;
+            }
+            if !self.ready {
+                if j.initiator {
+                    // The peer acknowledged our third ACK (the "4th ACK", RFC 8684 §3.2).
+                    self.ready = true;
+                } else {
+                    let Some(hmac) = join_ack else {
+                        self.rst_reason = Some(ResetReason::MptcpError);
+                        c.mp_rst_tx += 1;
+                        return InAction::Reset;
+                    };
+                    let want = join_ack_hmac(
+                        lv.remote_key.unwrap_or_default(),
+                        lv.local_key,
+                        j.remote_nonce,
+                        j.local_nonce,
+                    );
+                    if hmac != want {
+                        c.mp_join_ack_hmac_failure += 1;
+                        self.rst_reason = Some(ResetReason::MptcpError);
+                        c.mp_rst_tx += 1;
+                        return InAction::Reset;
+                    }
+                    c.mp_join_ack_rx += 1;
+                    self.ready = true;
+                    self.ack_now = true;
+                }
+            }
+            if lv.fallback {
+                return InAction::Continue;
+            }
+            return self.on_dss(lv, c, seg, i, dss);
+        }
+        if i.syn_sent {
+            if f.syn() && f.ack() {
+                match mpc {
+                    Some(m) if m.version == MPTCP_VERSION && m.sender_key.is_some() => {
+                        c.mp_capable_synack_rx += 1;
+                        lv.set_remote_key(m.sender_key.unwrap_or_default());
+                        lv.csum |= m.flags.checksum_required();
+                    }
+                    _ => {
+                        // RFC 8684 §3.7: no MP_CAPABLE on the SYN/ACK: regular TCP.
+                        c.mp_capable_fallback_synack += 1;
+                        lv.fallback = true;
+                    }
+                }
+            }
+            return InAction::Continue;
+        }
+        if f.syn() {
+            return InAction::Continue;
+        }
+        if lv.remote_key.is_none() {
+            // Server before the third ACK's keys: RFC 8684 §3.1.
+            match mpc {
+                Some(m) if m.sender_key.is_some() && m.receiver_key.is_some() => {
+                    if m.receiver_key != Some(lv.local_key) {
+                        // Not our key echoed back: treat the option as malformed.
+                        return if !seg.payload.is_empty() || dss.is_some() {
+                            InAction::Continue
+                        } else {
+                            InAction::Drop
+                        };
+                    }
+                    c.mp_capable_ack_rx += 1;
+                    lv.set_remote_key(m.sender_key.unwrap_or_default());
+                    lv.fully_established = true;
+                }
+                _ if dss.is_some() => {
+                    // A DSS before the keys: it cannot be placed; the client repeats the keys.
+                    return InAction::Drop;
+                }
+                _ => {
+                    // RFC 8684 §3.7: the third ACK (or first data) without MP_CAPABLE.
+                    c.mp_capable_fallback_ack += 1;
+                    lv.fallback = true;
+                    return InAction::Continue;
+                }
+            }
+        }
+        if let Some(m) = mpc {
+            if let (Some(dl), false) = (m.data_len, seg.payload.is_empty()) {
+                // The client's first data: DSN IDSN+1 at subflow sequence 1 (§3.1).
+                if i.rel_seq == 1 && dl as usize == seg.payload.len() {
+                    if lv.csum {
+                        if let Some(ck) = m.checksum {
+                            let dsn = lv.remote_idsn.wrapping_add(1);
+                            if !dss_checksum_ok(dsn, 1, dl, ck, seg.payload) {
+                                c.mp_data_csum_err += 1;
+                                return InAction::Drop;
+                            }
+                        }
+                    }
+                    self.push_rx(c, i.seg_off, 0, dl as u64);
+                }
+            }
+        }
+        if dss.is_none() && lv.role == Role::Client && !lv.fully_established && mpc.is_none() {
+            // RFC 8684 §3.7: the server's first segment after the handshake has no DSS:
+            // it did not see our third ACK's MP_CAPABLE and fell back.
+            c.mp_capable_fallback_ack += 1;
+            lv.fallback = true;
+            return InAction::Continue;
+        }
+        if dss.is_some() && lv.role == Role::Client {
+            lv.fully_established = true;
+        }
+        self.on_dss(lv, c, seg, i, dss)
+    }
+
+    /// DATA_ACK, window and mapping of a DSS (RFC 8684 §3.3).
+    fn on_dss(
+        &mut self,
+        lv: &mut MpLevel,
+        c: &mut Counters,
+        seg: &TcpRepr<'_>,
+        i: &InSeg,
+        dss: Option<Dss>,
+    ) -> InAction {
+        let Some(d) = dss else {
+            return InAction::Continue;
+        };
+        if let Some(a) = d.data_ack {
+            let base = lv.local_idsn.wrapping_add(1);
+            let v = expand(a, base.wrapping_add(lv.data_una));
+            let off = v.wrapping_sub(base);
+            let max = lv.data_nxt.max(lv.sendbuf.start()) + lv.local_fin.is_some() as u64;
+            // Accept only DATA_ACKs between what is acknowledged and what was sent.
+            if off >= lv.data_una && off <= max.max(lv.data_una) {
+                lv.data_una = off;
+                let wnd = (seg.window as u64) << i.wnd_shift;
+                let right = off + wnd;
+                if right > lv.snd_right || !lv.window_known {
+                    lv.snd_right = right.max(lv.snd_right);
+                }
+                lv.window_known = true;
+            }
+        }
+        if let Some(m) = d.mapping {
+            let base = lv.remote_idsn.wrapping_add(1);
+            let dsn = expand(m.dsn, base.wrapping_add(lv.recvbuf.in_order_end()));
+            let data_off = dsn.wrapping_sub(base);
+            if m.data_len == 0 {
+                // RFC 8684 §3.7: an infinite mapping: regular TCP from here on.
+                c.mp_infinite_map_rx += 1;
+                if self.join.is_none() {
+                    lv.fallback = true;
+                }
+                return InAction::Continue;
+            }
+            let dlen = m.data_len as u64 - d.data_fin as u64;
+            if dlen > 0 && !seg.payload.is_empty() {
+                let covers_exactly = m.subflow_seq == i.rel_seq
+                    && m.data_len as usize == seg.payload.len() + d.data_fin as usize;
+                if lv.csum && covers_exactly {
+                    if let Some(ck) = m.checksum {
+                        if !dss_checksum_ok(dsn, m.subflow_seq, m.data_len, ck, seg.payload) {
+                            c.mp_data_csum_err += 1;
+                            return InAction::Drop;
+                        }
+                    }
+                }
+                let delta = m.subflow_seq.wrapping_sub(i.rel_seq) as i32 as i64;
+                let sub_off = (i.seg_off as i64).wrapping_add(delta);
+                if sub_off >= 0 && data_off < (1 << 62) {
+                    self.push_rx(c, sub_off as u64, data_off, dlen);
+                } else {
+                    c.mp_dss_not_matching += 1;
+                }
+            }
+            if d.data_fin {
+                // The DATA_FIN takes the last DSN of the mapping (RFC 8684 §3.3.3).
+                let fin = data_off.wrapping_add(dlen);
+                if fin < (1 << 62) {
+                    lv.peer_fin.get_or_insert(fin);
+                }
+            }
+        }
+        InAction::Continue
+    }
+}
+
+/// Widens a 4-octet DSN or DATA_ACK to the 64-bit value nearest `near` (RFC 8684 §3.3).
+fn expand(v: DataSeq, near: u64) -> u64 {
+    if v.wide {
+        return v.value;
+    }
+    let low = v.value & 0xffff_ffff;
+    let cand = (near & !0xffff_ffff) | low;
+    let delta = cand.wrapping_sub(near) as i64;
+    if delta > i32::MAX as i64 {
+        cand.wrapping_sub(1 << 32)
+    } else if delta < i32::MIN as i64 {
+        cand.wrapping_add(1 << 32)
+    } else {
+        cand
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expand_picks_nearest() {
+        assert_eq!(expand(DataSeq::narrow(5), 0x1_0000_0000), 0x1_0000_0005);
+        assert_eq!(
+            expand(DataSeq::narrow(0xffff_fff0), 0x1_0000_0005),
+            0xffff_fff0
+        );
+        assert_eq!(expand(DataSeq::narrow(3), 0x1_ffff_fff0), 0x2_0000_0003);
+        assert_eq!(expand(DataSeq::wide(77), 5), 77);
+    }
+
+    #[test]
+    fn tx_mappings_merge_and_limit_segments() {
+        let mut s = SubflowMp::initial();
+        s.push_tx(0, 100, 10);
+        s.push_tx(10, 110, 5);
+        s.push_tx(15, 500, 5);
+        assert_eq!(s.tx.len(), 2);
+        assert_eq!(s.seg_limit(3), 12);
+        assert_eq!(s.tx_lookup(16), Some((501, 4)));
+        s.prune_tx(15);
+        assert_eq!(s.tx.len(), 1);
+    }
+}

@@ -1,0 +1,342 @@
+//! MPTCP v1 over one subflow: MP_CAPABLE handshake, DSS on every segment, DATA_FIN and close,
+//! fallback to TCP (RFC 8684 §3.1, §3.3, §3.7), and refused joins (§3.2).
+mod common;
+use braid_proto::{EndpointConfig, Event, TcpState};
+use braid_wire::mptcp::{MptcpOption, ResetReason};
+use common::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The MPTCP options of one logged packet (malformed ones would fail the test).
+fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
+    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
+    MptcpOption::parse_list(r.options.mptcp)
+        .map(|o| o.expect("well-formed MPTCP option"))
+        .collect()
+}
+
+/// The packet with its MPTCP options removed (a middlebox stripping them).
+fn strip(packet: &[u8]) -> Vec<u8> {
+    let (ip, mut r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
+    r.options.mptcp = Default::default();
+    let mut out = Vec::new();
+    braid_wire::emit_ip_tcp(&ip, &r, &mut out);
+    out
+}
+
+fn plain() -> EndpointConfig {
+    let mut c = EndpointConfig::default();
+    c.mptcp.enabled = false;
+    c
+}
+
+fn pair(a: EndpointConfig, b: EndpointConfig) -> Pair {
+    Pair::new(a, b, Duration::from_millis(10))
+}
+
+/// Moves `n` bytes each way, checks them, closes both ends in order.
+fn both_ways_and_close(
+    p: &mut Pair,
+    n: usize,
+) -> (braid_proto::ConnHandle, braid_proto::ConnHandle) {
+    let (ca, cb) = p.establish(80);
+    let up = pattern(n, 1);
+    let got = p.transfer(ca, cb, &up, Duration::from_secs(120));
+    assert!(
+        got == up,
+        "A->B data intact ({} of {})",
+        got.len(),
+        up.len()
+    );
+    let down = pattern(n, 2);
+    let got = p.transfer_dir(Dir::BtoA, cb, ca, &down, Duration::from_secs(120));
+    assert!(
+        got == down,
+        "B->A data intact ({} of {})",
+        got.len(),
+        down.len()
+    );
+    let now = p.now;
+    p.a.shutdown(now, ca).unwrap();
+    p.b.shutdown(now, cb).unwrap();
+    let done = |s: Option<braid_proto::ConnInfo>| {
+        s.is_some_and(|i| matches!(i.state, TcpState::TimeWait | TcpState::Closed))
+    };
+    let closed = p.run_until(Duration::from_secs(10), |p| {
+        done(p.a.conn_info(ca)) && done(p.b.conn_info(cb))
+    });
+    assert!(closed, "both ends close");
+    (ca, cb)
+}
+
+#[test]
+fn mp_capable_handshake_transfer_and_close() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    let (ca, cb) = both_ways_and_close(&mut p, 4 << 20);
+
+    let ia = p.a.conn_info(ca).unwrap().mptcp.expect("MPTCP on A");
+    let ib = p.b.conn_info(cb).unwrap().mptcp.expect("MPTCP on B");
+    assert!(!ia.fallback && !ib.fallback);
+    assert_eq!(ia.remote_token, ib.local_token);
+    assert_eq!(ib.remote_token, ia.local_token);
+    assert_eq!(ia.subflows.len(), 1);
+    assert_eq!(p.a.counters().mp_capable_synack_rx, 1);
+    assert_eq!(p.b.counters().mp_capable_syn_rx, 1);
+    assert_eq!(p.b.counters().mp_capable_ack_rx, 1);
+    assert_eq!(p.a.counters().mp_capable_fallback_synack, 0);
+    assert_eq!(p.b.counters().mp_capable_fallback_ack, 0);
+
+    // The handshake: SYN without key, SYN/ACK with B's key, third ACK with both.
+    let mut seen_syn = false;
+    let mut seen_synack = false;
+    let mut seen_third = false;
+    let (mut data_fin_a, mut data_fin_b) = (false, false);
+    let mut dss_data = 0;
+    for (_, dir, pkt) in &p.log {
+        let s = Seg::parse(pkt);
+        let opts = mp_opts(pkt);
+        if s.rst() {
+            continue;
+        }
+        assert!(opts.len() <= 1, "one MPTCP option per segment");
+        let o = opts.first().copied();
+        if s.syn() && !s.is_ack() {
+            let Some(MptcpOption::MpCapable(m)) = o else {
+                panic!("SYN without MP_CAPABLE")
+            };
+            assert_eq!(m.version, 1);
+            assert!(m.sender_key.is_none());
+            seen_syn = true;
+        } else if s.syn() {
+            let Some(MptcpOption::MpCapable(m)) = o else {
+                panic!("SYN/ACK without MP_CAPABLE")
+            };
+            assert!(m.sender_key.is_some() && m.receiver_key.is_none());
+            seen_synack = true;
+        } else {
+            match o {
+                Some(MptcpOption::MpCapable(m)) => {
+                    assert_eq!(*dir, Dir::AtoB, "only the client repeats MP_CAPABLE");
+                    assert!(m.sender_key.is_some() && m.receiver_key.is_some());
+                    if s.payload.is_empty() {
+                        seen_third = true;
+                    } else {
+                        assert_eq!(m.data_len, Some(s.payload.len() as u16));
+                    }
+                }
+                Some(MptcpOption::Dss(d)) => {
+                    assert!(d.data_ack.is_some(), "DATA_ACK on every segment");
+                    if let Some(m) = d.mapping {
+                        let len = s.payload.len() + d.data_fin as usize;
+                        assert_eq!(m.data_len as usize, len, "mapping covers the payload");
+                        if !s.payload.is_empty() {
+                            dss_data += 1;
+                        }
+                    } else {
+                        assert!(s.payload.is_empty(), "data without a mapping");
+                    }
+                    if d.data_fin {
+                        match dir {
+                            Dir::AtoB => data_fin_a = true,
+                            Dir::BtoA => data_fin_b = true,
+                        }
+                    }
+                }
+                other => panic!("unexpected MPTCP option {other:?} on {s:?}"),
+            }
+        }
+    }
+    assert!(seen_syn && seen_synack && seen_third);
+    assert!(dss_data > 1000, "data carried DSS mappings");
+    assert!(data_fin_a && data_fin_b, "DATA_FIN both ways");
+    let ca_info = p.a.conn_info(ca).unwrap();
+    assert!(matches!(
+        ca_info.state,
+        TcpState::TimeWait | TcpState::Closed
+    ));
+    assert!(ca_info.mss <= 1460 - 12 - 28, "MSS leaves room for the DSS");
+}
+
+#[test]
+fn fallback_when_the_server_does_not_speak_mptcp() {
+    let mut p = pair(EndpointConfig::default(), plain());
+    let (ca, cb) = both_ways_and_close(&mut p, 1 << 20);
+    assert!(p.a.conn_info(ca).unwrap().mptcp.unwrap().fallback);
+    assert!(p.b.conn_info(cb).unwrap().mptcp.is_none());
+    assert_eq!(p.a.counters().mp_capable_fallback_synack, 1);
+    // After the SYN, nothing carries MPTCP options.
+    let later = p.log.iter().filter(|(_, _, pk)| !Seg::parse(pk).syn());
+    assert!(later.into_iter().all(|(_, _, pk)| mp_opts(pk).is_empty()));
+}
+
+#[test]
+fn plain_client_gets_plain_tcp_from_an_mptcp_server() {
+    let mut p = pair(plain(), EndpointConfig::default());
+    let (ca, cb) = both_ways_and_close(&mut p, 1 << 20);
+    assert!(p.a.conn_info(ca).unwrap().mptcp.is_none());
+    assert!(p.b.conn_info(cb).unwrap().mptcp.is_none());
+    assert_eq!(p.b.counters().mp_capable_syn_rx, 0);
+    assert!(p.log.iter().all(|(_, _, pk)| mp_opts(pk).is_empty()));
+}
+
+#[test]
+fn syn_ack_stripped_falls_back() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    p.filter = Some(Box::new(|dir, pkt| {
+        let s = Seg::parse(pkt);
+        if dir == Dir::BtoA && s.syn() {
+            Verdict::Replace(vec![strip(pkt)])
+        } else {
+            Verdict::Pass
+        }
+    }));
+    let (ca, cb) = both_ways_and_close(&mut p, 1 << 20);
+    assert!(p.a.conn_info(ca).unwrap().mptcp.unwrap().fallback);
+    // B never heard the third ACK's keys; it falls back on the first segment without them.
+    assert!(p.b.conn_info(cb).unwrap().mptcp.unwrap().fallback);
+    assert_eq!(p.a.counters().mp_capable_fallback_synack, 1);
+    assert_eq!(p.b.counters().mp_capable_fallback_ack, 1);
+}
+
+#[test]
+fn third_ack_stripped_falls_back_on_both_sides() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    let mut done = false;
+    p.filter = Some(Box::new(move |dir, pkt| {
+        let s = Seg::parse(pkt);
+        if !done && dir == Dir::AtoB && !s.syn() && s.is_ack() {
+            done = true;
+            Verdict::Replace(vec![strip(pkt)])
+        } else {
+            Verdict::Pass
+        }
+    }));
+    let (ca, cb) = both_ways_and_close(&mut p, 1 << 20);
+    assert!(p.b.conn_info(cb).unwrap().mptcp.unwrap().fallback);
+    assert!(p.a.conn_info(ca).unwrap().mptcp.unwrap().fallback);
+    assert_eq!(p.b.counters().mp_capable_fallback_ack, 1);
+    assert_eq!(p.a.counters().mp_capable_fallback_ack, 1);
+}
+
+#[test]
+fn third_ack_lost_and_first_data_without_mptcp_falls_back() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    let mut seen = 0;
+    p.filter = Some(Box::new(move |dir, pkt| {
+        let s = Seg::parse(pkt);
+        if dir == Dir::AtoB && !s.syn() && seen < 2 {
+            if s.pure_ack() && seen == 0 {
+                seen = 1;
+                return Verdict::Drop; // the third ACK
+            }
+            if !s.payload.is_empty() {
+                seen = 2;
+                return Verdict::Replace(vec![strip(pkt)]); // first data, MP_CAPABLE removed
+            }
+        }
+        Verdict::Pass
+    }));
+    p.b.listen(80).unwrap();
+    let ca = p.a.connect(p.now, A, SocketAddr::new(B, 80)).unwrap();
+    p.run_until(Duration::from_secs(2), |p| {
+        p.events_a.contains(&Event::Connected(ca))
+    });
+    let data = pattern(300_000, 3);
+    let mut sent = p.a.send(ca, &data).unwrap();
+    let mut cb = None;
+    let ok = p.run_until(Duration::from_secs(5), |p| {
+        cb = cb.or_else(|| p.b.accept(80));
+        cb.is_some()
+    });
+    assert!(ok, "accepted");
+    let cb = cb.unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    p.run_until(Duration::from_secs(60), |p| {
+        if sent < data.len() {
+            if let Ok(n) = p.a.send(ca, &data[sent..]) {
+                sent += n;
+            }
+        }
+        while let Ok(n) = p.b.recv(cb, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        got.len() >= data.len()
+    });
+    assert!(got == data, "data intact after fallback");
+    assert!(p.b.conn_info(cb).unwrap().mptcp.unwrap().fallback);
+    assert!(p.a.conn_info(ca).unwrap().mptcp.unwrap().fallback);
+    assert_eq!(p.b.counters().mp_capable_fallback_ack, 1);
+}
+
+#[test]
+fn join_with_unknown_token_is_refused_with_mp_tcprst() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    let (ca, cb) = p.establish(80);
+    let syn = Seg::new(1000, 0, braid_wire::TcpFlags::SYN)
+        .build(SocketAddr::new(A, 40000), SocketAddr::new(B, 80));
+    // Add an MP_JOIN for a token nobody has.
+    let (ip, mut r) = braid_wire::parse_ip_tcp(&syn).unwrap();
+    let body = MptcpOption::MpJoinSyn {
+        backup: false,
+        addr_id: 1,
+        token: 0xdead_beef,
+        nonce: 7,
+    }
+    .emit_to_vec();
+    r.options.mptcp.push(30, &body);
+    let mut pkt = Vec::new();
+    braid_wire::emit_ip_tcp(&ip, &r, &mut pkt);
+    let from = p.log.len();
+    p.deliver_now(Dir::AtoB, &pkt);
+    let rst = p.log[from..]
+        .iter()
+        .find(|(_, d, pk)| *d == Dir::BtoA && Seg::parse(pk).rst())
+        .expect("RST sent");
+    let opts = mp_opts(&rst.2);
+    assert!(matches!(
+        opts.first(),
+        Some(MptcpOption::MpTcpRst {
+            reason: ResetReason::MptcpError,
+            ..
+        })
+    ));
+    assert_eq!(p.b.counters().mp_join_no_token_found, 1);
+    assert_eq!(p.b.counters().mp_rst_tx, 1);
+    assert!(p.b.accept(80).is_none(), "no connection from a join");
+    // The existing connection is unaffected.
+    let data = pattern(100_000, 9);
+    assert!(p.transfer(ca, cb, &data, Duration::from_secs(30)) == data);
+}
+
+#[test]
+fn malformed_mptcp_options_are_ignored() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    // Corrupt every DSS from A to B into a malformed length; data must still flow (as TCP
+    // segments; the DATA_ACK is simply missing from them).
+    p.filter = Some(Box::new(|dir, pkt| {
+        let (ip, r) = braid_wire::parse_ip_tcp(pkt).unwrap();
+        if dir != Dir::AtoB || r.flags.syn() {
+            return Verdict::Pass;
+        }
+        let Some(&(_, body)) = r.options.mptcp.as_slice().first() else {
+            return Verdict::Pass;
+        };
+        if body.first().map(|b| b >> 4) != Some(2) {
+            return Verdict::Pass;
+        }
+        let bad = [body[0], body[1] | 0x04, 0, 0, 0]; // claims a mapping it does not carry
+        let mut r2 = r;
+        r2.options.mptcp = Default::default();
+        r2.options.mptcp.push(30, &bad);
+        let mut out = Vec::new();
+        braid_wire::emit_ip_tcp(&ip, &r2, &mut out);
+        Verdict::Replace(vec![out])
+    }));
+    let (ca, cb) = p.establish(80);
+    let data = pattern(200_000, 4);
+    assert!(p.transfer(ca, cb, &data, Duration::from_secs(30)) == data);
+}
