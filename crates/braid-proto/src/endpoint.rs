@@ -563,7 +563,9 @@ impl Endpoint {
                             token,
                             nonce,
                         } => {
-                            self.accept_join(now, local, remote, seg, token, backup, addr_id, nonce);
+                            self.accept_join(
+                                now, local, remote, seg, token, backup, addr_id, nonce,
+                            );
                             return;
                         }
                         _ => {}
@@ -658,7 +660,11 @@ impl Endpoint {
             .level
             .as_deref()
             .is_some_and(|l| !l.fallback && l.fully_established && !l.closing);
-        let live = c.subs.iter().filter(|t| t.state != TcpState::Closed).count();
+        let live = c
+            .subs
+            .iter()
+            .filter(|t| t.state != TcpState::Closed)
+            .count();
         if !ok || live >= max || c.subs.len() >= 4 * max.max(1) {
             self.refuse_join(local, remote, seg, true);
             return;
@@ -776,22 +782,19 @@ impl Endpoint {
         });
     }
 
-    /// Turns a TCB's news into events, queues it for transmission, forgets it when done.
+    /// Turns a connection's news into events, queues it for transmission, forgets it when done.
     fn after_tcb(&mut self, h: ConnHandle, now: Instant) {
         let Some(c) = self.conns.get_mut(&h) else {
             return;
         };
-        let evs = std::mem::take(&mut c.tcb.events);
-        let closed = c.tcb.state == TcpState::Closed;
+        if c.level.is_some() {
+            self.mp_after(h, now);
+            return;
+        }
+        let evs = std::mem::take(&mut c.tcb_mut().events);
+        let closed = c.tcb().state == TcpState::Closed;
         if evs & ev::ESTABLISHED_PASSIVE != 0 {
-            if let Some(port) = c.listener {
-                if let Some(l) = self.listeners.get_mut(&port) {
-                    l.half_open = l.half_open.saturating_sub(1);
-                    l.accept_queue.push_back(h);
-                }
-                c.visible = true;
-                self.events.push_back(Event::Incoming { port, conn: h });
-            }
+            self.established_passive(h);
         }
         let c = self.conns.get_mut(&h).expect("still there");
         if c.visible {
@@ -806,50 +809,359 @@ impl Endpoint {
             }
         }
         if closed {
-            let end = c.tcb.end.unwrap_or(End::Normal);
-            let visible = c.visible;
-            let released = c.tcb.released;
-            self.demux.remove(&(c.tcb.local, c.tcb.remote));
-            if !visible {
-                // Never reached the application: a failed passive open.
-                if let Some(port) = c.listener {
-                    if let Some(l) = self.listeners.get_mut(&port) {
-                        l.half_open = l.half_open.saturating_sub(1);
-                    }
-                }
-            } else if evs & ev::CLOSED != 0 {
-                self.events.push_back(Event::Closed(h, close_reason(end)));
-            }
-            // It may still have a RST to send; keep it queued until the queue drains it.
-            self.queue_tx(h);
-            if !visible || released {
-                self.reap_later(h);
-            }
-            let _ = now;
+            let end = c.tcb().end.unwrap_or(End::Normal);
+            self.demux.remove(&(c.tcb().local, c.tcb().remote));
+            self.conn_closed(h, (evs & ev::CLOSED != 0).then_some(end));
             return;
         }
         self.queue_tx(h);
     }
 
+    /// The passive open completed: into the accept queue, and the application is told.
+    fn established_passive(&mut self, h: ConnHandle) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        if let Some(port) = c.listener {
+            if let Some(l) = self.listeners.get_mut(&port) {
+                l.half_open = l.half_open.saturating_sub(1);
+                l.accept_queue.push_back(h);
+            }
+            c.visible = true;
+            self.events.push_back(Event::Incoming { port, conn: h });
+        }
+    }
+
+    /// The connection is over (`tell`: why, for the application's Closed event).
+    fn conn_closed(&mut self, h: ConnHandle, tell: Option<End>) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let visible = c.visible;
+        let released = c.tcb().released;
+        if !visible {
+            // Never reached the application: a failed passive open.
+            if let Some(port) = c.listener {
+                if let Some(l) = self.listeners.get_mut(&port) {
+                    l.half_open = l.half_open.saturating_sub(1);
+                }
+            }
+        } else if let Some(end) = tell {
+            self.events.push_back(Event::Closed(h, close_reason(end)));
+        }
+        // It may still have a RST to send; keep it queued until the queue drains it.
+        self.queue_tx(h);
+        if !visible || released {
+            self.reap_later(h);
+        }
+    }
+
+    /// The MPTCP side of [`Endpoint::after_tcb`]: moves received data from the subflows to the
+    /// connection level, handles DATA_ACKs, reinjection, the path manager, DATA_FIN and closing,
+    /// schedules data onto subflows and turns all that into events.
+    fn mp_after(&mut self, h: ConnHandle, now: Instant) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let Some(mut lv) = c.level.take() else {
+            return;
+        };
+        let mut evs = std::mem::take(&mut c.subs[0].events);
+        for t in c.subs.iter_mut().skip(1) {
+            t.events = 0;
+        }
+        // Receive: subflow bytes to their data offsets.
+        let before = lv.recvbuf.in_order_end();
+        let sole = c.subs.len() == 1;
+        for t in c.subs.iter_mut() {
+            drain_sub(&mut lv, t, sole, &mut self.scratch, &mut self.counters);
+        }
+        if lv.recvbuf.in_order_end() > before {
+            evs |= ev::READABLE;
+        }
+        let eof = if lv.fallback {
+            c.subs[0].fin_received() && c.subs[0].readable() == 0
+        } else {
+            lv.peer_fin_reached()
+        };
+        if eof && !lv.eof_signalled {
+            lv.eof_signalled = true;
+            evs |= ev::READABLE;
+            // DATA_ACK the DATA_FIN at once.
+            for t in c.subs.iter_mut().filter(|t| t.can_carry()) {
+                t.force_ack();
+            }
+        }
+        // Send side: DATA_ACK frees the data-level buffer (fallback: subflow 0's ACK).
+        if lv.fallback {
+            lv.data_una = c.subs[0].snd_una_offset();
+        }
+        let una = lv.data_una.min(lv.sendbuf.end());
+        if una > lv.sendbuf.start() {
+            lv.sendbuf.ack_to(una);
+        }
+        if lv.write_blocked && lv.sendbuf.free() > 0 && lv.local_fin.is_none() {
+            lv.write_blocked = false;
+            evs |= ev::WRITABLE;
+        }
+        if !lv.window_known {
+            lv.snd_right = lv
+                .snd_right
+                .max(lv.data_una + c.subs[0].peer_window() as u64);
+        }
+        // Reinjection (RFC 8684 §3.3.6): the unacknowledged data of a subflow that died or
+        // whose retransmission timer fired goes to the others as well (once per stall; the
+        // receiver keeps the first copy). Reinjecting at the first RTO rather than the second
+        // halves the stall when a path goes down (263 ms instead of 718 ms in the simulator).
+        for t in c.subs.iter_mut() {
+            let dead = t.state == TcpState::Closed;
+            let stalled = t.backoff() >= 1;
+            let healthy = t.backoff() == 0;
+            let (una, end) = (t.snd_una_offset(), t.send_end());
+            let Some(mp) = t.mp.as_deref_mut() else {
+                continue;
+            };
+            mp.prune_tx(una);
+            if lv.fallback {
+                continue;
+            }
+            if (dead || stalled) && !mp.reinjected {
+                mp.reinjected = true;
+                let mut any = false;
+                for &(so, d, len) in mp.tx.iter() {
+                    let a = so.max(una);
+                    let z = (so + len).min(end);
+                    if a < z {
+                        let da = (d + (a - so)).max(lv.data_una);
+                        let dz = d + (z - so);
+                        if da < dz {
+                            lv.push_reinject(da, dz);
+                            any = true;
+                        }
+                    }
+                }
+                if any {
+                    self.counters.mp_reinjections += 1;
+                }
+            } else if !dead && healthy {
+                mp.reinjected = false;
+            }
+        }
+        // Path manager.
+        let mut joins: Vec<(IpAddr, SocketAddr)> = Vec::new();
+        if self.fullmesh && lv.fully_established && !lv.fallback && !lv.closing {
+            let first = c.subs[0].local.ip();
+            let remote0 = c.subs[0].remote;
+            match lv.role {
+                Role::Server if !lv.pm_started => {
+                    // Announce our other addresses (Linux's `signal` endpoints, RFC 8684 §3.4.1).
+                    lv.pm_started = true;
+                    for (p, &a) in self.local_addrs.iter().enumerate() {
+                        if a != first && a.is_ipv4() == first.is_ipv4() && lv.announce.len() < 8 {
+                            lv.announce.push(((p + 1).min(255) as u8, a));
+                        }
+                    }
+                    if !lv.announce.is_empty() {
+                        lv.announce_due = true;
+                        lv.announce_tries = 1;
+                        c.subs[0].force_ack();
+                    }
+                }
+                Role::Client => {
+                    if lv.pm_join_at.is_none() {
+                        // Time for the server's ADD_ADDR to arrive before joining its initial
+                        // address from addresses no announced address pairs with.
+                        let srtt = c.subs[0].srtt().unwrap_or(Duration::from_millis(100));
+                        lv.pm_join_at = Some(now + (srtt * 2).max(Duration::from_millis(10)));
+                    }
+                    let late = lv.pm_join_at.is_some_and(|t| now >= t);
+                    for &a in self.local_addrs.iter() {
+                        if a == first || a.is_ipv4() != first.is_ipv4() || lv.pm_tried.contains(&a)
+                        {
+                            continue;
+                        }
+                        if c.subs.len() + joins.len() >= self.config.mptcp.max_subflows {
+                            break;
+                        }
+                        let target = lv
+                            .remote_addrs
+                            .iter()
+                            .find(|r| same_subnet(a, r.1))
+                            .map(|r| SocketAddr::new(r.1, remote0.port()));
+                        let target = match target {
+                            Some(t) => t,
+                            None if late => remote0,
+                            None => continue,
+                        };
+                        lv.pm_tried.push(a);
+                        joins.push((a, target));
+                    }
+                }
+                _ => {}
+            }
+        }
+        // DATA_FIN once everything is scheduled (RFC 8684 §3.3.3).
+        if lv.fin_queued && lv.local_fin.is_none() && lv.data_nxt >= lv.sendbuf.end() {
+            lv.local_fin = Some(lv.sendbuf.end());
+            if lv.fallback {
+                c.subs[0].shutdown(now);
+            } else {
+                for t in c.subs.iter_mut().filter(|t| t.can_carry()) {
+                    t.force_ack();
+                }
+            }
+        }
+        // Once our data is all DATA_ACKed after the DATA_FIN, every subflow sends its FIN with
+        // the DATA_FIN (RFC 8684 §3.3.3 allows combining them; the half-closed connection looks
+        // like TCP's to the application). Subflows cannot carry data after that, so the FIN
+        // waits until nothing may need reinjection.
+        if !lv.fallback && lv.local_fin.is_some_and(|f| lv.data_una >= f) {
+            for t in c.subs.iter_mut() {
+                if t.can_carry() || t.state == TcpState::SynReceived {
+                    t.shutdown(now);
+                }
+            }
+        }
+        if lv.local_fin_acked() && lv.peer_fin_reached() {
+            lv.closing = true;
+        }
+        // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins.
+        let pending = lv.local_fin.is_some() && !lv.local_fin_acked() && !lv.fallback
+            || (!lv.announce.is_empty() && lv.announce_tries < 4)
+            || c.subs.iter().any(|t| {
+                t.state == TcpState::Established
+                    && t.mp
+                        .as_deref()
+                        .is_some_and(|m| !m.ready && m.join.is_some())
+            });
+        if pending {
+            if lv.timer.is_none() {
+                let rto = c.subs[0].rto().max(Duration::from_millis(200));
+                lv.timer = Some(now + rto * (1 << lv.timer_backoff.min(6)));
+            }
+        } else {
+            lv.timer = None;
+            lv.timer_backoff = 0;
+        }
+        if lv.role == Role::Client && lv.fully_established && !lv.fallback && self.fullmesh {
+            if let Some(at) = lv.pm_join_at.filter(|&t| t > now) {
+                let more = self
+                    .local_addrs
+                    .iter()
+                    .any(|a| *a != c.subs[0].local.ip() && !lv.pm_tried.contains(a));
+                if more {
+                    lv.timer = Some(lv.timer.map_or(at, |t| t.min(at)));
+                }
+            }
+        }
+        c.level = Some(lv);
+        schedule(self.sched, c, &mut self.scratch);
+        // Closed subflows leave the demultiplexer.
+        for (i, t) in c.subs.iter().enumerate() {
+            if t.state == TcpState::Closed && self.demux.get(&(t.local, t.remote)) == Some(&(h, i))
+            {
+                self.demux.remove(&(t.local, t.remote));
+            }
+        }
+        let all_closed = c.all_closed();
+        let told = c.closed_told;
+        let end = if c.level.as_deref().is_some_and(|l| l.closing) {
+            End::Normal
+        } else {
+            c.subs[0]
+                .end
+                .or_else(|| c.subs.iter().rev().find_map(|t| t.end))
+                .unwrap_or(End::Normal)
+        };
+        if all_closed {
+            c.closed_told = true;
+        }
+        if evs & ev::ESTABLISHED_PASSIVE != 0 {
+            self.established_passive(h);
+        }
+        let c = self.conns.get_mut(&h).expect("still there");
+        if c.visible {
+            if evs & ev::CONNECTED != 0 {
+                self.events.push_back(Event::Connected(h));
+            }
+            if evs & ev::READABLE != 0 {
+                self.events.push_back(Event::Readable(h));
+            }
+            if evs & ev::WRITABLE != 0 {
+                self.events.push_back(Event::Writable(h));
+            }
+        }
+        for (local, remote) in joins {
+            self.open_join(now, h, local, remote);
+        }
+        if all_closed && !told {
+            self.conn_closed(h, Some(end));
+            return;
+        }
+        self.queue_tx(h);
+    }
+
+    /// The connection-level timer fired.
+    fn mp_tick(&mut self, h: ConnHandle, now: Instant) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let Some(lv) = c.level.as_deref_mut() else {
+            return;
+        };
+        if lv.timer.is_none_or(|t| t > now) {
+            return;
+        }
+        lv.timer = None;
+        lv.timer_backoff += 1;
+        if !lv.announce.is_empty() && lv.announce_tries < 4 {
+            lv.announce_tries += 1;
+            lv.announce_due = true;
+            c.subs[0].force_ack();
+        }
+        let fin = lv.local_fin.is_some() && !lv.local_fin_acked();
+        for t in c.subs.iter_mut() {
+            let join_pending =
+                t.mp.as_deref()
+                    .is_some_and(|m| !m.ready && m.join.is_some());
+            if (fin && t.can_carry()) || (join_pending && t.state == TcpState::Established) {
+                t.force_ack();
+            }
+        }
+    }
+
     fn reap_later(&mut self, h: ConnHandle) {
         if let Some(c) = self.conns.get_mut(&h) {
-            c.tcb.released = true;
+            c.tcb_mut().released = true;
+        }
+    }
+
+    /// A subflow in TIME_WAIT gives way to a new connection (RFC 6191).
+    fn remove_subflow(&mut self, h: ConnHandle, i: usize) {
+        let single = self.conns.get(&h).is_some_and(|c| c.subs.len() == 1);
+        if single {
+            self.remove(h);
+        } else if let Some(t) = self.conns.get(&h).and_then(|c| c.subs.get(i)) {
+            let key = (t.local, t.remote);
+            self.demux.remove(&key);
         }
     }
 
     fn remove(&mut self, h: ConnHandle) {
         if let Some(c) = self.conns.remove(&h) {
-            if let Some(mp) = c.tcb.mp.as_deref() {
-                if self.tokens.get(&mp.local_token) == Some(&h) {
-                    self.tokens.remove(&mp.local_token);
+            if let Some(lv) = c.level.as_deref() {
+                if self.tokens.get(&lv.local_token) == Some(&h) {
+                    self.tokens.remove(&lv.local_token);
                 }
             }
-            if self.demux.get(&(c.tcb.local, c.tcb.remote)) == Some(&h) {
-                self.demux.remove(&(c.tcb.local, c.tcb.remote));
+            for (i, t) in c.subs.iter().enumerate() {
+                if self.demux.get(&(t.local, t.remote)) == Some(&(h, i)) {
+                    self.demux.remove(&(t.local, t.remote));
+                }
             }
             if let Some(port) = c.listener {
                 if let Some(l) = self.listeners.get_mut(&port) {
-                    if c.tcb.state == TcpState::SynReceived {
+                    if c.tcb().state == TcpState::SynReceived {
                         l.half_open = l.half_open.saturating_sub(1);
                     }
                     l.accept_queue.retain(|&x| x != h);
@@ -863,7 +1175,7 @@ impl Endpoint {
         let due: Vec<ConnHandle> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.tcb.next_timeout().is_some_and(|t| t <= now))
+            .filter(|(_, c)| conn_timeout(c).is_some_and(|t| t <= now))
             .map(|(&h, _)| h)
             .collect();
         for h in due {
@@ -873,7 +1185,12 @@ impl Endpoint {
                     counters: &mut self.counters,
                     limiter: &mut self.limiter,
                 };
-                c.tcb.on_timeout(&mut ctx);
+                for i in 0..c.subs.len() {
+                    if c.subs[i].next_timeout().is_some_and(|t| t <= now) {
+                        lend(c, i, |t| t.on_timeout(&mut ctx));
+                    }
+                }
+                self.mp_tick(h, now);
                 self.after_tcb(h, now);
             }
         }
@@ -881,10 +1198,7 @@ impl Endpoint {
 
     /// The earliest time `handle_timeout` must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.conns
-            .values()
-            .filter_map(|c| c.tcb.next_timeout())
-            .min()
+        self.conns.values().filter_map(conn_timeout).min()
     }
 
     /// Writes the next IP packet to send into `buf` (cleared first).
@@ -929,20 +1243,28 @@ impl Endpoint {
                 self.tx_queue.pop_front();
                 continue;
             };
-            if c.tcb.poll_transmit(now, buf) {
-                self.counters.packets_out += 1;
-                if buf.len() > 33 && buf[0] >> 4 == 4 && buf[33] & TcpFlags::RST != 0 {
-                    self.counters.rst_sent += 1;
+            let n = c.subs.len();
+            for k in 0..n {
+                let i = (c.tx_next + k) % n;
+                if lend(c, i, |t| t.poll_transmit(now, buf)) {
+                    if n > 1 {
+                        c.tx_next = (i + 1) % n;
+                    }
+                    self.counters.packets_out += 1;
+                    if buf.len() > 33 && buf[0] >> 4 == 4 && buf[33] & TcpFlags::RST != 0 {
+                        self.counters.rst_sent += 1;
+                    }
+                    let t = &c.subs[i];
+                    return Some(Transmit {
+                        src: t.local.ip(),
+                        dst: t.remote.ip(),
+                        len: buf.len(),
+                    });
                 }
-                return Some(Transmit {
-                    src: c.tcb.local.ip(),
-                    dst: c.tcb.remote.ip(),
-                    len: buf.len(),
-                });
             }
             c.queued = false;
             self.tx_queue.pop_front();
-            if c.tcb.state == TcpState::Closed && c.tcb.released {
+            if c.all_closed() && c.tcb().released {
                 self.remove(h);
             }
         }
@@ -962,14 +1284,39 @@ impl Endpoint {
 
     /// Queues bytes for sending; returns how many fit in the send buffer (WouldBlock if none).
     pub fn send(&mut self, conn: ConnHandle, data: &[u8]) -> Result<usize, Error> {
-        let c = self.conn_mut(conn)?;
-        if !c.tcb.can_send() {
-            return Err(end_error(&c.tcb));
+        let sched = self.sched;
+        let c = match self.conns.get_mut(&conn) {
+            Some(c) if c.visible => c,
+            _ => return Err(Error::UnknownConnection),
+        };
+        if let Some(lv) = c.level.as_deref_mut() {
+            let open = c.subs.iter().any(|t| t.state != TcpState::Closed)
+                && c.subs[0].state != TcpState::SynSent
+                || c.subs[0].can_send();
+            if lv.fin_queued || !open {
+                return Err(end_error(&c.subs[0]));
+            }
+            if data.is_empty() {
+                return Ok(0);
+            }
+            let n = lv.sendbuf.write(data);
+            if n < data.len() {
+                lv.write_blocked = true;
+            }
+            if n == 0 {
+                return Err(Error::WouldBlock);
+            }
+            schedule(sched, c, &mut self.scratch);
+            self.queue_tx(conn);
+            return Ok(n);
+        }
+        if !c.tcb().can_send() {
+            return Err(end_error(c.tcb()));
         }
         if data.is_empty() {
             return Ok(0);
         }
-        let n = c.tcb.send(data);
+        let n = c.tcb_mut().send(data);
         if n == 0 {
             return Err(Error::WouldBlock);
         }
@@ -979,24 +1326,67 @@ impl Endpoint {
 
     /// Reads in-order bytes. `Ok(0)` (with a non-empty `buf`) means the peer closed and all was read.
     pub fn recv(&mut self, conn: ConnHandle, buf: &mut [u8]) -> Result<usize, Error> {
-        let c = self.conn_mut(conn)?;
-        match c.tcb.recv(buf) {
+        let c = self.conns.get_mut(&conn).filter(|c| c.visible);
+        let Some(c) = c else {
+            return Err(Error::UnknownConnection);
+        };
+        if let Some(mut lv) = c.level.take() {
+            let cap = lv.recvbuf.capacity();
+            let w0 = lv.recv_window();
+            let n = lv.recvbuf.read(buf);
+            let mut res = Err(Error::WouldBlock);
+            if n > 0 {
+                // Bytes waiting in subflow buffers for window room.
+                let sole = c.subs.len() == 1;
+                for t in c.subs.iter_mut() {
+                    drain_sub(&mut lv, t, sole, &mut self.scratch, &mut self.counters);
+                }
+                let w1 = lv.recv_window();
+                if w0 < cap / 2 && w1 >= cap / 2 {
+                    // The window opened a lot: tell the peer (RFC 9293 §3.8.6.2.2).
+                    for t in c.subs.iter_mut().filter(|t| t.state != TcpState::Closed) {
+                        t.force_ack();
+                    }
+                }
+                res = Ok(n);
+            } else if buf.is_empty()
+                || lv.peer_fin_reached()
+                || (lv.fallback && c.subs[0].fin_received() && c.subs[0].readable() == 0)
+            {
+                res = Ok(0);
+            } else if c.all_closed() {
+                res = Err(end_error(&c.subs[0]));
+            }
+            c.level = Some(lv);
+            if res.is_ok() {
+                self.queue_tx(conn);
+            }
+            return res;
+        }
+        match c.tcb_mut().recv(buf) {
             Some(n) => {
                 self.queue_tx(conn);
                 Ok(n)
             }
-            None if c.tcb.state == TcpState::Closed => Err(end_error(&c.tcb)),
+            None if c.tcb().state == TcpState::Closed => Err(end_error(c.tcb())),
             None => Err(Error::WouldBlock),
         }
     }
 
-    /// No more data will be sent: a FIN follows the queued bytes.
+    /// No more data will be sent: a FIN (DATA_FIN for MPTCP) follows the queued bytes.
     pub fn shutdown(&mut self, now: Instant, conn: ConnHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
-        if c.tcb.state == TcpState::Closed {
-            return Err(end_error(&c.tcb));
+        if c.all_closed() {
+            return Err(end_error(c.tcb()));
         }
-        c.tcb.shutdown(now);
+        if let Some(lv) = c.level.as_deref_mut() {
+            lv.fin_queued = true;
+            if c.subs[0].state == TcpState::SynSent {
+                c.subs[0].shutdown(now);
+            }
+        } else {
+            c.tcb_mut().shutdown(now);
+        }
         self.after_tcb(conn, now);
         Ok(())
     }
@@ -1004,7 +1394,9 @@ impl Endpoint {
     /// Resets the connection (RST) and forgets its data.
     pub fn abort(&mut self, now: Instant, conn: ConnHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
-        c.tcb.abort();
+        for t in c.subs.iter_mut() {
+            t.abort();
+        }
         self.after_tcb(conn, now);
         Ok(())
     }
@@ -1013,21 +1405,34 @@ impl Endpoint {
     /// never shut down is shut down now (like `close(2)` on a socket).
     pub fn release(&mut self, now: Instant, conn: ConnHandle) {
         let Ok(c) = self.conn_mut(conn) else { return };
-        if c.tcb.readable() > 0 && c.tcb.state != TcpState::Closed {
+        let unread = match c.level.as_deref() {
+            Some(lv) => lv.recvbuf.readable() > 0,
+            None => c.tcb().readable() > 0,
+        };
+        if unread && !c.all_closed() {
             // RFC 9293 §3.10.4 / Linux: closing with unread data resets the connection.
-            c.tcb.abort();
+            for t in c.subs.iter_mut() {
+                t.abort();
+            }
+        } else if let Some(lv) = c.level.as_deref_mut() {
+            lv.fin_queued = true;
+            if c.subs[0].state == TcpState::SynSent {
+                c.subs[0].shutdown(now);
+            }
         } else {
-            c.tcb.shutdown(now);
+            c.tcb_mut().shutdown(now);
         }
-        c.tcb.on_released(now);
+        for t in c.subs.iter_mut() {
+            t.on_released(now);
+        }
         self.after_tcb(conn, now);
     }
 
     pub fn conn_info(&self, conn: ConnHandle) -> Option<ConnInfo> {
         let c = self.conns.get(&conn)?;
-        let t = &c.tcb;
-        Some(ConnInfo {
-            state: t.state,
+        let t = c.tcb();
+        let mut info = ConnInfo {
+            state: c.state(),
             local: t.local,
             remote: t.remote,
             bytes_sent: t.stats.bytes_sent,
@@ -1043,30 +1448,51 @@ impl Endpoint {
             peer_window: t.peer_window(),
             mss: t.smss() as u16,
             cc: t.cc_name(),
-            mptcp: t.mp.as_deref().map(|mp| MptcpInfo {
-                fallback: mp.fallback,
-                local_token: mp.local_token,
-                remote_token: mp.remote_token,
-                subflows: vec![SubflowInfo {
-                    local: t.local,
-                    remote: t.remote,
-                    state: t.state,
-                    bytes_sent: t.stats.bytes_sent,
-                    bytes_retransmitted: t.stats.bytes_retransmitted,
-                    bytes_acked: t.stats.bytes_acked,
-                    srtt: t.srtt(),
-                    cwnd: t.cwnd(),
-                    backup: false,
-                    addr_id: 0,
-                    closed: t.state == TcpState::Closed,
-                }],
-            }),
-        })
+            mptcp: None,
+        };
+        if let Some(lv) = c.level.as_deref() {
+            // Whole-connection byte counts over all subflows.
+            let sum = |f: fn(&Tcb) -> u64| c.subs.iter().map(f).sum::<u64>();
+            info.bytes_sent = sum(|t| t.stats.bytes_sent);
+            info.bytes_retransmitted = sum(|t| t.stats.bytes_retransmitted);
+            info.bytes_acked = sum(|t| t.stats.bytes_acked);
+            info.segments_sent = sum(|t| t.stats.segments_sent);
+            info.segments_received = sum(|t| t.stats.segments_received);
+            info.bytes_received = lv.recvbuf.in_order_end();
+            info.mptcp = Some(MptcpInfo {
+                fallback: lv.fallback,
+                local_token: lv.local_token,
+                remote_token: lv.remote_token,
+                subflows: c
+                    .subs
+                    .iter()
+                    .map(|t| SubflowInfo {
+                        local: t.local,
+                        remote: t.remote,
+                        state: t.state,
+                        bytes_sent: t.stats.bytes_sent,
+                        bytes_retransmitted: t.stats.bytes_retransmitted,
+                        bytes_acked: t.stats.bytes_acked,
+                        srtt: t.srtt(),
+                        cwnd: t.cwnd(),
+                        backup: t.mp.as_deref().is_some_and(|m| m.backup),
+                        addr_id: t.mp.as_deref().map_or(0, |m| m.addr_id),
+                        closed: t.state == TcpState::Closed,
+                    })
+                    .collect(),
+            });
+        }
+        Some(info)
     }
 
     /// Bytes the application may write now without `WouldBlock`.
     pub fn send_capacity(&self, conn: ConnHandle) -> usize {
-        self.conns.get(&conn).map_or(0, |c| c.tcb.send_free())
+        self.conns
+            .get(&conn)
+            .map_or(0, |c| match c.level.as_deref() {
+                Some(lv) => lv.sendbuf.free(),
+                None => c.tcb().send_free(),
+            })
     }
 
     /// Number of connections the endpoint holds (all states).
@@ -1096,4 +1522,256 @@ fn end_error(t: &Tcb) -> Error {
         Some(End::TimedOut) => Error::TimedOut,
         _ => Error::InvalidState(t.state),
     }
+}
+
+/// The earliest timer of a connection: its subflows' and the connection level's.
+fn conn_timeout(c: &Conn) -> Option<Instant> {
+    let subs = c.subs.iter().filter_map(|t| t.next_timeout()).min();
+    match (subs, c.level.as_deref().and_then(|l| l.timer)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Two addresses of one subnet (IPv4 /24, IPv6 /64): the path manager pairs a local address with
+/// an announced address of its subnet.
+fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        _ => false,
+    }
+}
+
+/// Moves a subflow's in-order bytes to their data offsets in the connection-level receive
+/// buffer, as far as its window allows (the rest waits in the subflow).
+///
+/// On a connection that never had another subflow, bytes of the initial subflow that no
+/// mapping covers continue its identity mapping (the single-subflow data sequence space is the
+/// subflow's; RFC 8684 §3.3 asks a malformed DSS to be ignored, not the data).
+fn drain_sub(lv: &mut MpLevel, t: &mut Tcb, sole: bool, scratch: &mut [u8], c: &mut Counters) {
+    let identity = lv.fallback && t.mp.as_deref().is_some_and(|m| m.join.is_none());
+    let implicit = sole
+        && t.mp
+            .as_deref()
+            .is_some_and(|m| m.join.is_none() && !m.rx_shifted);
+    if lv.fallback && !identity {
+        return;
+    }
+    loop {
+        let off = t.rcv_read_offset();
+        let avail = t.readable() as u64;
+        if avail == 0 {
+            break;
+        }
+        let (data_off, lim) = if identity {
+            (off, u64::MAX)
+        } else {
+            let Some(mp) = t.mp.as_deref() else {
+                break;
+            };
+            match mp.rx_lookup(off) {
+                Some(x) => x,
+                None if implicit => (off, mp.rx_next_start(off).map_or(u64::MAX, |s| s - off)),
+                None => {
+                    // Bytes no mapping covers are not part of the data stream (RFC 8684 §3.3).
+                    let skip = mp
+                        .rx_next_start(off)
+                        .map_or(avail, |s| (s - off).min(avail))
+                        .min(scratch.len() as u64) as usize;
+                    t.drain(&mut scratch[..skip]);
+                    c.mp_dss_not_matching += 1;
+                    continue;
+                }
+            }
+        };
+        let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
+        if data_off >= win_end {
+            break;
+        }
+        let n = avail
+            .min(lim)
+            .min(win_end - data_off)
+            .min(scratch.len() as u64) as usize;
+        let got = t.drain(&mut scratch[..n]);
+        if got == 0 {
+            break;
+        }
+        if data_off + got as u64 <= lv.recvbuf.in_order_end() {
+            c.mp_duplicate_data += 1;
+        } else if data_off > lv.recvbuf.in_order_end() {
+            c.mp_ofo_queue += 1;
+        }
+        lv.recvbuf.write_at(data_off, &scratch[..got]);
+    }
+    let off = t.rcv_read_offset();
+    if let Some(mp) = t.mp.as_deref_mut() {
+        mp.prune_rx(off);
+    }
+}
+
+/// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
+/// new data within the peer's data-level window, on the subflow(s) the scheduler picks.
+fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
+    let Some(lv) = c.level.as_deref_mut() else {
+        return;
+    };
+    let subs = &mut c.subs;
+    if lv.fallback {
+        // Regular TCP over subflow 0: data offsets are its stream offsets.
+        let t = &mut subs[0];
+        while lv.data_nxt < lv.sendbuf.end() {
+            let n = (lv.sendbuf.end() - lv.data_nxt)
+                .min(t.send_free() as u64)
+                .min(scratch.len() as u64) as usize;
+            if n == 0 {
+                break;
+            }
+            let got = lv.sendbuf.read_at(lv.data_nxt, &mut scratch[..n]);
+            let w = t.send(&scratch[..got]);
+            lv.data_nxt += w as u64;
+            if w == 0 {
+                break;
+            }
+        }
+        return;
+    }
+    let usable = |t: &Tcb| t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready);
+    loop {
+        let (d_off, d_len, reinj) = if let Some(&(a, z)) = lv.reinject.front() {
+            let a = a.max(lv.data_una).max(lv.sendbuf.start());
+            if a >= z {
+                lv.reinject.pop_front();
+                continue;
+            }
+            (a, z - a, true)
+        } else {
+            // A closed data-level window with nothing in flight: one segment goes to a
+            // subflow anyway, whose persist timer then probes the window (RFC 9293 §3.8.6.1).
+            let probe = if lv.data_una >= lv.data_nxt { 1460 } else { 0 };
+            let end = lv.sendbuf.end().min(lv.snd_right.max(lv.data_una + probe));
+            if lv.data_nxt >= end {
+                break;
+            }
+            (lv.data_nxt, end - lv.data_nxt, false)
+        };
+        // Prefer healthy (no RTO backoff), non-backup subflows when there are any.
+        let any_healthy = subs
+            .iter()
+            .any(|t| usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup));
+        let any_nonbackup = subs
+            .iter()
+            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.backup));
+        let candidate = |t: &Tcb| {
+            usable(t)
+                && (!any_healthy
+                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup)))
+                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.backup))
+                && t.sched_room() >= d_len.min(t.smss() as u64)
+                && t.send_free() > 0
+        };
+        let pick = match kind {
+            Sched::MinRtt | Sched::Redundant => subs
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| candidate(t))
+                .min_by_key(|(_, t)| t.srtt().unwrap_or(Duration::MAX))
+                .map(|(i, _)| i),
+            Sched::RoundRobin => {
+                let n = subs.len();
+                (0..n)
+                    .map(|k| (lv.rr + k) % n)
+                    .find(|&i| candidate(&subs[i]))
+            }
+        };
+        let Some(i) = pick else {
+            break;
+        };
+        if kind == Sched::MinRtt
+            && !reinj
+            && slower_finishes_later(subs, i, &candidate_all(subs, &usable), lv)
+        {
+            // Waiting for the fastest subflow delivers sooner (the ECF idea).
+            break;
+        }
+        if kind == Sched::RoundRobin {
+            lv.rr = i + 1;
+        }
+        let t = &mut subs[i];
+        let mut n = d_len
+            .min(t.sched_room())
+            .min(t.send_free() as u64)
+            .min(scratch.len() as u64);
+        if kind == Sched::RoundRobin {
+            // One segment's worth per turn.
+            n = n.min(t.smss() as u64);
+        }
+        let got = lv.sendbuf.read_at(d_off, &mut scratch[..n as usize]);
+        let sub_off = t.send_end();
+        let w = t.send(&scratch[..got]) as u64;
+        if w == 0 {
+            break;
+        }
+        if let Some(mp) = t.mp.as_deref_mut() {
+            mp.push_tx(sub_off, d_off, w);
+            mp.bytes_scheduled += w;
+        }
+        if kind == Sched::Redundant {
+            // The same bytes on every other usable subflow (RFC 8684 leaves this open).
+            for (j, u) in subs.iter_mut().enumerate() {
+                if j != i && usable(u) && u.send_free() as u64 >= w {
+                    let so = u.send_end();
+                    let w2 = u.send(&scratch[..w as usize]) as u64;
+                    if let Some(mp) = u.mp.as_deref_mut() {
+                        mp.push_tx(so, d_off, w2);
+                    }
+                }
+            }
+        }
+        if reinj {
+            if let Some(front) = lv.reinject.front_mut() {
+                front.0 = d_off + w;
+                if front.0 >= front.1 {
+                    lv.reinject.pop_front();
+                }
+            }
+        } else {
+            lv.data_nxt += w;
+        }
+    }
+}
+
+/// Usable subflows (established, join complete), healthy ones only when there are any.
+fn candidate_all(subs: &[Tcb], usable: &dyn Fn(&Tcb) -> bool) -> Vec<usize> {
+    let healthy: Vec<usize> = (0..subs.len())
+        .filter(|&i| usable(&subs[i]) && subs[i].backoff() == 0)
+        .collect();
+    if healthy.is_empty() {
+        (0..subs.len()).filter(|&i| usable(&subs[i])).collect()
+    } else {
+        healthy
+    }
+}
+
+/// Earliest-completion-first check (Lim et al., "ECF", CoNEXT 2017): subflow `i` is not the
+/// fastest; would the bytes still to schedule be delivered sooner by waiting for the fastest
+/// subflow's window than by sending on `i` now? Prevents the slow path from holding the tail.
+fn slower_finishes_later(subs: &[Tcb], i: usize, cands: &[usize], lv: &MpLevel) -> bool {
+    let Some(f) = cands
+        .iter()
+        .copied()
+        .min_by_key(|&j| subs[j].srtt().unwrap_or(Duration::MAX))
+    else {
+        return false;
+    };
+    if f == i {
+        return false;
+    }
+    let (Some(rf), Some(rs)) = (subs[f].srtt(), subs[i].srtt()) else {
+        return false;
+    };
+    let k = lv.sendbuf.end().saturating_sub(lv.data_nxt) as f64;
+    let cwnd = subs[f].cwnd().max(1) as f64;
+    let wait = rf.as_secs_f64() * (1.0 + k / cwnd);
+    wait < rs.as_secs_f64() * 1.25
 }

@@ -154,7 +154,7 @@ fn mp_capable_handshake_transfer_and_close() {
         ca_info.state,
         TcpState::TimeWait | TcpState::Closed
     ));
-    assert!(ca_info.mss <= 1460 - 12 - 28, "MSS leaves room for the DSS");
+    assert!(ca_info.mss <= 1460 - 12 - 24, "MSS leaves room for the DSS");
 }
 
 #[test]

@@ -52,7 +52,6 @@ fn clean_path_is_intact_and_near_line_rate() {
 /// IW10 slow start bound the goodput near 88 Mbit/s, so 80 asks for a slow start that ends
 /// without a retransmission timeout.
 #[test]
-#[ignore = "engine: the slow-start overshoot currently ends in an RTO (66.8 Mbit/s)"]
 fn short_clean_transfer_is_not_stalled_by_slow_start_losses() {
     let cfg = SimConfig::new(vec![PathSpec::new(100 * MBIT, ms(10))], 8 * MIB, 1);
     let r = run_ok(&cfg);

@@ -127,7 +127,6 @@ fn unequal_paths_beat_the_faster_one() {
 }
 
 #[test]
-#[ignore = "needs the MPTCP engine"]
 fn path_down_moves_the_transfer_to_the_other_path() {
     let mut p0 = PathSpec::new(100 * MBIT, ms(10));
     p0.down_at = Some(Duration::from_secs(2));

@@ -3,6 +3,7 @@
 
 use crate::units::{fmt_bytes, parse_size, parse_time};
 use braid_io::{Driver, DriverConfig, PathSpec};
+use braid_proto::mptcp::crypto::KeySource;
 use braid_proto::{
     ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error as EngineError, Event, Instant, TcpState,
 };
@@ -31,7 +32,10 @@ SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024)
 Needs root (CAP_NET_ADMIN) for the TUN devices. Ctrl-C closes connections with FIN and exits.
 --json prints one object per connection: sha256 (of the bytes sent by connect / received by
 listen; null with --no-hash), bytes, seconds, goodput_mbps, subflows [{path, local, remote,
-bytes_sent, retransmitted_bytes, srtt_ms}] and counters (engine and data plane, whole process).
+bytes_sent, bytes_acked, retransmitted_bytes, srtt_ms}], mptcp ({fallback, local_token,
+remote_token}, or null for plain TCP) and counters (engine and data plane, whole process).
+Multipath TCP is on unless --no-mptcp: the first path connects, the path manager adds subflows from
+the other paths' addresses.
 
 Exit status: 0 when every transfer completed, 1 when one did not, 2 for usage errors.";
 
@@ -44,6 +48,18 @@ pub struct NetArgs {
     /// Congestion control (reno, cubic).
     #[arg(long, default_value = "cubic")]
     cc: String,
+    /// Plain TCP only: do not offer or accept Multipath TCP.
+    #[arg(long)]
+    no_mptcp: bool,
+    /// MPTCP packet scheduler (minrtt, roundrobin, redundant).
+    #[arg(long, default_value = "minrtt")]
+    scheduler: String,
+    /// MPTCP path manager (fullmesh: a subflow from every local address; none).
+    #[arg(long, default_value = "fullmesh")]
+    path_manager: String,
+    /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
+    #[arg(long)]
+    checksum: bool,
     /// Write every packet of every path, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
@@ -140,6 +156,10 @@ fn random_seed() -> u64 {
 fn open(net: &NetArgs, seed: u64) -> Result<Driver, ExitCode> {
     let mut config = EndpointConfig::default();
     config.tcp.cc = net.cc.clone();
+    config.mptcp.enabled = !net.no_mptcp;
+    config.mptcp.scheduler = net.scheduler.clone();
+    config.mptcp.path_manager = net.path_manager.clone();
+    config.mptcp.checksum = net.checksum;
     // The engine's MSS is the IPv4 one (it takes 20 bytes off for IPv6 connections itself):
     // the smallest MTU of any path decides.
     if let Some(mtu) = net.paths.iter().map(|p| p.mtu).min() {
@@ -151,7 +171,9 @@ fn open(net: &NetArgs, seed: u64) -> Result<Driver, ExitCode> {
     if let Err(e) = Endpoint::validate_config(&config) {
         return Err(usage_error(&e.to_string()));
     }
-    let endpoint = Endpoint::new(config, seed);
+    // MPTCP keys are secrets: from the operating system's CSPRNG, never from the seed.
+    let keys = KeySource::os().map_err(|e| failure(&format!("no secure random source: {e}")))?;
+    let endpoint = Endpoint::with_key_source(config, seed, keys);
     let dc = DriverConfig {
         seed: seed.rotate_left(17) ^ 0x5eed,
         pcap: net.pcap.clone(),
@@ -388,16 +410,42 @@ impl Reporter {
         };
         let line = if self.json {
             let mut subflows = Vec::new();
-            if let Some(i) = &t.info {
-                let path = drv.path_of(i.local.ip()).map(|p| p.tun.clone());
-                subflows.push(json!({
-                    "path": path,
-                    "local": i.local.to_string(),
-                    "remote": i.remote.to_string(),
-                    "bytes_sent": i.bytes_sent,
-                    "retransmitted_bytes": i.bytes_retransmitted,
-                    "srtt_ms": i.srtt.map(|d| d.as_secs_f64() * 1e3),
-                }));
+            let mut mptcp = Value::Null;
+            match t.info.as_ref().map(|i| (i, i.mptcp.as_ref())) {
+                Some((_, Some(m))) => {
+                    for sf in &m.subflows {
+                        let path = drv.path_of(sf.local.ip()).map(|p| p.tun.clone());
+                        subflows.push(json!({
+                            "path": path,
+                            "local": sf.local.to_string(),
+                            "remote": sf.remote.to_string(),
+                            "bytes_sent": sf.bytes_sent,
+                            "bytes_acked": sf.bytes_acked,
+                            "retransmitted_bytes": sf.bytes_retransmitted,
+                            "srtt_ms": sf.srtt.map(|d| d.as_secs_f64() * 1e3),
+                            "backup": sf.backup,
+                            "closed": sf.closed,
+                        }));
+                    }
+                    mptcp = json!({
+                        "fallback": m.fallback,
+                        "local_token": m.local_token,
+                        "remote_token": m.remote_token,
+                    });
+                }
+                Some((i, None)) => {
+                    let path = drv.path_of(i.local.ip()).map(|p| p.tun.clone());
+                    subflows.push(json!({
+                        "path": path,
+                        "local": i.local.to_string(),
+                        "remote": i.remote.to_string(),
+                        "bytes_sent": i.bytes_sent,
+                        "bytes_acked": i.bytes_acked,
+                        "retransmitted_bytes": i.bytes_retransmitted,
+                        "srtt_ms": i.srtt.map(|d| d.as_secs_f64() * 1e3),
+                    }));
+                }
+                None => {}
             }
             let mut counters = Map::new();
             for (k, v) in drv.endpoint.counters().iter().chain(drv.stats().iter()) {
@@ -411,6 +459,7 @@ impl Reporter {
                 "bytes_received": t.received,
                 "bytes_sent": t.sent,
                 "subflows": subflows,
+                "mptcp": mptcp,
                 "counters": counters,
                 "error": t.error,
             })

@@ -9,6 +9,20 @@
 //! TCB's hooks ([`SubflowMp::on_input`] before it handles a segment, [`SubflowMp::write_options`]
 //! while it builds one) reach both levels. A plain TCP connection has neither and pays one
 //! `Option` check per packet.
+//!
+//! The endpoint does the rest (endpoint.rs, `mp_after`): it drains each subflow's in-order
+//! bytes through the rx mappings into the data-level buffer, schedules data-level bytes onto
+//! subflows (minRTT with an earliest-completion check, roundrobin or redundant), reinjects a
+//! subflow's unacknowledged data when it dies or its RTO fires, and runs the path manager:
+//!
+//! * fullmesh, server: once fully established it announces each of its other addresses of the
+//!   initial family with ADD_ADDR (address id = position in its address list + 1, HMAC per
+//!   RFC 8684 §3.4.1) on a pure ACK, repeated up to 4 times until echoed (Linux `signal`).
+//! * fullmesh, client: from every other local address of the family it opens one MP_JOIN
+//!   subflow: to an announced address of the same subnet (IPv4 /24, IPv6 /64) when there is
+//!   one, else (no such announcement within 2·SRTT of full establishment) to the server's
+//!   initial address. One attempt per local address; `max_subflows` bounds both ends.
+//! * "none": no announcements, no joins (joins from the peer are still accepted).
 
 use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
 use crate::counters::Counters;
@@ -23,9 +37,9 @@ use braid_wire::{TcpFlags, TcpRepr};
 use std::collections::VecDeque;
 use std::net::IpAddr;
 
-/// Option bytes a data segment's DSS needs (8-byte DATA_ACK, 8-byte DSN mapping, checksum, padding
-/// to 4): the subflow's MSS is reduced by this much, as Linux does.
-pub(crate) const DSS_RESERVE: u32 = 28;
+/// Option bytes a data segment's DSS needs (4-byte DATA_ACK and 8-byte DSN mapping as Linux
+/// sends them, checksum or padding to 4): the subflow's MSS is reduced by this much.
+pub(crate) const DSS_RESERVE: u32 = 24;
 /// Most rx / tx mappings a subflow keeps (beyond: rx mappings are dropped and counted).
 const MAX_MAPS: usize = 4096;
 /// Most addresses a peer may announce to one connection.
@@ -242,6 +256,8 @@ pub(crate) struct SubflowMp {
     pub ack_now: bool,
     /// Payload bytes first sent on this subflow for the data level.
     pub bytes_scheduled: u64,
+    /// Some rx mapping was not the identity (subflow offset != data offset).
+    pub rx_shifted: bool,
 }
 
 /// What the TCB knows about a segment it is building.
@@ -371,11 +387,10 @@ impl SubflowMp {
     }
 
     fn push_rx(&mut self, c: &mut Counters, sub_off: u64, data_off: u64, len: u64) {
-        if self
-            .rx
-            .iter()
-            .any(|m| m.0 <= sub_off && sub_off + len <= m.0 + m.2 && m.1 + (sub_off - m.0) == data_off)
-        {
+        self.rx_shifted |= sub_off != data_off;
+        if self.rx.iter().any(|m| {
+            m.0 <= sub_off && sub_off + len <= m.0 + m.2 && m.1 + (sub_off - m.0) == data_off
+        }) {
             return;
         }
         if let Some(l) = self.rx.back_mut() {
@@ -501,7 +516,8 @@ impl SubflowMp {
         let mut lens = [0, 0];
         let mut d = Dss {
             data_fin: false,
-            data_ack: Some(DataSeq::wide(lv.data_ack())),
+            // A 4-octet DATA_ACK, as Linux sends until the peer uses 8 octets (RFC 8684 §3.3).
+            data_ack: Some(DataSeq::narrow(lv.data_ack() as u32)),
             mapping: None,
         };
         let len = s.payload.len();
@@ -514,7 +530,9 @@ impl SubflowMp {
             let dsn = lv.local_idsn.wrapping_add(1).wrapping_add(data_off);
             let fin = fin_pending == Some(data_off + len as u64);
             let data_len = (len + fin as usize) as u16;
-            let checksum = lv.csum.then(|| dss_checksum(dsn, s.rel_seq, data_len, s.payload));
+            let checksum = lv
+                .csum
+                .then(|| dss_checksum(dsn, s.rel_seq, data_len, s.payload));
             d.mapping = Some(DssMapping {
                 dsn: DataSeq::wide(dsn),
                 subflow_seq: s.rel_seq,
@@ -589,8 +607,10 @@ impl SubflowMp {
         let mut dss = None;
         let mut join_synack = None;
         let mut join_ack = None;
+        let mut any_opt = false;
         // RFC 8684 §3: a malformed MPTCP option is ignored.
         for o in MptcpOption::parse_list(seg.options.mptcp).flatten() {
+            any_opt = true;
             match o {
                 MptcpOption::MpCapable(m) if mpc.is_none() => mpc = Some(m),
                 MptcpOption::Dss(d) if dss.is_none() => dss = Some(d),
@@ -604,7 +624,8 @@ impl SubflowMp {
                 MptcpOption::AddAddr(a) => {
                     if a.is_echo() {
                         c.mp_echo_add += 1;
-                        lv.announce.retain(|&(id, ip)| !(id == a.addr_id && ip == a.addr));
+                        lv.announce
+                            .retain(|&(id, ip)| !(id == a.addr_id && ip == a.addr));
                     } else if lv.remote_key.is_some() && !f.syn() {
                         let want = add_addr_hmac(
                             lv.remote_key.unwrap_or_default(),
@@ -650,8 +671,12 @@ impl SubflowMp {
                     return InAction::Reset;
                 };
                 c.mp_join_synack_rx += 1;
-                let want =
-                    join_synack_hmac(lv.remote_key.unwrap_or_default(), lv.local_key, nonce, j.local_nonce);
+                let want = join_synack_hmac(
+                    lv.remote_key.unwrap_or_default(),
+                    lv.local_key,
+                    nonce,
+                    j.local_nonce,
+                );
                 if hmac != want {
                     c.mp_join_synack_hmac_failure += 1;
                     self.rst_reason = Some(ResetReason::MptcpError);
@@ -763,9 +788,10 @@ impl SubflowMp {
                 }
             }
         }
-        if dss.is_none() && lv.role == Role::Client && !lv.fully_established && mpc.is_none() {
-            // RFC 8684 §3.7: the server's first segment after the handshake has no DSS:
-            // it did not see our third ACK's MP_CAPABLE and fell back.
+        if !any_opt && lv.role == Role::Client && !lv.fully_established {
+            // RFC 8684 §3.7: the server's first segment after the handshake has no MPTCP
+            // option: it did not see our third ACK's MP_CAPABLE and fell back. (Linux sends
+            // ADD_ADDR alone on a pure ACK: that is no fallback.)
             c.mp_capable_fallback_ack += 1;
             lv.fallback = true;
             return InAction::Continue;

@@ -1599,7 +1599,9 @@ impl Tcb {
         let mut r = *repr;
         for (b, &len) in body.iter().zip(n.iter()) {
             if len > 0 {
-                r.options.mptcp.push(braid_wire::tcp::kind::MPTCP, &b[..len]);
+                r.options
+                    .mptcp
+                    .push(braid_wire::tcp::kind::MPTCP, &b[..len]);
             }
         }
         braid_wire::emit_ip_tcp(&self.ip, &r, buf);
@@ -1625,7 +1627,10 @@ impl Tcb {
         } else {
             self.cc.cwnd()
         } as u64;
-        let unsent = self.sendbuf.end().saturating_sub(self.snd_off(self.snd_nxt));
+        let unsent = self
+            .sendbuf
+            .end()
+            .saturating_sub(self.snd_off(self.snd_nxt));
         cwnd.saturating_sub(self.pipe() as u64 + unsent)
     }
     /// Stream offset acknowledged on this subflow.
@@ -1786,11 +1791,9 @@ impl Tcb {
             return false;
         }
         let wnd_right = self.snd_una + self.snd_wnd;
-        let mut wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
-        if self.level.as_ref().is_some_and(|l| !l.fallback) {
-            // The connection level enforces the data-level window (RFC 8684 §3.3.4).
-            wnd_room = u64::MAX;
-        }
+        // With MPTCP the window is the connection-level one (RFC 8684 §3.3.4); applied to the
+        // subflow it never allows more than the data level does, and drives the persist timer.
+        let wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
         let cwnd_room = (cwnd.saturating_sub(pipe)) as u64;
         let len = avail.min(self.smss as u64).min(wnd_room).min(cwnd_room) as u32;
         if len == 0 && avail > 0 {
