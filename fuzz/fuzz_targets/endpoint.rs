@@ -54,19 +54,15 @@ const MAX_OPS: usize = 400;
 const MAX_LOG: usize = 1024;
 /// Steps one advance may take before it gives up (keeps each run fast; not a failure).
 const MAX_STEPS: usize = 20_000;
-/// Engine bug (reported, not fixed here): `ConnInfo::bytes_acked` counts the ACK of our FIN as
-/// one payload byte (tcb.rs adds `ack - snd_una`). Set to 0 once that is fixed.
-const ACKED_SLACK: u64 = 1;
+/// Bytes the peer may seem to acknowledge beyond what was written (0: the FIN is not counted).
+const ACKED_SLACK: u64 = 0;
 /// Events the endpoints may process per connection in the final two minutes, when no
 /// application writes: a correct engine needs at most a few hundred (the buffers are small, the
 /// retransmissions back off); an ACK war takes over a thousand a second.
 const DRAIN_EVENTS_PER_CONN: usize = 2_000;
-/// Engine bug (reported, not fixed here): an out-of-window segment, or an ACK of data not yet
-/// sent, is answered at once with an ACK, with no rate limit (RFC 5961 §10 asks for ACK
-/// throttling; Linux allows one per `tcp_invalid_ratelimit`, 500 ms). Once a forged FIN or
-/// data segment has put the two ends out of step, each answers the other's ACK: an endless ACK
-/// war. Set to true once that is fixed; until then such runs just stop early.
-const FAIL_ON_ACK_WAR: bool = false;
+/// An ACK war (two ends answering each other's unacceptable ACKs without end) is a failure: the
+/// engine rate-limits such answers per connection (RFC 5961 §10; Linux's 500 ms).
+const FAIL_ON_ACK_WAR: bool = true;
 /// Timer firings at one instant, on one endpoint, that count as a timer that never clears.
 const MAX_SAME_INSTANT: usize = 1_000;
 

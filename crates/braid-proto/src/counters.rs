@@ -13,6 +13,8 @@ pub struct Counters {
     pub rst_sent: u64,
     pub rst_received: u64,
     pub challenge_acks: u64,
+    /// ACKs not sent in answer to unacceptable segments (per-connection rate limit).
+    pub oow_acks_skipped: u64,
     pub paws_rejected: u64,
     pub out_of_window: u64,
     pub retransmitted_segments: u64,
@@ -104,6 +106,7 @@ impl Counters {
             ("RstSent", self.rst_sent),
             ("RstReceived", self.rst_received),
             ("ChallengeAcks", self.challenge_acks),
+            ("OutOfWindowAcksSkipped", self.oow_acks_skipped),
             ("PawsRejected", self.paws_rejected),
             ("OutOfWindow", self.out_of_window),
             ("RetransSegs", self.retransmitted_segments),

@@ -30,6 +30,8 @@ const MAX_SACKED_RANGES: usize = 2048;
 const DEFAULT_PEER_MSS: u16 = 536;
 /// Bytes of the timestamps option with its padding.
 const TS_OPTION_LEN: u16 = 12;
+/// At most one ACK per this interval answers unacceptable bare ACKs (Linux: 500 ms).
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Timer kinds of one connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +247,8 @@ pub(crate) struct Tcb {
     pub events: u8,
     pub stats: Stats,
     payload_scratch: Vec<u8>,
+    /// When we last answered an unacceptable segment (ACK-loop rate limit).
+    last_oow_ack: Option<Instant>,
     /// A RST to send in reply to an unacceptable segment: (seq, ack, with ACK flag).
     rst_reply: Option<(u32, u32, bool)>,
     /// When the first SYN (or SYN/ACK) went out, for the handshake RTT sample.
@@ -358,6 +362,7 @@ impl Tcb {
             events: 0,
             stats: Stats::default(),
             payload_scratch: Vec::new(),
+            last_oow_ack: None,
             rst_reply: None,
             syn_sent_at: None,
             stats_ooo_dropped: 0,
@@ -802,10 +807,39 @@ impl Tcb {
     }
 
     fn challenge_ack(&mut self, ctx: &mut Ctx<'_>) {
+        // Per connection first (as Linux: no ACK loop between two stacks can run faster than
+        // one ACK per 500 ms), then the endpoint-wide limit of RFC 5961 §7.
+        if self.oow_rate_limited(ctx.now) {
+            ctx.counters.oow_acks_skipped += 1;
+            return;
+        }
         if ctx.limiter.allow(ctx.now) {
             ctx.counters.challenge_acks += 1;
             self.ack_now = true;
         }
+    }
+
+    /// Rate limit for ACKs answering unacceptable segments (RFC 5961 §10; Linux's
+    /// `tcp_invalid_ratelimit`, 500 ms): returns true when this one must be skipped.
+    fn oow_rate_limited(&mut self, now: Instant) -> bool {
+        if self
+            .last_oow_ack
+            .is_some_and(|t| now - t < OOW_ACK_INTERVAL)
+        {
+            return true;
+        }
+        self.last_oow_ack = Some(now);
+        false
+    }
+
+    /// Duplicate ACK for an unacceptable segment. Segments carrying data (or SYN/FIN) are
+    /// always answered (they are not part of an ACK loop); bare ACKs are rate limited.
+    fn dupack_for_unacceptable(&mut self, ctx: &mut Ctx<'_>, seg_len: u32) {
+        if seg_len == 0 && self.oow_rate_limited(ctx.now) {
+            ctx.counters.oow_acks_skipped += 1;
+            return;
+        }
+        self.ack_now = true;
     }
 
     fn on_segment_synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
@@ -843,7 +877,7 @@ impl Tcb {
                 let older = (ts.tsval.wrapping_sub(self.ts_recent) as i32) < 0;
                 if older && now - self.ts_recent_at < PAWS_IDLE {
                     ctx.counters.paws_rejected += 1;
-                    self.ack_now = true;
+                    self.dupack_for_unacceptable(ctx, seg_len);
                     return;
                 }
             }
@@ -861,7 +895,7 @@ impl Tcb {
                 }
                 if !f.rst() {
                     ctx.counters.out_of_window += 1;
-                    self.ack_now = true;
+                    self.dupack_for_unacceptable(ctx, seg_len);
                 }
                 return;
             }
@@ -1003,7 +1037,9 @@ impl Tcb {
         }
 
         if ack > self.snd_una {
-            let acked = (ack - self.snd_una) as u32;
+            // Payload bytes: our FIN takes a sequence number but is not data.
+            let fin_acked = self.fin_seq.is_some_and(|f| self.snd_una <= f && ack > f);
+            let acked = (ack - self.snd_una) as u32 - fin_acked as u32;
             let rtt = self.on_cumulative_ack(ack, now);
             self.stats.bytes_acked += acked as u64;
             self.dupacks = 0;
