@@ -8,6 +8,8 @@ fuzz=0
 [ "${CI:-}" = "true" ] && fuzz=1
 [ "${1:-}" = "--fuzz" ] && fuzz=1
 fuzz_seconds="${FUZZ_SECONDS:-60}"
+# A fixed seed makes the CI fuzzing a reproducible regression run (set FUZZ_SEED=0 for a random one).
+fuzz_seed="${FUZZ_SEED:-1}"
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -26,7 +28,7 @@ if [ "$fuzz" = 1 ]; then
     # New inputs go to a scratch directory; the committed seeds stay as they are.
     scratch=$(mktemp -d)
     (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" "$scratch" corpus/"$target" -- \
-      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048)
+      -max_total_time="$fuzz_seconds" -rss_limit_mb=2048 -seed="$fuzz_seed")
     rm -rf "$scratch"
   done
 fi
