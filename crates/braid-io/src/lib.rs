@@ -13,6 +13,7 @@ pub mod driver;
 pub mod emu;
 pub mod netconf;
 pub mod pcap;
+pub mod quantity;
 pub mod signal;
 pub mod spec;
 pub mod tun;

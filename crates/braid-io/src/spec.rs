@@ -12,6 +12,7 @@
 //! * `mtu`: the device's MTU (default 1500).
 
 use crate::emu::EmuSpec;
+use crate::quantity;
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
@@ -178,32 +179,10 @@ fn same_prefix(a: IpAddr, b: IpAddr, len: u8) -> bool {
     }
 }
 
-/// Splits `s` into its leading number and the unit after it.
-fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    (&s[..end], &s[end..])
-}
-
-fn parse_number(s: &str) -> Option<f64> {
-    if s.is_empty() || s == "." || s.matches('.').count() > 1 {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
-}
-
 /// TIME: a number and `us`, `ms` or `s`.
 pub fn parse_time(s: &str) -> Result<Duration, String> {
-    let bad = || format!("bad time \"{s}\" (expected e.g. 10ms, 1s, 500us)");
-    let (num, unit) = split_number(s);
-    let v = parse_number(num).ok_or_else(bad)?;
-    let secs = match unit {
-        "us" => v / 1e6,
-        "ms" => v / 1e3,
-        "s" => v,
-        _ => return Err(bad()),
-    };
+    let secs = quantity::seconds(s)
+        .ok_or_else(|| format!("bad time \"{s}\" (expected e.g. 10ms, 1s, 500us)"))?;
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| *d <= Duration::from_secs(3600))
@@ -212,17 +191,8 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
 
 /// RATE in bits per second: a number and `bit`, `kbit`, `mbit` or `gbit` (decimal).
 pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let bad = || format!("bad rate \"{s}\" (expected e.g. 100mbit, 1gbit, 500kbit)");
-    let (num, unit) = split_number(s);
-    let v = parse_number(num).ok_or_else(bad)?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "bit" => 1.0,
-        "kbit" => 1e3,
-        "mbit" => 1e6,
-        "gbit" => 1e9,
-        _ => return Err(bad()),
-    };
-    let bps = (v * mult).round();
+    let bps = quantity::rate_bps(s)
+        .ok_or_else(|| format!("bad rate \"{s}\" (expected e.g. 100mbit, 1gbit, 500kbit)"))?;
     if bps < 1000.0 {
         return Err(format!("rate \"{s}\" is below 1kbit"));
     }
@@ -234,8 +204,7 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 
 /// PCT: a probability given in percent, `1%` or `1`.
 pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let num = s.strip_suffix('%').unwrap_or(s);
-    let v = parse_number(num)
+    let v = quantity::percent(s)
         .ok_or_else(|| format!("bad percentage \"{s}\" (expected e.g. 1%, 0.5%)"))?;
     if v > 100.0 {
         return Err(format!("percentage \"{s}\" outside 0..100%"));
@@ -245,20 +214,8 @@ pub fn parse_percent(s: &str) -> Result<f64, String> {
 
 /// SIZE in bytes: a number with an optional unit (`k`, `M`, `G` decimal; `KiB`, `MiB`, `GiB`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("bad size \"{s}\" (expected e.g. 100000, 64KiB, 1MiB)");
-    let (num, unit) = split_number(s);
-    let v = parse_number(num).ok_or_else(bad)?;
-    let mult: f64 = match unit {
-        "" | "B" => 1.0,
-        "k" | "K" | "kB" | "KB" => 1e3,
-        "M" | "MB" => 1e6,
-        "G" | "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    let bytes = (v * mult).round();
+    let bytes = quantity::bytes(s)
+        .ok_or_else(|| format!("bad size \"{s}\" (expected e.g. 100000, 64KiB, 1MiB)"))?;
     if bytes > 2f64.powi(40) {
         return Err(format!("size \"{s}\" is too large"));
     }

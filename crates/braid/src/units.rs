@@ -10,41 +10,17 @@
 //! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
 //!   `strip` puts a middlebox on the path that removes MPTCP options from SYNs or every packet.
 
+use braid_io::quantity;
 use braid_sim::{PathSpec, Strip};
 use std::time::Duration;
 
 /// The options a path spec understands, for error messages.
 const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip";
 
-/// Splits `s` into its leading number and the unit after it.
-fn split_number(s: &str) -> (&str, &str) {
-    let end = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    (&s[..end], &s[end..])
-}
-
-/// A non-negative finite decimal number (digits with at most one point).
-fn parse_number(s: &str) -> Option<f64> {
-    if s.is_empty() || s == "." || s.matches('.').count() > 1 {
-        return None;
-    }
-    s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)
-}
-
 /// RATE in bits per second.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let bad = || format!("bad rate \"{s}\" (expected e.g. 100mbit, 1gbit, 500kbit)");
-    let (num, unit) = split_number(s.trim());
-    let v = parse_number(num).ok_or_else(bad)?;
-    let mult = match unit.to_ascii_lowercase().as_str() {
-        "bit" => 1.0,
-        "kbit" => 1e3,
-        "mbit" => 1e6,
-        "gbit" => 1e9,
-        _ => return Err(bad()),
-    };
-    let bps = (v * mult).round();
+    let bps = quantity::rate_bps(s.trim())
+        .ok_or_else(|| format!("bad rate \"{s}\" (expected e.g. 100mbit, 1gbit, 500kbit)"))?;
     if bps < 1.0 {
         return Err(format!("rate \"{s}\" must be positive"));
     }
@@ -56,15 +32,8 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
 
 /// TIME (and DELAY) as a duration.
 pub fn parse_time(s: &str) -> Result<Duration, String> {
-    let bad = || format!("bad time \"{s}\" (expected e.g. 10ms, 1s, 500us)");
-    let (num, unit) = split_number(s.trim());
-    let v = parse_number(num).ok_or_else(bad)?;
-    let secs = match unit {
-        "us" => v / 1e6,
-        "ms" => v / 1e3,
-        "s" => v,
-        _ => return Err(bad()),
-    };
+    let secs = quantity::seconds(s.trim())
+        .ok_or_else(|| format!("bad time \"{s}\" (expected e.g. 10ms, 1s, 500us)"))?;
     Duration::try_from_secs_f64(secs)
         .ok()
         .filter(|d| *d <= Duration::from_secs(1_000_000_000))
@@ -73,20 +42,8 @@ pub fn parse_time(s: &str) -> Result<Duration, String> {
 
 /// SIZE in bytes.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad = || format!("bad size \"{s}\" (expected e.g. 100000, 64MiB, 1GiB, 10MB)");
-    let (num, unit) = split_number(s.trim());
-    let v = parse_number(num).ok_or_else(bad)?;
-    let mult: f64 = match unit {
-        "" | "B" => 1.0,
-        "k" | "K" | "kB" | "KB" => 1e3,
-        "M" | "MB" => 1e6,
-        "G" | "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(bad()),
-    };
-    let bytes = (v * mult).round();
+    let bytes = quantity::bytes(s.trim())
+        .ok_or_else(|| format!("bad size \"{s}\" (expected e.g. 100000, 64MiB, 1GiB, 10MB)"))?;
     if bytes > 2f64.powi(62) {
         return Err(format!("size \"{s}\" is too large"));
     }
@@ -95,9 +52,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// PCT as a probability in [0, 1].
 pub fn parse_percent(s: &str) -> Result<f64, String> {
-    let t = s.trim();
-    let num = t.strip_suffix('%').unwrap_or(t);
-    let v = parse_number(num)
+    let v = quantity::percent(s.trim())
         .ok_or_else(|| format!("bad percentage \"{s}\" (expected e.g. 1%, 0.5%)"))?;
     if v > 100.0 {
         return Err(format!("percentage \"{s}\" outside 0..100%"));
