@@ -18,20 +18,17 @@
 //! Cases run one at a time (a file-level lock), every process is killed at a deadline, and
 //! namespaces and temporary files are removed on drop, even when a case fails.
 
+mod common;
+use common::*;
 use sha2::{Digest, Sha256};
-use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hasher};
-use std::io::{BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, Receiver};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
-
-static LOCK: Mutex<()> = Mutex::new(());
 
 /// The Linux peer program.
 const PEER_PY: &str = concat!(
@@ -63,26 +60,6 @@ const KERNEL_FAULTS: &[&str] = &[
     "FallbackFailed",
     "MPFastcloseRx",
 ];
-
-fn serial() -> MutexGuard<'static, ()> {
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-fn is_root() -> bool {
-    // The effective uid is the second field of "Uid:".
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
 
 fn have(tool: &str, arg: &str) -> bool {
     Command::new(tool)
@@ -124,148 +101,6 @@ fn can_run(case: &str) -> bool {
     }
     eprintln!("\n*** SKIPPING MPTCP interop test {case}: needs {what} ***\n");
     false
-}
-
-fn random_u64() -> u64 {
-    let mut h = RandomState::new().build_hasher();
-    h.write_u32(std::process::id());
-    h.finish()
-}
-
-/// Runs a command to completion; panics with its stderr when it fails.
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace, deleted on drop.
-struct Netns(String);
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
-    }
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running process whose output is collected by threads; killed on drop.
-struct Proc {
-    name: String,
-    child: Child,
-    lines: Receiver<String>,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command) -> Proc {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
-        let (tx, lines) = channel();
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let out = child.stdout.take().expect("piped stdout");
-        let o = stdout.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let mut s = o.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
-                let _ = tx.send(line);
-            }
-        });
-        let mut err = child.stderr.take().expect("piped stderr");
-        let e = stderr.clone();
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                e.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
-        Proc {
-            name: name.to_string(),
-            child,
-            lines,
-            stdout,
-            stderr,
-        }
-    }
-
-    /// Waits for a stdout line equal to `want`.
-    fn expect_line(&self, want: &str, timeout: Duration) {
-        match self.lines.recv_timeout(timeout) {
-            Ok(l) if l == want => {}
-            other => panic!(
-                "{}: expected \"{want}\", got {other:?}; stderr: {}",
-                self.name,
-                self.stderr()
-            ),
-        }
-    }
-
-    /// Waits for the exit (killing the process at the deadline); returns status and stdout.
-    fn finish(&mut self, timeout: Duration) -> (ExitStatus, String) {
-        let step = Duration::from_millis(20);
-        let mut waited = Duration::ZERO;
-        loop {
-            if let Some(st) = self.child.try_wait().expect("try_wait") {
-                // Let the reader threads see EOF.
-                thread::sleep(Duration::from_millis(50));
-                return (st, self.stdout.lock().unwrap().clone());
-            }
-            if waited >= timeout {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "{} did not finish within {timeout:?}; stdout: {}; stderr: {}",
-                    self.name,
-                    self.stdout.lock().unwrap(),
-                    self.stderr()
-                );
-            }
-            thread::sleep(step);
-            waited += step;
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
 }
 
 /// What `ss -tni` showed of one TCP connection (an MPTCP subflow or a plain TCP connection)

@@ -1,0 +1,178 @@
+//! What the interop tests share: one case at a time, root/CI rules, throw-away namespaces and
+//! directories, and child processes whose output is collected and which die with the test.
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
+use std::time::Duration;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// Cases run one at a time: they share the machine's namespaces and CPU.
+pub fn serial() -> MutexGuard<'static, ()> {
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+pub fn is_root() -> bool {
+    // The effective uid is the second field of "Uid:".
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn random_u64() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// Runs a command to completion; panics with its stderr when it fails.
+pub fn run(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A network namespace, deleted on drop.
+pub struct Netns(pub String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
+    }
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running process whose output is collected by threads; killed on drop.
+pub struct Proc {
+    name: String,
+    child: Child,
+    lines: Receiver<String>,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {name}: {e}"));
+        let (tx, lines) = channel();
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out = child.stdout.take().expect("piped stdout");
+        let o = stdout.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let mut s = o.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        let mut err = child.stderr.take().expect("piped stderr");
+        let e = stderr.clone();
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                e.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Proc {
+            name: name.to_string(),
+            child,
+            lines,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for a stdout line equal to `want`.
+    pub fn expect_line(&self, want: &str, timeout: Duration) {
+        match self.lines.recv_timeout(timeout) {
+            Ok(l) if l == want => {}
+            other => panic!(
+                "{}: expected \"{want}\", got {other:?}; stderr: {}",
+                self.name,
+                self.stderr()
+            ),
+        }
+    }
+
+    /// Waits for the exit (killing the process at the deadline); returns status and stdout.
+    pub fn finish(&mut self, timeout: Duration) -> (ExitStatus, String) {
+        let step = Duration::from_millis(20);
+        let mut waited = Duration::ZERO;
+        loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                // Let the reader threads see EOF.
+                thread::sleep(Duration::from_millis(50));
+                return (st, self.stdout.lock().unwrap().clone());
+            }
+            if waited >= timeout {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "{} did not finish within {timeout:?}; stdout: {}; stderr: {}",
+                    self.name,
+                    self.stdout.lock().unwrap(),
+                    self.stderr()
+                );
+            }
+            thread::sleep(step);
+            waited += step;
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
