@@ -1680,7 +1680,7 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
                 && (!any_healthy
                     || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup)))
                 && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.backup))
-                && t.sched_room() >= d_len.min(t.smss() as u64)
+                && t.sched_room() >= d_len.min(t.sched_chunk())
                 && t.send_free() > 0
         };
         let pick = match kind {
@@ -1715,6 +1715,10 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             .min(t.sched_room())
             .min(t.send_free() as u64)
             .min(scratch.len() as u64);
+        if n < d_len {
+            // Whole segments only: a cut mapping would end in a short segment.
+            n = t.whole_segments(n, lv.csum);
+        }
         if kind == Sched::RoundRobin {
             // One segment's worth per turn.
             n = n.min(t.smss() as u64);

@@ -8,7 +8,7 @@
 //! SHA-256 of the received bytes for the report, so hashing never slows the simulation down.
 
 use crate::addr;
-use crate::net::{HostId, Network, Node};
+use crate::net::{HostId, Network, Node, Tap};
 use crate::stream::{StreamCheck, StreamGen};
 use crate::{HostCounters, Mode, Progress, Report, SimConfig, SimError, SubflowReport};
 use braid_proto::endpoint::CloseReason;
@@ -41,9 +41,15 @@ fn wall_now() -> std::time::Instant {
 /// Runs the bulk transfer described by `cfg`. `progress` is called about once per wall-clock
 /// second. Errors only for configurations that cannot be run; a transfer that fails or times
 /// out is a report with `completed == false`.
-pub fn run(
+pub fn run(cfg: &SimConfig, progress: Option<&mut dyn FnMut(&Progress)>) -> Result<Report, SimError> {
+    run_with_tap(cfg, progress, None)
+}
+
+/// [`run`], showing every packet sent to `tap` (e.g. to write a capture file).
+pub fn run_with_tap(
     cfg: &SimConfig,
     mut progress: Option<&mut dyn FnMut(&Progress)>,
+    tap: Option<Tap>,
 ) -> Result<Report, SimError> {
     validate(cfg)?;
     let wall_start = wall_now();
@@ -93,6 +99,9 @@ pub fn run(
         app: App::Server(ServerApp::new(chunk_tx, back_rx)),
     };
     let mut net = Network::new(&cfg.paths, cfg.seed, client, server);
+    if let Some(t) = tap {
+        net.set_tap(t);
+    }
     let limit = Instant::ZERO + cfg.time_limit;
     let mut last_progress = 0.0f64;
     let mut same_instant = (Instant::ZERO, 0u64);

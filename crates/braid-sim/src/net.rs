@@ -255,9 +255,21 @@ struct HostSlot<N> {
 /// Packet buffers kept for reuse, so steady state allocates nothing per packet.
 const POOL_LIMIT: usize = 1 << 16;
 
+/// Sees every packet a host hands to the network (before any loss, like a capture on the
+/// sending host): the time, the link (`2 × path + direction`, 0 = client to server) and the
+/// packet.
+pub struct Tap(pub Box<dyn FnMut(Instant, usize, &[u8])>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tap")
+    }
+}
+
 /// The simulated network with its two hosts.
 #[derive(Debug)]
 pub struct Network<N: Node> {
+    tap: Option<Tap>,
     now: u64,
     seq: u64,
     heap: BinaryHeap<Scheduled>,
@@ -280,6 +292,7 @@ impl<N: Node> Network<N> {
             links.push(Link::new(spec, seed, 2 * i + 1));
         }
         let mut net = Network {
+            tap: None,
             now: 0,
             seq: 0,
             heap: BinaryHeap::new(),
@@ -310,6 +323,11 @@ impl<N: Node> Network<N> {
             }
         }
         net
+    }
+
+    /// Shows every packet sent from now on to `tap`.
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// The time of the last event processed.
@@ -514,6 +532,9 @@ impl<N: Node> Network<N> {
         };
         let link = 2 * path + host;
         let now = self.now;
+        if let Some(t) = self.tap.as_mut() {
+            (t.0)(Instant::from_nanos(now), link, &buf);
+        }
         let l = &mut self.links[link];
         l.stats.packets_offered += 1;
         if !l.up {

@@ -55,6 +55,10 @@ pub struct SimArgs {
     /// No progress lines on stderr.
     #[arg(long)]
     quiet: bool,
+    /// Write every packet the hosts send (all paths, both directions, before any loss, stamped
+    /// with simulated time) to this pcap file.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -125,7 +129,31 @@ pub fn main(args: SimArgs) -> ExitCode {
     } else {
         None
     };
-    let report = match braid_sim::run(&cfg, progress) {
+    let capture = match args.pcap.as_deref().map(braid_io::pcap::PcapWriter::create) {
+        None => None,
+        Some(Ok(w)) => Some(std::rc::Rc::new(std::cell::RefCell::new((w, None)))),
+        Some(Err(e)) => {
+            eprintln!("error: cannot create pcap file {:?}: {e}", args.pcap.unwrap_or_default());
+            return ExitCode::from(1);
+        }
+    };
+    let tap = capture.clone().map(|c| {
+        braid_sim::Tap(Box::new(move |t, _link, pkt| {
+            let (w, err) = &mut *c.borrow_mut();
+            if err.is_none() {
+                *err = w.write_packet(t.saturating_duration_since(braid_proto::Instant::ZERO), pkt).err();
+            }
+        }))
+    });
+    let result = braid_sim::run_with_tap(&cfg, progress, tap);
+    if let Some(c) = capture {
+        let (w, err) = &mut *c.borrow_mut();
+        if let Some(e) = err.take().or_else(|| w.flush().err()) {
+            eprintln!("error: writing pcap file {:?}: {e}", args.pcap.unwrap_or_default());
+            return ExitCode::from(1);
+        }
+    }
+    let report = match result {
         Ok(r) => r,
         Err(e @ (SimError::Unsupported(_) | SimError::InvalidConfig(_))) => {
             return usage_error(&e.to_string())

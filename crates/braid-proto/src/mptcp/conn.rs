@@ -40,6 +40,12 @@ use std::net::IpAddr;
 /// Option bytes a data segment's DSS needs (4-byte DATA_ACK and 8-byte DSN mapping as Linux
 /// sends them, checksum or padding to 4): the subflow's MSS is reduced by this much.
 pub(crate) const DSS_RESERVE: u32 = 24;
+/// Option bytes of a DSS carrying only a 4-octet DATA_ACK.
+pub(crate) const DSS_ACK_LEN: u32 = 8;
+/// Longest mapping we send: one DSS mapping covers up to this many data bytes, carried by the
+/// first segment of the mapping only (RFC 8684 §3.3.1 lets a mapping span segments; Linux maps
+/// whole TSO bursts the same way). The data-level length field has 16 bits.
+pub(crate) const MAX_MAP_LEN: u64 = 63 * 1024;
 /// Most rx / tx mappings a subflow keeps (beyond: rx mappings are dropped and counted).
 const MAX_MAPS: usize = 4096;
 /// Most addresses a peer may announce to one connection.
@@ -204,6 +210,12 @@ impl MpLevel {
         self.remote_idsn.wrapping_add(1).wrapping_add(next)
     }
 
+    /// (DATA_ACK, right edge of the receive window) as we would advertise them now.
+    fn ack_edge(&self) -> (u64, u64) {
+        let a = self.data_ack();
+        (a, a.wrapping_add(self.recv_window() as u64))
+    }
+
     /// Window we advertise on every subflow: the data-level receive window (RFC 8684 §3.3.4).
     pub fn recv_window(&self) -> usize {
         self.recvbuf.window()
@@ -244,8 +256,14 @@ pub(crate) struct SubflowMp {
     pub backup: bool,
     /// The subflow may carry data (initial subflow, or join complete: RFC 8684 §3.2).
     pub ready: bool,
-    /// (subflow offset, data offset, length) of data queued on this subflow.
+    /// (subflow offset, data offset, length) of data queued on this subflow: one entry is one
+    /// DSS mapping on the wire, sent with the entry's first segment.
     pub tx: VecDeque<(u64, u64, u64)>,
+    /// Subflow offset up to which payload went on the wire (a mapping already sent is frozen).
+    pub tx_emitted: u64,
+    /// (DATA_ACK, right window edge) last sent on this subflow: data segments repeat the
+    /// DATA_ACK only when it changed (pure ACKs always carry it).
+    pub ack_sent: Option<(u64, u64)>,
     /// (subflow offset, data offset, length) of mappings received.
     pub rx: VecDeque<(u64, u64, u64)>,
     /// MP_TCPRST reason to put on our RST.
@@ -270,6 +288,9 @@ pub(crate) struct OutSeg<'p> {
     pub payload: &'p [u8],
     /// The segment carries SACK blocks (room for an ADD_ADDR is then not there).
     pub sack: bool,
+    /// Option bytes left for MPTCP on a data segment (its payload was sized with
+    /// [`SubflowMp::data_opt_len`]).
+    pub room: u32,
 }
 
 /// What the TCB knows when a segment arrives.
@@ -338,15 +359,55 @@ impl SubflowMp {
         }
     }
 
-    /// Records data queued on the subflow (merged when contiguous in both spaces).
-    pub fn push_tx(&mut self, sub_off: u64, data_off: u64, len: u64) {
+    /// Records data queued on the subflow: merged into the last mapping when contiguous in both
+    /// spaces, not yet on the wire and short enough; else mappings of at most [`MAX_MAP_LEN`].
+    pub fn push_tx(&mut self, mut sub_off: u64, mut data_off: u64, mut len: u64) {
         if let Some(l) = self.tx.back_mut() {
-            if l.0 + l.2 == sub_off && l.1 + l.2 == data_off {
-                l.2 += len;
-                return;
+            if l.0 + l.2 == sub_off && l.1 + l.2 == data_off && self.tx_emitted <= l.0 {
+                let n = len.min(MAX_MAP_LEN.saturating_sub(l.2));
+                l.2 += n;
+                (sub_off, data_off, len) = (sub_off + n, data_off + n, len - n);
             }
         }
-        self.tx.push_back((sub_off, data_off, len));
+        while len > 0 {
+            let n = len.min(MAX_MAP_LEN);
+            self.tx.push_back((sub_off, data_off, n));
+            (sub_off, data_off, len) = (sub_off + n, data_off + n, len - n);
+        }
+    }
+
+    /// MPTCP option bytes a data segment starting at subflow offset `off` carries: a whole DSS
+    /// (or MP_CAPABLE with data) on the first segment of a mapping, the DATA_ACK alone when it
+    /// changed, else none. The TCB sizes the segment's payload with it.
+    pub fn data_opt_len(&self, lv: &MpLevel, off: u64) -> u32 {
+        if lv.fallback {
+            return 0;
+        }
+        let starts_mapping = self
+            .tx
+            .get(self.tx.partition_point(|m| m.0 + m.2 <= off))
+            .is_none_or(|m| m.0 == off);
+        if starts_mapping
+            || !self.ready
+            || (lv.role == Role::Client && !lv.fully_established)
+        {
+            DSS_RESERVE
+        } else if self.ack_sent != Some(lv.ack_edge()) {
+            DSS_ACK_LEN
+        } else {
+            0
+        }
+    }
+
+    /// Splits the tx mapping holding subflow offset `off` so that one starts there.
+    fn split_tx_at(&mut self, off: u64) {
+        let i = self.tx.partition_point(|m| m.0 + m.2 <= off);
+        if let Some(&(a, d, n)) = self.tx.get(i) {
+            if a < off {
+                self.tx[i] = (a, d, off - a);
+                self.tx.insert(i + 1, (off, d + (off - a), n - (off - a)));
+            }
+        }
     }
 
     /// Forgets tx mappings wholly below the subflow's acknowledged offset.
@@ -483,6 +544,10 @@ impl SubflowMp {
                     && len <= u16::MAX as usize
                     && self.tx_lookup(0).is_some_and(|(d, _)| d == 0)
                 {
+                    // Its data-level length maps this segment only: the rest of the first
+                    // mapping becomes a mapping of its own, sent with the next segment.
+                    self.split_tx_at(len as u64);
+                    self.tx_emitted = self.tx_emitted.max(len as u64);
                     // The first data carries both keys and its data-level length (§3.1).
                     let csum = lv.csum.then(|| {
                         dss_checksum(lv.local_idsn.wrapping_add(1), 1, len as u16, s.payload)
@@ -522,25 +587,37 @@ impl SubflowMp {
         };
         let len = s.payload.len();
         let fin_pending = lv.local_fin.filter(|&f| lv.data_una <= f);
-        if len > 0 && len < u16::MAX as usize {
-            let Some((data_off, _)) = self.tx_lookup(s.off) else {
-                lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
-                return lens;
+        if len > 0 {
+            self.tx_emitted = self.tx_emitted.max(s.off + len as u64);
+            let i = self.tx.partition_point(|m| m.0 + m.2 <= s.off);
+            let Some(&(m_sub, m_data, m_len)) = self.tx.get(i).filter(|m| m.0 <= s.off) else {
+                return self.dss_ack_only(lv, d, s, out);
             };
+            let data_off = m_data + (s.off - m_sub);
             let dsn = lv.local_idsn.wrapping_add(1).wrapping_add(data_off);
-            let fin = fin_pending == Some(data_off + len as u64);
-            let data_len = (len + fin as usize) as u16;
-            let checksum = lv
-                .csum
-                .then(|| dss_checksum(dsn, s.rel_seq, data_len, s.payload));
-            d.mapping = Some(DssMapping {
-                dsn: DataSeq::wide(dsn),
-                subflow_seq: s.rel_seq,
-                data_len,
-                checksum,
-            });
-            d.data_fin = fin;
-        } else if let Some(f) = fin_pending.filter(|_| len == 0) {
+            if lv.csum {
+                // With checksums every segment carries the mapping of exactly its payload, so
+                // the checksum covers bytes at hand (RFC 8684 §3.3.1 allows either).
+                let data_len = len as u16;
+                d.mapping = Some(DssMapping {
+                    dsn: DataSeq::wide(dsn),
+                    subflow_seq: s.rel_seq,
+                    data_len,
+                    checksum: Some(dss_checksum(dsn, s.rel_seq, data_len, s.payload)),
+                });
+            } else if m_sub == s.off {
+                // The first segment of a mapping carries it for all of the mapping's bytes.
+                d.mapping = Some(DssMapping {
+                    dsn: DataSeq::wide(dsn),
+                    subflow_seq: s.rel_seq,
+                    data_len: m_len as u16,
+                    checksum: None,
+                });
+            } else {
+                return self.dss_ack_only(lv, d, s, out);
+            }
+            self.ack_sent = Some(lv.ack_edge());
+        } else if let Some(f) = fin_pending {
             // RFC 8684 §3.3.3 / Linux: a DATA_FIN alone has subflow sequence number 0.
             let dsn = lv.local_idsn.wrapping_add(1).wrapping_add(f);
             d.mapping = Some(DssMapping {
@@ -550,6 +627,9 @@ impl SubflowMp {
                 checksum: lv.csum.then(|| dss_checksum(dsn, 0, 1, &[])),
             });
             d.data_fin = true;
+        }
+        if len == 0 {
+            self.ack_sent = Some(lv.ack_edge());
         }
         lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
         if len == 0 && d.mapping.is_none() && !s.sack {
@@ -589,6 +669,23 @@ impl SubflowMp {
             }
         }
         lens
+    }
+
+    /// A data segment inside a mapping already sent: the DATA_ACK alone when it changed since
+    /// this subflow last carried it and the segment has room, else no MPTCP option at all.
+    fn dss_ack_only(
+        &mut self,
+        lv: &MpLevel,
+        d: Dss,
+        s: &OutSeg<'_>,
+        out: &mut [[u8; 40]; 2],
+    ) -> [usize; 2] {
+        let edge = lv.ack_edge();
+        if self.ack_sent == Some(edge) || s.room < DSS_ACK_LEN {
+            return [0, 0];
+        }
+        self.ack_sent = Some(edge);
+        [MptcpOption::Dss(d).emit(&mut out[0]), 0]
     }
 
     /// Handles the MPTCP options of an incoming segment before the TCB does.
@@ -690,6 +787,10 @@ impl SubflowMp {
             }
             if f.syn() {
                 return InAction::Continue;
+            }
+            if self.ready && !j.initiator && join_ack.is_some() {
+                // A repeated third ACK: our fourth ACK was lost (RFC 8684 §3.2).
+                self.ack_now = true;
             }
             if !self.ready {
                 if j.initiator {

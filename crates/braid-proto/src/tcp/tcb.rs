@@ -204,6 +204,10 @@ pub(crate) struct Tcb {
     last_send: Instant,
     /// In the last send opportunity we had less data than the window allowed.
     app_limited: bool,
+    /// The MSS was reduced by [`DSS_RESERVE`] for MPTCP options (RFC 8684 §3.3).
+    dss_reserved: u32,
+    /// End of the last short segment sent (Minshall's Nagle: at most one unacknowledged).
+    snd_sml: Seq,
 
     // --- receive side ---
     irs: Seq,
@@ -332,6 +336,8 @@ impl Tcb {
             write_blocked: false,
             last_send: now,
             app_limited: true,
+            dss_reserved: 0,
+            snd_sml: iss,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
@@ -439,6 +445,10 @@ impl Tcb {
         }
         let mss = peer_mss.min(self.cfg.mss);
         self.smss = (mss.saturating_sub(opt)).max(32) as u32;
+        if self.mp.is_some() && self.level.as_ref().is_some_and(|l| !l.fallback) {
+            let full = (mss.saturating_sub(opt - DSS_RESERVE as u16)).max(32) as u32;
+            self.dss_reserved = full - self.smss;
+        }
         self.rcv_mss = (self.cfg.mss.saturating_sub(opt)).max(32) as u32;
         self.cc.set_mss(self.smss);
     }
@@ -1626,6 +1636,7 @@ impl Tcb {
             off,
             payload: repr.payload,
             sack: !repr.options.sack.is_empty(),
+            room: (self.smss + self.dss_reserved).saturating_sub(repr.payload.len() as u32),
         };
         let n = mp.write_options(lv, &out, &mut body);
         if n == [0, 0] {
@@ -1647,7 +1658,9 @@ impl Tcb {
     /// `reserve` takes the DSS room out of the MSS.
     pub(crate) fn set_mptcp(&mut self, mp: SubflowMp, reserve: bool) {
         if self.state == TcpState::SynReceived && reserve {
+            let full = self.smss;
             self.smss = self.smss.saturating_sub(DSS_RESERVE).max(32);
+            self.dss_reserved = full - self.smss;
             self.rcv_mss = self.rcv_mss.saturating_sub(DSS_RESERVE).max(32);
             self.cc.set_mss(self.smss);
         }
@@ -1656,18 +1669,48 @@ impl Tcb {
 
     // --- for the MPTCP connection level (endpoint) ---
 
-    /// Room the scheduler may fill: congestion window less what is in flight or queued unsent.
-    pub(crate) fn sched_room(&self) -> u64 {
+    fn sched_cwnd(&self) -> u64 {
         let cwnd = if self.recovery == Recovery::Fast {
             self.prr_cwnd
         } else {
             self.cc.cwnd()
-        } as u64;
+        };
+        cwnd as u64
+    }
+
+    /// Room the scheduler may fill: congestion window plus one [`Tcb::sched_chunk`] of queue,
+    /// less what is in flight or queued unsent.
+    pub(crate) fn sched_room(&self) -> u64 {
         let unsent = self
             .sendbuf
             .end()
             .saturating_sub(self.snd_off(self.snd_nxt));
-        cwnd.saturating_sub(self.pipe() as u64 + unsent)
+        (self.sched_cwnd() + self.sched_chunk()).saturating_sub(self.pipe() as u64 + unsent)
+    }
+
+    /// What the scheduler hands this subflow at once (one DSS mapping): a quarter of the
+    /// congestion window, one to 16 segments. Fewer, longer mappings leave room for payload
+    /// (most segments carry no DSS), while one chunk of queue keeps the subflow busy between
+    /// hand-overs without holding much data away from the other subflows.
+    pub(crate) fn sched_chunk(&self) -> u64 {
+        let seg = (self.smss + self.dss_reserved) as u64;
+        (self.sched_cwnd() / 4).clamp(seg, 16 * seg)
+    }
+
+    /// `n` rounded down to whole segments of one mapping (its first segment carries the DSS,
+    /// the others the full MSS, or all carry it when `every` segment needs a mapping); `n`
+    /// itself when it is less than one segment.
+    pub(crate) fn whole_segments(&self, n: u64, every: bool) -> u64 {
+        let first = self.smss as u64;
+        let rest = if every {
+            first
+        } else {
+            (self.smss + self.dss_reserved) as u64
+        };
+        if n <= first {
+            return n;
+        }
+        first + (n - first) / rest * rest
     }
     /// Stream offset acknowledged on this subflow.
     pub(crate) fn snd_una_offset(&self) -> u64 {
@@ -1813,12 +1856,19 @@ impl Tcb {
         let data_end = self.sendbuf.end();
         let mut avail = data_end.saturating_sub(off);
         let mut cut = false;
+        let mut mss = self.smss;
         if let Some(mp) = self.mp.as_deref() {
-            // RFC 8684 §3.3.1: one mapping per segment.
+            // RFC 8684 §3.3.1: a segment never spans two mappings.
             let lim = mp.seg_limit(off);
             if lim < avail {
                 avail = lim;
                 cut = true;
+            }
+            // The MSS was reduced by the largest DSS; a segment that carries less gets the
+            // difference back as payload.
+            if let Some(lv) = self.level.as_deref() {
+                let r = self.dss_reserved;
+                mss = self.smss + r - mp.data_opt_len(lv, off).min(r);
             }
         }
         let fin_now = self.fin_queued && self.fin_seq.is_none();
@@ -1831,14 +1881,14 @@ impl Tcb {
         // subflow it never allows more than the data level does, and drives the persist timer.
         let wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
         let cwnd_room = (cwnd.saturating_sub(pipe)) as u64;
-        let len = avail.min(self.smss as u64).min(wnd_room).min(cwnd_room) as u32;
+        let len = avail.min(mss as u64).min(wnd_room).min(cwnd_room) as u32;
         if len == 0 && avail > 0 {
             if wnd_room == 0 {
                 self.arm_persist_if_needed(now);
             }
             return false;
         }
-        if len < self.smss && (len as u64) < avail {
+        if len < mss && (len as u64) < avail {
             // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a full segment unless the
             // peer's window is at least half its maximum and nothing is in flight.
             let half_max = (self.max_snd_wnd / 2) as u64;
@@ -1853,12 +1903,14 @@ impl Tcb {
         if self.cfg.nagle
             && !cut
             && (len as u64) == avail
-            && len < self.smss
+            && len < mss
             && len > 0
-            && !self.sent.is_empty()
+            && self.snd_sml > self.snd_una
             && !self.fin_queued
         {
-            // Nagle (RFC 9293 §3.7.4): one small segment in flight at a time.
+            // Nagle (RFC 9293 §3.7.4) with Minshall's refinement (as Linux): one small segment
+            // in flight at a time; full-sized segments in flight do not hold back the last,
+            // short piece of a burst.
             return false;
         }
         let fin = fin_now && off + len as u64 == data_end && !cut;
@@ -1882,6 +1934,9 @@ impl Tcb {
         self.build_data_segment(now, seq, off, len, flags, buf);
         let end = seq + len + fin as u32;
         self.snd_nxt = end;
+        if len < mss {
+            self.snd_sml = end;
+        }
         if fin {
             self.fin_seq = Some(seq + len);
             self.state = match self.state {
