@@ -1819,17 +1819,17 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             (lv.data_nxt, end - lv.data_nxt, false)
         };
         // Prefer healthy (no RTO backoff), non-backup subflows when there are any.
-        let any_healthy = subs
-            .iter()
-            .any(|t| usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup));
+        let any_healthy = subs.iter().any(|t| {
+            usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())
+        });
         let any_nonbackup = subs
             .iter()
-            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.backup));
+            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.is_backup()));
         let candidate = |t: &Tcb| {
             usable(t)
                 && (!any_healthy
-                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup)))
-                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.backup))
+                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())))
+                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.is_backup()))
                 && t.sched_room() >= d_len.min(t.smss() as u64)
                 && t.send_free() > 0
         };
