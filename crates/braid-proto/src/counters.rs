@@ -80,8 +80,12 @@ pub struct Counters {
     pub mp_prio_rx: u64,
     /// MPTCP: the kernel's `MPFailRx`.
     pub mp_fail_rx: u64,
-    /// MPTCP: the kernel's `MPFastcloseRx`.
+    /// MPTCP: the kernel's `MPFastcloseRx` (MP_FASTCLOSE with our key).
     pub mp_fastclose_rx: u64,
+    /// MPTCP: the kernel's `MPFastcloseTx` (RSTs with MP_FASTCLOSE queued by `abort`).
+    pub mp_fastclose_tx: u64,
+    /// MPTCP: MP_FASTCLOSE with a key that is not ours, ignored (braid's own counter).
+    pub mp_fastclose_bad_key: u64,
     /// MPTCP: the kernel's `MPRstRx`.
     pub mp_rst_rx: u64,
     /// MPTCP: the kernel's `MPRstTx`.
@@ -145,6 +149,8 @@ impl Counters {
             ("MPPrioRx", self.mp_prio_rx),
             ("MPFailRx", self.mp_fail_rx),
             ("MPFastcloseRx", self.mp_fastclose_rx),
+            ("MPFastcloseTx", self.mp_fastclose_tx),
+            ("MPFastcloseBadKey", self.mp_fastclose_bad_key),
             ("MPRstRx", self.mp_rst_rx),
             ("MPRstTx", self.mp_rst_tx),
             ("Reinjections", self.mp_reinjections),

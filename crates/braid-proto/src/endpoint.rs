@@ -656,10 +656,9 @@ impl Endpoint {
             self.refuse_join(local, remote, seg, false);
             return;
         };
-        let ok = c
-            .level
-            .as_deref()
-            .is_some_and(|l| !l.fallback && l.fully_established && !l.closing);
+        let ok = c.level.as_deref().is_some_and(|l| {
+            !l.fallback && l.fully_established && !l.closing && !l.fastclose_rx && !l.fastclose_tx
+        });
         let live = c
             .subs
             .iter()
@@ -733,14 +732,20 @@ impl Endpoint {
             .iter()
             .position(|&a| a == local)
             .map_or(0, |p| (p + 1).min(255) as u8);
-        tcb.mp = Some(Box::new(SubflowMp::join_initiator(
-            self.keys.next_nonce(),
-            addr_id,
-            false,
-        )));
+        let mut mp = SubflowMp::join_initiator(self.keys.next_nonce(), addr_id, false);
         let Some(c) = self.conns.get_mut(&h) else {
             return;
         };
+        // The peer's id of the address we join (0: its initial address) until its SYN/ACK
+        // says, so that a REMOVE_ADDR finds the subflow while it opens (RFC 8684 §3.4.2).
+        if let (Some(j), Some(lv)) = (mp.join.as_mut(), c.level.as_deref()) {
+            j.remote_addr_id = lv
+                .remote_addrs
+                .iter()
+                .find(|r| r.1 == remote.ip())
+                .map_or(0, |r| r.0);
+        }
+        tcb.mp = Some(Box::new(mp));
         c.subs.push(tcb);
         let i = c.subs.len() - 1;
         self.demux.insert((l, remote), (h, i));
@@ -866,6 +871,7 @@ impl Endpoint {
         let Some(mut lv) = c.level.take() else {
             return;
         };
+        mp_control(&mut lv, &mut c.subs, &mut self.counters);
         let mut evs = std::mem::take(&mut c.subs[0].events);
         for t in c.subs.iter_mut().skip(1) {
             t.events = 0;
@@ -956,7 +962,13 @@ impl Endpoint {
         }
         // Path manager.
         let mut joins: Vec<(IpAddr, SocketAddr)> = Vec::new();
-        if self.fullmesh && lv.fully_established && !lv.fallback && !lv.closing {
+        if self.fullmesh
+            && lv.fully_established
+            && !lv.fallback
+            && !lv.closing
+            && !lv.fastclose_rx
+            && !lv.fastclose_tx
+        {
             let first = c.subs[0].local.ip();
             let remote0 = c.subs[0].remote;
             match lv.role {
@@ -1072,11 +1084,18 @@ impl Endpoint {
         }
         let all_closed = c.all_closed();
         let told = c.closed_told;
-        let end = if c.level.as_deref().is_some_and(|l| l.closing) {
+        let removed = |t: &Tcb| t.mp.as_deref().is_some_and(|m| m.removed);
+        let end = if c.level.as_deref().is_some_and(|l| l.fastclose_rx) {
+            End::Reset
+        } else if c.level.as_deref().is_some_and(|l| l.closing) {
             End::Normal
         } else {
-            c.subs[0]
-                .end
+            // The first subflow's end, unless the peer removed its address (REMOVE_ADDR).
+            c.subs
+                .iter()
+                .find(|t| t.end.is_some() && !removed(t))
+                .and_then(|t| t.end)
+                .or(c.subs[0].end)
                 .or_else(|| c.subs.iter().rev().find_map(|t| t.end))
                 .unwrap_or(End::Normal)
         };
@@ -1398,12 +1417,47 @@ impl Endpoint {
         Ok(())
     }
 
-    /// Resets the connection (RST) and forgets its data.
+    /// Resets the connection (RST) and forgets its data. An MPTCP connection's RSTs carry
+    /// MP_FASTCLOSE with the peer's key on every subflow (RFC 8684 §3.5, option R).
     pub fn abort(&mut self, now: Instant, conn: ConnHandle) -> Result<(), Error> {
         let c = self.conn_mut(conn)?;
+        let n = fastclose(c);
         for t in c.subs.iter_mut() {
             t.abort();
         }
+        self.counters.mp_fastclose_tx += n;
+        self.counters.mp_rst_tx += n;
+        self.after_tcb(conn, now);
+        Ok(())
+    }
+
+    /// Asks the peer to send on subflow `subflow` (index in [`MptcpInfo::subflows`]) of `conn`
+    /// only when no regular subflow can (`backup`), or lifts that: our priority for the
+    /// subflow, announced with MP_PRIO on it (RFC 8684 §3.3.8). Our scheduler honours it too.
+    pub fn set_subflow_backup(
+        &mut self,
+        now: Instant,
+        conn: ConnHandle,
+        subflow: usize,
+        backup: bool,
+    ) -> Result<(), Error> {
+        let c = self.conn_mut(conn)?;
+        let state = c.state();
+        if c.level.as_deref().is_none_or(|l| l.fallback) {
+            return Err(Error::InvalidState(state));
+        }
+        let Some(t) = c.subs.get_mut(subflow) else {
+            return Err(Error::InvalidState(state));
+        };
+        if t.state == TcpState::Closed {
+            return Err(Error::InvalidState(TcpState::Closed));
+        }
+        let Some(mp) = t.mp.as_deref_mut() else {
+            return Err(Error::InvalidState(state));
+        };
+        mp.set_backup(backup);
+        t.force_ack();
+        self.counters.mp_prio_tx += 1;
         self.after_tcb(conn, now);
         Ok(())
     }
@@ -1416,8 +1470,11 @@ impl Endpoint {
             Some(lv) => lv.recvbuf.readable() > 0,
             None => c.tcb().readable() > 0,
         };
+        let mut n = 0;
         if unread && !c.all_closed() {
-            // RFC 9293 §3.10.4 / Linux: closing with unread data resets the connection.
+            // RFC 9293 §3.10.4 / Linux: closing with unread data resets the connection (MPTCP:
+            // with MP_FASTCLOSE, as Linux does).
+            n = fastclose(c);
             for t in c.subs.iter_mut() {
                 t.abort();
             }
@@ -1432,6 +1489,8 @@ impl Endpoint {
         for t in c.subs.iter_mut() {
             t.on_released(now);
         }
+        self.counters.mp_fastclose_tx += n;
+        self.counters.mp_rst_tx += n;
         self.after_tcb(conn, now);
     }
 
@@ -1489,6 +1548,7 @@ impl Endpoint {
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),
+                        peer_backup: t.mp.as_deref().is_some_and(|m| m.peer_backup),
                         addr_id: t.mp.as_deref().map_or(0, |m| m.addr_id),
                         closed: t.state == TcpState::Closed,
                     })
@@ -1543,6 +1603,96 @@ fn conn_timeout(c: &Conn) -> Option<Instant> {
     match (subs, c.level.as_deref().and_then(|l| l.timer)) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
+    }
+}
+
+/// Marks an MPTCP connection about to be aborted so that its RSTs carry MP_FASTCLOSE (RFC 8684
+/// §3.5); returns how many RSTs will (0 for plain TCP, fallback, or before the peer's key).
+fn fastclose(c: &mut Conn) -> u64 {
+    let Some(lv) = c.level.as_deref_mut() else {
+        return 0;
+    };
+    if lv.fallback || lv.remote_key.is_none() {
+        return 0;
+    }
+    lv.fastclose_tx = true;
+    c.subs
+        .iter()
+        .filter(|t| {
+            !matches!(
+                t.state,
+                TcpState::Closed | TcpState::Listen | TcpState::SynSent
+            )
+        })
+        .count() as u64
+}
+
+/// Acts on the control options the subflows received (RFC 8684 §3.5, §3.4.2, §3.3.8) where
+/// they concern other subflows than the one they came on; asks for the pure ACK that carries
+/// a pending MP_PRIO of ours.
+fn mp_control(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
+    if lv.fastclose_rx {
+        // RFC 8684 §3.5: every subflow is reset and the connection closed at once.
+        for t in subs.iter_mut().filter(|t| t.state != TcpState::Closed) {
+            t.reset(End::Reset);
+        }
+        lv.rm_pending.clear();
+        lv.peer_prio.clear();
+        return;
+    }
+    if !lv.rm_pending.is_empty() {
+        // RFC 8684 §3.4.2: the subflows using a removed address of the peer are closed (with
+        // RST and MP_TCPRST, as Linux does: the address is gone, a FIN would not arrive).
+        // The last subflow able to carry data stays: closing it would end the connection,
+        // which the peer did not ask for; if its address is really gone it times out.
+        let ids = std::mem::take(&mut lv.rm_pending);
+        let hit: Vec<bool> = subs
+            .iter()
+            .map(|t| {
+                t.state != TcpState::Closed
+                    && t.mp
+                        .as_deref()
+                        .is_some_and(|m| ids.contains(&m.remote_id()))
+            })
+            .collect();
+        let ready =
+            |t: &Tcb| t.state != TcpState::Closed && t.mp.as_deref().is_some_and(|m| m.ready);
+        let survivor = subs.iter().zip(&hit).any(|(t, &h)| ready(t) && !h);
+        let keep = if survivor {
+            None
+        } else {
+            subs.iter().zip(&hit).position(|(t, &h)| ready(t) && h)
+        };
+        for (i, t) in subs.iter_mut().enumerate() {
+            if !hit[i] || keep == Some(i) {
+                continue;
+            }
+            if let Some(mp) = t.mp.as_deref_mut() {
+                mp.removed = true;
+                mp.rst_reason = Some(ResetReason::Unspecified);
+            }
+            counters.mp_rst_tx += 1;
+            t.reset(End::Reset);
+        }
+    }
+    for (id, backup) in std::mem::take(&mut lv.peer_prio) {
+        for t in subs.iter_mut() {
+            if let Some(mp) = t.mp.as_deref_mut().filter(|m| m.remote_id() == id) {
+                mp.peer_backup = backup;
+            }
+        }
+    }
+    for t in subs.iter_mut() {
+        let Some(mp) = t.mp.as_deref_mut() else {
+            continue;
+        };
+        if mp.prio_pending.is_some() {
+            if lv.fallback {
+                mp.prio_pending = None;
+            } else if mp.ready && lv.fully_established {
+                t.force_ack();
+            }
+        }
     }
 }
 
@@ -1669,17 +1819,17 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             (lv.data_nxt, end - lv.data_nxt, false)
         };
         // Prefer healthy (no RTO backoff), non-backup subflows when there are any.
-        let any_healthy = subs
-            .iter()
-            .any(|t| usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup));
+        let any_healthy = subs.iter().any(|t| {
+            usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())
+        });
         let any_nonbackup = subs
             .iter()
-            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.backup));
+            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.is_backup()));
         let candidate = |t: &Tcb| {
             usable(t)
                 && (!any_healthy
-                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.backup)))
-                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.backup))
+                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())))
+                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.is_backup()))
                 && t.sched_room() >= d_len.min(t.sched_chunk())
                 && t.send_free() > 0
         };

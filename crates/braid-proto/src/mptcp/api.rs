@@ -44,7 +44,10 @@ pub struct SubflowInfo {
     pub bytes_acked: u64,
     pub srtt: Option<Duration>,
     pub cwnd: u32,
+    /// We asked the peer to use this subflow only as a backup (MP_JOIN B bit or MP_PRIO).
     pub backup: bool,
+    /// The peer asked us the same: we send on it only when no regular subflow can.
+    pub peer_backup: bool,
     pub addr_id: u8,
     /// The subflow is gone (closed, reset or timed out); the connection may go on.
     pub closed: bool,

@@ -123,6 +123,15 @@ pub(crate) struct MpLevel {
     pub write_blocked: bool,
     /// Round-robin cursor of the scheduler.
     pub rr: usize,
+    /// Peer's address ids removed by REMOVE_ADDR whose subflows the endpoint closes (§3.4.2).
+    pub rm_pending: Vec<u8>,
+    /// MP_PRIO naming an address id: (peer's address id, backup), for the endpoint to apply to
+    /// every subflow to that address (RFC 6824's form, still parsed by RFC 8684 hosts).
+    pub peer_prio: Vec<(u8, bool)>,
+    /// An MP_FASTCLOSE with our key arrived: every subflow is reset (RFC 8684 §3.5).
+    pub fastclose_rx: bool,
+    /// We abort: every RST carries MP_FASTCLOSE with the peer's key (RFC 8684 §3.5).
+    pub fastclose_tx: bool,
 }
 
 impl MpLevel {
@@ -164,6 +173,10 @@ impl MpLevel {
             timer_backoff: 0,
             write_blocked: false,
             rr: 0,
+            rm_pending: Vec::new(),
+            peer_prio: Vec::new(),
+            fastclose_rx: false,
+            fastclose_tx: false,
         }
     }
 
@@ -276,6 +289,13 @@ pub(crate) struct SubflowMp {
     pub bytes_scheduled: u64,
     /// Some rx mapping was not the identity (subflow offset != data offset).
     pub rx_shifted: bool,
+    /// The peer asked us to send on this subflow only when no regular one can (B bit of its
+    /// MP_JOIN, or MP_PRIO: RFC 8684 §3.2, §3.3.8). Apart from `backup`, our own request.
+    pub peer_backup: bool,
+    /// MP_PRIO to send on the next pure ACK (our `backup` changed, RFC 8684 §3.3.8).
+    pub prio_pending: Option<bool>,
+    /// Closed because the peer removed its address (REMOVE_ADDR, RFC 8684 §3.4.2).
+    pub removed: bool,
 }
 
 /// What the TCB knows about a segment it is building.
@@ -303,6 +323,14 @@ pub(crate) struct InSeg {
     pub seg_off: u64,
     /// Shift of the peer's window field.
     pub wnd_shift: u8,
+}
+
+/// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).
+#[derive(Default)]
+struct Control<'a> {
+    remove: Option<&'a [u8]>,
+    prio: Option<(bool, Option<u8>)>,
+    fastclose: Option<u64>,
 }
 
 /// What the TCB does with a segment after the MPTCP hook saw it.
@@ -338,13 +366,14 @@ impl SubflowMp {
         }
     }
 
-    /// An MP_JOIN subflow the peer opens.
+    /// An MP_JOIN subflow the peer opens; `peer_backup` is the B bit of its SYN (a request for
+    /// our sending; our SYN/ACK carries our own, not an echo of it).
     pub fn join_responder(
         nonce: u32,
         peer_nonce: u32,
         peer_addr_id: u8,
         addr_id: u8,
-        backup: bool,
+        peer_backup: bool,
     ) -> Self {
         SubflowMp {
             join: Some(Join {
@@ -354,9 +383,74 @@ impl SubflowMp {
                 remote_addr_id: peer_addr_id,
             }),
             addr_id,
-            backup,
+            peer_backup,
             ..Default::default()
         }
+    }
+
+    /// The scheduler sends on this subflow only when no regular one can: we or the peer asked
+    /// for it (Linux checks both directions too).
+    pub fn is_backup(&self) -> bool {
+        self.backup || self.peer_backup
+    }
+
+    /// The peer's address id of this subflow (0: the address of the initial subflow, §3.4.1).
+    pub fn remote_id(&self) -> u8 {
+        self.join.map_or(0, |j| j.remote_addr_id)
+    }
+
+    /// Our priority for this subflow changed: MP_PRIO goes out on the next pure ACK (§3.3.8).
+    pub fn set_backup(&mut self, backup: bool) {
+        self.backup = backup;
+        self.prio_pending = Some(backup);
+    }
+
+    /// Every MPTCP option of an outgoing segment: [`SubflowMp::write_options`] plus the control
+    /// options: MP_FASTCLOSE on the RSTs of an abort (RFC 8684 §3.5, with MP_TCPRST as Linux
+    /// sends it) and a pending MP_PRIO beside the DSS of a pure ACK (§3.3.8, as Linux sends it).
+    pub fn options(
+        &mut self,
+        lv: &mut MpLevel,
+        s: &OutSeg<'_>,
+        out: &mut [[u8; 40]; 2],
+    ) -> [usize; 2] {
+        if s.flags & TcpFlags::RST != 0 && lv.fastclose_tx && !lv.fallback {
+            if let Some(receiver_key) = lv.remote_key {
+                let reason = self.rst_reason.unwrap_or(ResetReason::Unspecified);
+                return [
+                    MptcpOption::MpFastclose { receiver_key }.emit(&mut out[0]),
+                    MptcpOption::MpTcpRst {
+                        transient: false,
+                        reason,
+                    }
+                    .emit(&mut out[1]),
+                ];
+            }
+        }
+        let mut lens = self.write_options(lv, s, out);
+        let pure_ack = s.flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK)
+            == TcpFlags::ACK
+            && s.payload.is_empty();
+        if let Some(backup) = self.prio_pending {
+            let o = MptcpOption::MpPrio {
+                backup,
+                addr_id: None,
+            };
+            // Room: 40 option bytes less 12 for timestamps; no SACK blocks.
+            let used: usize = lens.iter().filter(|&&l| l > 0).map(|&l| l + 2).sum();
+            if pure_ack
+                && !s.sack
+                && lens[1] == 0
+                && used + o.emit_len() + 2 <= 28
+                && self.ready
+                && lv.fully_established
+                && !lv.fallback
+            {
+                lens[1] = o.emit(&mut out[1]);
+                self.prio_pending = None;
+            }
+        }
+        lens
     }
 
     /// Records data queued on the subflow: merged into the last mapping when contiguous in both
@@ -704,6 +798,7 @@ impl SubflowMp {
         let mut dss = None;
         let mut join_synack = None;
         let mut join_ack = None;
+        let mut ctl = Control::default();
         let mut any_opt = false;
         // RFC 8684 §3: a malformed MPTCP option is ignored.
         for o in MptcpOption::parse_list(seg.options.mptcp).flatten() {
@@ -745,13 +840,18 @@ impl SubflowMp {
                         }
                     }
                 }
-                MptcpOption::RemoveAddr { .. } => c.mp_rm_addr += 1,
-                MptcpOption::MpPrio { .. } => c.mp_prio_rx += 1,
+                MptcpOption::RemoveAddr { addr_ids } => ctl.remove = Some(addr_ids),
+                MptcpOption::MpPrio { backup, addr_id } => ctl.prio = Some((backup, addr_id)),
+                // RFC 8684 §3.7: counted only (braid sends no MP_FAIL; answering one on a sole
+                // subflow takes an infinite mapping).
                 MptcpOption::MpFail { .. } => c.mp_fail_rx += 1,
-                MptcpOption::MpFastclose { .. } => c.mp_fastclose_rx += 1,
+                MptcpOption::MpFastclose { receiver_key } => ctl.fastclose = Some(receiver_key),
                 MptcpOption::MpTcpRst { .. } => c.mp_rst_rx += 1,
                 _ => {}
             }
+        }
+        if let Some(act) = self.on_control(lv, c, seg, &ctl) {
+            return act;
         }
         if f.rst() {
             return InAction::Continue;
@@ -782,7 +882,8 @@ impl SubflowMp {
                 }
                 j.remote_nonce = nonce;
                 j.remote_addr_id = addr_id;
-                let _ = backup;
+                // The responder's B bit: its request for our sending (§3.2).
+                self.peer_backup = backup;
                 return InAction::Continue;
             }
             if f.syn() {
@@ -903,6 +1004,75 @@ impl SubflowMp {
         self.on_dss(lv, c, seg, i, dss)
     }
 
+    /// MP_FASTCLOSE, REMOVE_ADDR and MP_PRIO of an incoming segment; `Some` ends the handling
+    /// of the segment there.
+    fn on_control(
+        &mut self,
+        lv: &mut MpLevel,
+        c: &mut Counters,
+        seg: &TcpRepr<'_>,
+        ctl: &Control<'_>,
+    ) -> Option<InAction> {
+        let f = seg.flags;
+        if f.syn() || lv.remote_key.is_none() {
+            return None;
+        }
+        if let Some(key) = ctl.fastclose {
+            if key != lv.local_key {
+                // Not our key: not the peer (RFC 8684 §3.5 keys authenticate the request).
+                c.mp_fastclose_bad_key += 1;
+            } else {
+                // RFC 8684 §3.5: tear down every subflow with RST and the connection at once.
+                // The endpoint resets the other subflows; this one answers with RST unless the
+                // option came on one (option R), which the TCB handles as any RST.
+                c.mp_fastclose_rx += 1;
+                lv.fastclose_rx = true;
+                if !f.rst() {
+                    return Some(InAction::Reset);
+                }
+            }
+        }
+        // Path management only from a peer this subflow authenticated (the join's HMACs): the
+        // initial subflow, a join we opened (SYN/ACK checked), or a join whose third ACK was.
+        let trusted = match self.join {
+            None => true,
+            Some(j) => j.initiator || self.ready,
+        };
+        if f.rst() || !trusted {
+            return None;
+        }
+        if let Some(ids) = ctl.remove {
+            // RFC 8684 §3.4.2: the peer's addresses are gone; the endpoint closes the subflows
+            // using them. Forgotten so that the path manager does not join them again.
+            c.mp_rm_addr += 1;
+            for &id in ids {
+                lv.remote_addrs.retain(|r| r.0 != id);
+                lv.echo.retain(|e| e.addr_id != id);
+                if !lv.rm_pending.contains(&id) && lv.rm_pending.len() < MAX_REMOTE_ADDRS * 4 {
+                    lv.rm_pending.push(id);
+                }
+            }
+        }
+        if let Some((backup, id)) = ctl.prio {
+            // RFC 8684 §3.3.8: the subflow it arrives on; with an address id (RFC 6824's
+            // form), the subflows to that address of the peer.
+            c.mp_prio_rx += 1;
+            match id {
+                None => self.peer_backup = backup,
+                Some(id) => {
+                    if id == self.remote_id() {
+                        self.peer_backup = backup;
+                    }
+                    lv.peer_prio.retain(|p| p.0 != id);
+                    if lv.peer_prio.len() < MAX_REMOTE_ADDRS * 4 {
+                        lv.peer_prio.push((id, backup));
+                    }
+                }
+            }
+        }
+        None
+    }
+
     /// DATA_ACK, window and mapping of a DSS (RFC 8684 §3.3).
     fn on_dss(
         &mut self,
@@ -1005,6 +1175,149 @@ mod tests {
         );
         assert_eq!(expand(DataSeq::narrow(3), 0x1_ffff_fff0), 0x2_0000_0003);
         assert_eq!(expand(DataSeq::wide(77), 5), 77);
+    }
+
+    /// Runs `on_input` on an ACK (or RST) carrying `opts` for subflow `sub` of a connection
+    /// whose keys are known (ours: 1, the peer's: 2).
+    fn control(
+        sub: &mut SubflowMp,
+        lv: &mut MpLevel,
+        rst: bool,
+        opts: &[MptcpOption<'_>],
+    ) -> (InAction, Counters) {
+        let bodies: Vec<Vec<u8>> = opts.iter().map(|o| o.emit_to_vec()).collect();
+        let mut seg = TcpRepr {
+            flags: TcpFlags(TcpFlags::ACK | if rst { TcpFlags::RST } else { 0 }),
+            ..Default::default()
+        };
+        for b in &bodies {
+            assert!(seg.options.mptcp.push(30, b));
+        }
+        let info = InSeg {
+            syn_sent: false,
+            rel_seq: 1,
+            seg_off: 0,
+            wnd_shift: 0,
+        };
+        let mut c = Counters::default();
+        let act = sub.on_input(lv, &mut c, &seg, &info);
+        (act, c)
+    }
+
+    fn level() -> MpLevel {
+        let mut lv = MpLevel::client(1, false, 4096, 4096);
+        lv.set_remote_key(2);
+        lv.fully_established = true;
+        lv
+    }
+
+    #[test]
+    fn control_options_are_bounded_and_authenticated() {
+        let mut lv = level();
+        lv.remote_addrs = vec![(3, "192.0.2.9".parse().unwrap())];
+        let mut s = SubflowMp::initial();
+        // The longest REMOVE_ADDR (36 ids), all the same id but one: kept once each.
+        let mut ids = [7u8; 36];
+        ids[35] = 3;
+        let (act, c) = control(
+            &mut s,
+            &mut lv,
+            false,
+            &[MptcpOption::RemoveAddr { addr_ids: &ids }],
+        );
+        assert_eq!(act, InAction::Continue);
+        assert_eq!(c.mp_rm_addr, 1);
+        assert_eq!(lv.rm_pending, vec![7, 3]);
+        assert!(lv.remote_addrs.is_empty(), "forgotten");
+        // MP_PRIO: without an address id for this subflow; with one for the subflows to it.
+        let prio = |backup, addr_id| MptcpOption::MpPrio { backup, addr_id };
+        control(&mut s, &mut lv, false, &[prio(true, None)]);
+        assert!(s.peer_backup && !s.backup && s.is_backup());
+        control(&mut s, &mut lv, false, &[prio(false, Some(5))]);
+        assert!(s.peer_backup, "id 5 is not this subflow's (0)");
+        assert_eq!(lv.peer_prio, vec![(5, false)]);
+        control(&mut s, &mut lv, false, &[prio(false, Some(0))]);
+        assert!(!s.peer_backup);
+        // A join whose third ACK is not checked yet changes nothing.
+        let mut j = SubflowMp::join_responder(1, 2, 9, 1, true);
+        assert!(
+            j.peer_backup && !j.backup,
+            "the SYN's B bit is the peer's request"
+        );
+        lv.rm_pending.clear();
+        control(
+            &mut j,
+            &mut lv,
+            false,
+            &[
+                MptcpOption::RemoveAddr { addr_ids: &[9] },
+                prio(false, None),
+            ],
+        );
+        assert!(lv.rm_pending.is_empty() && j.peer_backup);
+        // MP_FASTCLOSE: a wrong key is ignored; ours resets (on an ACK: this subflow answers
+        // with RST; on a RST: the TCB handles it).
+        let fc = |receiver_key| MptcpOption::MpFastclose { receiver_key };
+        let (act, c) = control(&mut s, &mut lv, false, &[fc(2)]);
+        assert_eq!(
+            (act, c.mp_fastclose_bad_key, lv.fastclose_rx),
+            (InAction::Continue, 1, false)
+        );
+        let (act, c) = control(&mut s, &mut lv, true, &[fc(1)]);
+        assert_eq!(
+            (act, c.mp_fastclose_rx, lv.fastclose_rx),
+            (InAction::Continue, 1, true)
+        );
+        lv.fastclose_rx = false;
+        let (act, _) = control(&mut s, &mut lv, false, &[fc(1)]);
+        assert_eq!(act, InAction::Reset);
+    }
+
+    #[test]
+    fn mp_prio_rides_on_a_pure_ack_with_room() {
+        let mut lv = level();
+        let mut s = SubflowMp::initial();
+        s.set_backup(true);
+        let mut out = [[0u8; 40]; 2];
+        let seg = |flags, payload, sack| OutSeg {
+            flags,
+            rel_seq: 1,
+            off: 0,
+            payload,
+            sack,
+        };
+        // Not on data, nor beside SACK blocks.
+        s.options(&mut lv, &seg(TcpFlags::ACK, &[1, 2, 3], false), &mut out);
+        s.options(&mut lv, &seg(TcpFlags::ACK, &[], true), &mut out);
+        assert_eq!(s.prio_pending, Some(true));
+        let lens = s.options(&mut lv, &seg(TcpFlags::ACK, &[], false), &mut out);
+        assert_eq!(s.prio_pending, None);
+        assert!(matches!(
+            MptcpOption::parse(&out[0][..lens[0]]),
+            Ok(MptcpOption::Dss(_))
+        ));
+        assert_eq!(
+            MptcpOption::parse(&out[1][..lens[1]]),
+            Ok(MptcpOption::MpPrio {
+                backup: true,
+                addr_id: None
+            })
+        );
+        // An abort's RST: MP_FASTCLOSE with the peer's key, and MP_TCPRST.
+        lv.fastclose_tx = true;
+        let lens = s.options(
+            &mut lv,
+            &seg(TcpFlags::RST | TcpFlags::ACK, &[], false),
+            &mut out,
+        );
+        assert_eq!(
+            MptcpOption::parse(&out[0][..lens[0]]),
+            Ok(MptcpOption::MpFastclose { receiver_key: 2 })
+        );
+        assert!(matches!(
+            MptcpOption::parse(&out[1][..lens[1]]),
+            Ok(MptcpOption::MpTcpRst { .. })
+        ));
     }
 
     #[test]

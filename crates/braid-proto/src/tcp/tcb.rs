@@ -528,6 +528,15 @@ impl Tcb {
         self.close_with(End::Aborted);
     }
 
+    /// Resets the subflow on the MPTCP connection level's behalf (REMOVE_ADDR, MP_FASTCLOSE):
+    /// RST to the peer when synchronized, closed with `why`.
+    pub(crate) fn reset(&mut self, why: End) {
+        if self.synchronized() || self.state == TcpState::SynReceived {
+            self.rst_pending = true;
+        }
+        self.close_with(why);
+    }
+
     fn synchronized(&self) -> bool {
         !matches!(
             self.state,
@@ -1638,7 +1647,7 @@ impl Tcb {
             sack: !repr.options.sack.is_empty(),
             room: (self.smss + self.dss_reserved).saturating_sub(repr.payload.len() as u32),
         };
-        let n = mp.write_options(lv, &out, &mut body);
+        let n = mp.options(lv, &out, &mut body);
         if n == [0, 0] {
             braid_wire::emit_ip_tcp(&self.ip, repr, buf);
             return;
