@@ -92,6 +92,15 @@ fn mp_capable_handshake_transfer_and_close() {
     let mut seen_third = false;
     let (mut data_fin_a, mut data_fin_b) = (false, false);
     let mut dss_data = 0;
+    let mut bare_data = 0;
+    // Per direction: the subflow sequence ranges of the mappings sent.
+    let mut cover: [Vec<(u32, u32)>; 2] = [Vec::new(), Vec::new()];
+    let covered = |c: &[(u32, u32)], s: &Seg| {
+        let end = s.seq.wrapping_add(s.payload.len() as u32);
+        c.iter().any(|&(a, z)| {
+            s.seq.wrapping_sub(a) <= z.wrapping_sub(a) && end.wrapping_sub(a) <= z.wrapping_sub(a)
+        })
+    };
     for (_, dir, pkt) in &p.log {
         let s = Seg::parse(pkt);
         let opts = mp_opts(pkt);
@@ -122,18 +131,27 @@ fn mp_capable_handshake_transfer_and_close() {
                         seen_third = true;
                     } else {
                         assert_eq!(m.data_len, Some(s.payload.len() as u16));
+                        cover[0].push((s.seq, s.seq.wrapping_add(s.payload.len() as u32)));
                     }
                 }
                 Some(MptcpOption::Dss(d)) => {
-                    assert!(d.data_ack.is_some(), "DATA_ACK on every segment");
-                    if let Some(m) = d.mapping {
-                        let len = s.payload.len() + d.data_fin as usize;
-                        assert_eq!(m.data_len as usize, len, "mapping covers the payload");
-                        if !s.payload.is_empty() {
-                            dss_data += 1;
-                        }
-                    } else {
-                        assert!(s.payload.is_empty(), "data without a mapping");
+                    let k = (*dir == Dir::BtoA) as usize;
+                    assert!(
+                        d.data_ack.is_some() || !s.payload.is_empty(),
+                        "DATA_ACK on every pure ACK"
+                    );
+                    if let Some(m) = d.mapping.filter(|_| !s.payload.is_empty()) {
+                        // RFC 8684 §3.3.1: a mapping may cover several segments; braid sends
+                        // it on the first one.
+                        assert!(
+                            m.data_len as usize >= s.payload.len(),
+                            "mapping covers the payload"
+                        );
+                        cover[k].push((s.seq, s.seq.wrapping_add(m.data_len as u32)));
+                        dss_data += 1;
+                    } else if !s.payload.is_empty() {
+                        assert!(covered(&cover[k], &s), "data outside every mapping");
+                        bare_data += 1;
                     }
                     if d.data_fin {
                         match dir {
@@ -142,12 +160,21 @@ fn mp_capable_handshake_transfer_and_close() {
                         }
                     }
                 }
+                None if !s.payload.is_empty() => {
+                    let k = (*dir == Dir::BtoA) as usize;
+                    assert!(covered(&cover[k], &s), "data outside every mapping");
+                    bare_data += 1;
+                }
                 other => panic!("unexpected MPTCP option {other:?} on {s:?}"),
             }
         }
     }
     assert!(seen_syn && seen_synack && seen_third);
-    assert!(dss_data > 1000, "data carried DSS mappings");
+    assert!(dss_data > 50, "data carried DSS mappings");
+    assert!(
+        bare_data > 10 * dss_data,
+        "most data segments need no DSS ({bare_data} without, {dss_data} with)"
+    );
     assert!(data_fin_a && data_fin_b, "DATA_FIN both ways");
     let ca_info = p.a.conn_info(ca).unwrap();
     assert!(matches!(

@@ -301,9 +301,9 @@ fn remove_addr_id_0_closes_the_initial_subflow_but_never_the_last() {
     assert!(closed_with(&p.events_a, ca).is_none());
 }
 
-/// Makes B send pure ACKs: A sends a little data.
+/// Makes B send pure ACKs on both paths: A sends enough data for both subflows.
 fn poke(p: &mut Pair, ca: ConnHandle, cb: ConnHandle) {
-    let data = pattern(3000, 10);
+    let data = pattern(512 << 10, 10);
     let _ = p.transfer(ca, cb, &data, Duration::from_secs(5));
     p.run_for(Duration::from_millis(500));
 }

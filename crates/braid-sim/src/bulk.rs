@@ -41,7 +41,10 @@ fn wall_now() -> std::time::Instant {
 /// Runs the bulk transfer described by `cfg`. `progress` is called about once per wall-clock
 /// second. Errors only for configurations that cannot be run; a transfer that fails or times
 /// out is a report with `completed == false`.
-pub fn run(cfg: &SimConfig, progress: Option<&mut dyn FnMut(&Progress)>) -> Result<Report, SimError> {
+pub fn run(
+    cfg: &SimConfig,
+    progress: Option<&mut dyn FnMut(&Progress)>,
+) -> Result<Report, SimError> {
     run_with_tap(cfg, progress, None)
 }
 

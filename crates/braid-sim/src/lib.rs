@@ -14,9 +14,7 @@ pub mod net;
 mod stream;
 
 pub use bulk::{run, run_with_tap, SERVER_PORT};
-pub use net::{
-    strip_mptcp_options, Direction, HostId, LinkReport, LinkStats, Network, Node, Tap,
-};
+pub use net::{strip_mptcp_options, Direction, HostId, LinkReport, LinkStats, Network, Node, Tap};
 
 /// Which protocol the bulk transfer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]

@@ -133,7 +133,10 @@ pub fn main(args: SimArgs) -> ExitCode {
         None => None,
         Some(Ok(w)) => Some(std::rc::Rc::new(std::cell::RefCell::new((w, None)))),
         Some(Err(e)) => {
-            eprintln!("error: cannot create pcap file {:?}: {e}", args.pcap.unwrap_or_default());
+            eprintln!(
+                "error: cannot create pcap file {:?}: {e}",
+                args.pcap.unwrap_or_default()
+            );
             return ExitCode::from(1);
         }
     };
@@ -141,7 +144,9 @@ pub fn main(args: SimArgs) -> ExitCode {
         braid_sim::Tap(Box::new(move |t, _link, pkt| {
             let (w, err) = &mut *c.borrow_mut();
             if err.is_none() {
-                *err = w.write_packet(t.saturating_duration_since(braid_proto::Instant::ZERO), pkt).err();
+                *err = w
+                    .write_packet(t.saturating_duration_since(braid_proto::Instant::ZERO), pkt)
+                    .err();
             }
         }))
     });
@@ -149,7 +154,10 @@ pub fn main(args: SimArgs) -> ExitCode {
     if let Some(c) = capture {
         let (w, err) = &mut *c.borrow_mut();
         if let Some(e) = err.take().or_else(|| w.flush().err()) {
-            eprintln!("error: writing pcap file {:?}: {e}", args.pcap.unwrap_or_default());
+            eprintln!(
+                "error: writing pcap file {:?}: {e}",
+                args.pcap.unwrap_or_default()
+            );
             return ExitCode::from(1);
         }
     }

@@ -481,10 +481,7 @@ impl SubflowMp {
             .tx
             .get(self.tx.partition_point(|m| m.0 + m.2 <= off))
             .is_none_or(|m| m.0 == off);
-        if starts_mapping
-            || !self.ready
-            || (lv.role == Role::Client && !lv.fully_established)
-        {
+        if starts_mapping || !self.ready || (lv.role == Role::Client && !lv.fully_established) {
             DSS_RESERVE
         } else if self.ack_sent != Some(lv.ack_edge()) {
             DSS_ACK_LEN
@@ -1285,6 +1282,7 @@ mod tests {
             off: 0,
             payload,
             sack,
+            room: 24,
         };
         // Not on data, nor beside SACK blocks.
         s.options(&mut lv, &seg(TcpFlags::ACK, &[1, 2, 3], false), &mut out);

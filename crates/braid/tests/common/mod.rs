@@ -65,11 +65,16 @@ impl Drop for Netns {
     }
 }
 
-/// A temporary directory, removed on drop.
+/// A temporary directory, removed on drop (kept, and named on stderr, when the environment
+/// sets BRAID_KEEP_TEST_FILES: captures and logs to look at after a failure).
 pub struct TempDir(pub PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::env::var_os("BRAID_KEEP_TEST_FILES").is_some() {
+            eprintln!("kept test files in {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
