@@ -258,7 +258,10 @@ const POOL_LIMIT: usize = 1 << 16;
 /// Sees every packet a host hands to the network (before any loss, like a capture on the
 /// sending host): the time, the link (`2 × path + direction`, 0 = client to server) and the
 /// packet.
-pub struct Tap(pub Box<dyn FnMut(Instant, usize, &[u8])>);
+pub struct Tap(pub Box<TapFn>);
+
+/// What a [`Tap`] calls: (time, link, packet).
+pub type TapFn = dyn FnMut(Instant, usize, &[u8]);
 
 impl std::fmt::Debug for Tap {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -215,3 +215,59 @@ fn stripping_middlebox_is_reported() {
     assert!(v["links"][0]["mptcp_stripped"].as_u64().unwrap() >= 1);
     assert_eq!(v["subflows"].as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn sim_pcap_captures_every_packet_sent() {
+    let dir = std::env::temp_dir().join(format!("braid-cli-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("sim.pcap");
+    let o = braid(&[
+        "sim",
+        "--bytes",
+        "1MiB",
+        "--json",
+        "--quiet",
+        "--pcap",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let offered: u64 = report["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["packets_offered"].as_u64().unwrap())
+        .sum();
+    let pcap = std::fs::read(&file).unwrap();
+    // Classic pcap, microseconds, LINKTYPE_RAW; then one record per packet offered.
+    assert_eq!(&pcap[..4], &0xa1b2_c3d4u32.to_le_bytes());
+    assert_eq!(&pcap[20..24], &101u32.to_le_bytes());
+    let (mut at, mut records, mut last_ts) = (24, 0u64, 0u64);
+    while at + 16 <= pcap.len() {
+        let word = |i: usize| u32::from_le_bytes(pcap[at + i..at + i + 4].try_into().unwrap());
+        let ts = u64::from(word(0)) * 1_000_000 + u64::from(word(4));
+        assert!(ts >= last_ts, "time goes forward");
+        last_ts = ts;
+        let len = word(8) as usize;
+        assert_eq!(pcap[at + 16] >> 4, 4, "an IPv4 packet");
+        at += 16 + len;
+        records += 1;
+    }
+    assert_eq!(at, pcap.len());
+    assert_eq!(records, offered);
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let o = braid(&[
+        "sim",
+        "--bytes",
+        "1MiB",
+        "--pcap",
+        "/nonexistent-dir/x.pcap",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("cannot create pcap file \"/nonexistent-dir/x.pcap\""),
+        "{}",
+        stderr(&o)
+    );
+}
