@@ -92,6 +92,9 @@ pub struct Counters {
     pub mp_rst_tx: u64,
     /// MPTCP: the kernel's `Reinjections`.
     pub mp_reinjections: u64,
+    /// MPTCP: data holding up the peer's full window sent again on a faster subflow, the slower
+    /// one penalised (braid's own counter).
+    pub mp_opportunistic: u64,
     /// MPTCP: the kernel's `SubflowsTooMany`.
     pub mp_subflows_too_many: u64,
     /// MPTCP: the kernel's `MPJoinSynTx`.
@@ -154,6 +157,7 @@ impl Counters {
             ("MPRstRx", self.mp_rst_rx),
             ("MPRstTx", self.mp_rst_tx),
             ("Reinjections", self.mp_reinjections),
+            ("OpportunisticRetrans", self.mp_opportunistic),
             ("SubflowsTooMany", self.mp_subflows_too_many),
             ("MPJoinSynTx", self.mp_join_syn_tx),
         ]

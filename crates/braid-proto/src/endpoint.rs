@@ -1075,6 +1075,9 @@ impl Endpoint {
         }
         c.level = Some(lv);
         schedule(self.sched, c, &mut self.scratch);
+        if opportunistic(self.sched, c, now, &mut self.scratch) {
+            self.counters.mp_opportunistic += 1;
+        }
         // Closed subflows leave the demultiplexer.
         for (i, t) in c.subs.iter().enumerate() {
             if t.state == TcpState::Closed && self.demux.get(&(t.local, t.remote)) == Some(&(h, i))
@@ -1850,12 +1853,14 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
         let Some(i) = pick else {
             break;
         };
-        if kind == Sched::MinRtt
-            && !reinj
-            && slower_finishes_later(subs, i, &candidate_all(subs, &usable), lv)
-        {
-            // Waiting for the fastest subflow delivers sooner (the ECF idea).
-            break;
+        if kind == Sched::MinRtt && !reinj {
+            let cands = candidate_all(subs, &usable);
+            if slower_finishes_later(subs, i, &cands, lv)
+                || blocks_faster(subs, i, &cands, lv, d_len.min(subs[i].sched_chunk()))
+            {
+                // Waiting for the fastest subflow delivers sooner (the ECF and BLEST ideas).
+                break;
+            }
         }
         if kind == Sched::RoundRobin {
             lv.rr = i + 1;
@@ -1908,6 +1913,137 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
     }
 }
 
+/// The fastest of `cands` when it is not `i`: (its index, its SRTT, SRTT of `i`).
+fn fastest_other(subs: &[Tcb], i: usize, cands: &[usize]) -> Option<(usize, Duration, Duration)> {
+    let f = cands
+        .iter()
+        .copied()
+        .min_by_key(|&j| subs[j].srtt().unwrap_or(Duration::MAX))?;
+    if f == i {
+        return None;
+    }
+    Some((f, subs[f].srtt()?, subs[i].srtt()?))
+}
+
+/// Blocking estimation (the idea of BLEST, Ferlin et al., IFIP Networking 2016): while `n`
+/// bytes sent now on the slower subflow `i` are in flight, the fastest subflow could send about
+/// cwnd · SRTT(i) / SRTT(fastest). If that, what `i` already holds unacknowledged and `n` do
+/// not fit in the peer's data-level window, the slower subflow would hold the window the
+/// fastest one needs (head-of-line blocking at the receiver): better to wait for the fastest.
+fn blocks_faster(subs: &[Tcb], i: usize, cands: &[usize], lv: &MpLevel, n: u64) -> bool {
+    let Some((f, rf, rs)) = fastest_other(subs, i, cands) else {
+        return false;
+    };
+    let fast =
+        lv.blest_lambda * subs[f].cwnd() as f64 * rs.as_secs_f64() / rf.as_secs_f64().max(1e-6);
+    let held = subs[i].send_end().saturating_sub(subs[i].snd_una_offset()) as f64;
+    // What may be unacknowledged at once: the peer's window, and our own send buffer.
+    let window = lv
+        .snd_right
+        .saturating_sub(lv.data_una)
+        .min(lv.sendbuf.capacity() as u64) as f64;
+    held + fast + n as f64 > window
+}
+
+/// How [`blocks_faster`]'s estimate adapts: up by a step each time a slower subflow held the
+/// peer's full window for a round trip of the fastest, down slowly while DATA_ACKs advance
+/// (per second).
+const LAMBDA_STEP: f64 = 0.5;
+const LAMBDA_DECAY: f64 = 0.1;
+const LAMBDA_MAX: f64 = 3.0;
+
+/// Opportunistic retransmission and penalisation (Raiciu et al., "How Hard Can It Be?
+/// Designing and Implementing a Deployable Multipath TCP", NSDI 2012): the peer's data-level
+/// window (or our send buffer) has no room for new data, the oldest unacknowledged data sits on a slower subflow
+/// and has not been acknowledged for a round trip of the fastest subflow (it is being
+/// recovered, or queued behind a long queue): the fastest subflow with room sends it again and
+/// the slower subflow's window is reduced (once per its round trip). Once per DATA_ACK point;
+/// the receiver keeps whichever copy arrives first. True when it sent.
+fn opportunistic(kind: Sched, c: &mut Conn, now: Instant, scratch: &mut [u8]) -> bool {
+    let Some(lv) = c.level.as_deref_mut() else {
+        return false;
+    };
+    let a = lv.data_una;
+    if lv.una_since.0 != a {
+        let idle = now.saturating_duration_since(lv.una_since.1).as_secs_f64();
+        lv.una_since = (a, now);
+        lv.blest_lambda = (lv.blest_lambda - LAMBDA_DECAY * idle).max(1.0);
+    }
+    let subs = &mut c.subs;
+    let usable = |t: &Tcb| {
+        t.can_carry()
+            && t.backoff() == 0
+            && t.mp.as_deref().is_some_and(|m| m.ready && !m.is_backup())
+    };
+    let Some((f, rf)) = subs
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| usable(t))
+        .filter_map(|(i, t)| t.srtt().map(|r| (i, r)))
+        .min_by_key(|&(_, r)| r)
+    else {
+        return false;
+    };
+    // No new data may go: the peer's window is full, or our send buffer is (all it holds is
+    // unacknowledged and the application waits for room).
+    let mss = subs[f].smss() as u64;
+    let window_full = lv.sendbuf.end() > lv.data_nxt && lv.snd_right < lv.data_nxt + mss;
+    let buffer_full = lv.data_nxt >= lv.sendbuf.end() && lv.sendbuf.free() < mss as usize;
+    let blocked =
+        (window_full || buffer_full) && now.saturating_duration_since(lv.una_since.1) >= rf;
+    if kind == Sched::Redundant
+        || lv.fallback
+        || !blocked
+        || a >= lv.data_nxt
+        || lv.opp_at == Some(a)
+    {
+        return false;
+    }
+    let holds = |t: &Tcb| {
+        t.mp.as_deref()
+            .and_then(|m| m.tx_of_data(a))
+            .filter(|&(so, _)| so >= t.snd_una_offset())
+    };
+    let Some((j, left)) = subs
+        .iter()
+        .enumerate()
+        .find_map(|(j, t)| holds(t).map(|(_, left)| (j, left)))
+    else {
+        return false;
+    };
+    let t = &subs[f];
+    if j == f
+        || holds(t).is_some()
+        || subs[j].srtt().is_none_or(|r| r <= rf)
+        || t.sched_room() < t.smss() as u64
+        || t.send_free() == 0
+    {
+        return false;
+    }
+    lv.opp_at = Some(a);
+    lv.blest_lambda = (lv.blest_lambda + LAMBDA_STEP).min(LAMBDA_MAX);
+    let t = &mut subs[f];
+    let mut n = left
+        .min(t.sched_chunk())
+        .min(t.sched_room())
+        .min(t.send_free() as u64)
+        .min(scratch.len() as u64);
+    if n < left {
+        n = t.whole_segments(n, lv.csum);
+    }
+    let got = lv.sendbuf.read_at(a, &mut scratch[..n as usize]);
+    let sub_off = t.send_end();
+    let w = t.send(&scratch[..got]) as u64;
+    if w == 0 {
+        return false;
+    }
+    if let Some(mp) = t.mp.as_deref_mut() {
+        mp.push_tx(sub_off, a, w);
+    }
+    subs[j].penalize(now);
+    true
+}
+
 /// Usable subflows (established, join complete), healthy ones only when there are any.
 fn candidate_all(subs: &[Tcb], usable: &dyn Fn(&Tcb) -> bool) -> Vec<usize> {
     let healthy: Vec<usize> = (0..subs.len())
@@ -1924,17 +2060,7 @@ fn candidate_all(subs: &[Tcb], usable: &dyn Fn(&Tcb) -> bool) -> Vec<usize> {
 /// fastest; would the bytes still to schedule be delivered sooner by waiting for the fastest
 /// subflow's window than by sending on `i` now? Prevents the slow path from holding the tail.
 fn slower_finishes_later(subs: &[Tcb], i: usize, cands: &[usize], lv: &MpLevel) -> bool {
-    let Some(f) = cands
-        .iter()
-        .copied()
-        .min_by_key(|&j| subs[j].srtt().unwrap_or(Duration::MAX))
-    else {
-        return false;
-    };
-    if f == i {
-        return false;
-    }
-    let (Some(rf), Some(rs)) = (subs[f].srtt(), subs[i].srtt()) else {
+    let Some((f, rf, rs)) = fastest_other(subs, i, cands) else {
         return false;
     };
     let k = lv.sendbuf.end().saturating_sub(lv.data_nxt) as f64;

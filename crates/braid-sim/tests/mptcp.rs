@@ -133,6 +133,54 @@ fn unequal_paths_beat_the_faster_one() {
     assert!(r.goodput_mbps >= 108.0, "goodput {} Mbit/s", r.goodput_mbps);
 }
 
+/// Goodput of plain TCP alone on `path` with the same buffers: what MPTCP must not fall below.
+fn tcp_alone(path: PathSpec, bytes: u64, recv_buffer: usize) -> f64 {
+    let mut cfg = SimConfig::new(vec![path], bytes, 1);
+    cfg.mode = Mode::Tcp;
+    cfg.endpoint.tcp.recv_buffer = recv_buffer;
+    let r = run_ok(&cfg);
+    assert_intact(&r);
+    r.goodput_mbps
+}
+
+/// A receive buffer too small for both paths' delay: a slower subflow must not hold the window
+/// the faster one needs (blocking estimation, opportunistic retransmission): MPTCP stays close
+/// to TCP on the faster path alone.
+#[test]
+fn small_receive_buffer_does_not_fall_below_the_faster_path() {
+    let fast = PathSpec::new(100 * MBIT, ms(10));
+    let slow = PathSpec::new(20 * MBIT, ms(50));
+    for rcvbuf in [512 * KIB, MIB] {
+        let mut cfg = mptcp(vec![fast.clone(), slow.clone()], 32 * MIB, 2);
+        cfg.endpoint.tcp.recv_buffer = rcvbuf as usize;
+        let r = run_ok(&cfg);
+        assert_intact(&r);
+        let alone = tcp_alone(fast.clone(), 32 * MIB, rcvbuf as usize);
+        assert!(
+            r.goodput_mbps >= 0.95 * alone,
+            "rcvbuf {rcvbuf}: MPTCP {} Mbit/s, TCP on the fast path alone {alone}",
+            r.goodput_mbps
+        );
+    }
+}
+
+/// The connection starts on a slow, long path; the fast path joins later. With the default
+/// buffers the slow path's queue (400 ms of round trip) must not stall the fast one.
+#[test]
+fn slow_initial_path_does_not_stall_the_fast_one() {
+    let slow = PathSpec::new(10 * MBIT, ms(100));
+    let fast = PathSpec::new(100 * MBIT, ms(5));
+    let cfg = mptcp(vec![slow, fast.clone()], 64 * MIB, 3);
+    let r = run_ok(&cfg);
+    assert_intact(&r);
+    let alone = tcp_alone(fast, 64 * MIB, cfg.endpoint.tcp.recv_buffer);
+    assert!(
+        r.goodput_mbps >= 0.9 * alone,
+        "MPTCP {} Mbit/s, TCP on the fast path alone {alone}",
+        r.goodput_mbps
+    );
+}
+
 #[test]
 fn path_down_moves_the_transfer_to_the_other_path() {
     let mut p0 = PathSpec::new(100 * MBIT, ms(10));

@@ -123,6 +123,12 @@ pub(crate) struct MpLevel {
     pub write_blocked: bool,
     /// Round-robin cursor of the scheduler.
     pub rr: usize,
+    /// The DATA_ACK point and when it was reached (opportunistic retransmission waits one
+    /// round trip of the fastest subflow), and the point last sent again (once per point).
+    pub una_since: (u64, Instant),
+    pub opp_at: Option<u64>,
+    /// Scale of the scheduler's blocking estimate (BLEST's λ), 1 to 3.
+    pub blest_lambda: f64,
     /// Peer's address ids removed by REMOVE_ADDR whose subflows the endpoint closes (§3.4.2).
     pub rm_pending: Vec<u8>,
     /// MP_PRIO naming an address id: (peer's address id, backup), for the endpoint to apply to
@@ -173,6 +179,9 @@ impl MpLevel {
             timer_backoff: 0,
             write_blocked: false,
             rr: 0,
+            una_since: (0, Instant::ZERO),
+            opp_at: None,
+            blest_lambda: 1.0,
             rm_pending: Vec::new(),
             peer_prio: Vec::new(),
             fastclose_rx: false,
@@ -488,6 +497,14 @@ impl SubflowMp {
         } else {
             0
         }
+    }
+
+    /// Where data offset `d` sits on this subflow: (subflow offset, bytes to its mapping's end).
+    pub fn tx_of_data(&self, d: u64) -> Option<(u64, u64)> {
+        self.tx
+            .iter()
+            .find(|m| m.1 <= d && d < m.1 + m.2)
+            .map(|m| (m.0 + (d - m.1), m.1 + m.2 - d))
     }
 
     /// Splits the tx mapping holding subflow offset `off` so that one starts there.

@@ -208,6 +208,8 @@ pub(crate) struct Tcb {
     dss_reserved: u32,
     /// End of the last short segment sent (Minshall's Nagle: at most one unacknowledged).
     snd_sml: Seq,
+    /// MPTCP penalisation: not again before everything sent at the last one is acknowledged.
+    penalty_mark: Seq,
 
     // --- receive side ---
     irs: Seq,
@@ -338,6 +340,7 @@ impl Tcb {
             app_limited: true,
             dss_reserved: 0,
             snd_sml: iss,
+            penalty_mark: iss,
             irs: Seq(0),
             rcv_nxt: Seq(0),
             rcv_adv: Seq(0),
@@ -1704,6 +1707,18 @@ impl Tcb {
     pub(crate) fn sched_chunk(&self) -> u64 {
         let seg = (self.smss + self.dss_reserved) as u64;
         (self.sched_cwnd() / 4).clamp(seg, 16 * seg)
+    }
+
+    /// MPTCP penalisation (this subflow held data the peer's full window waits for): the
+    /// window is reduced as for a loss, at most once per round trip, never during recovery.
+    pub(crate) fn penalize(&mut self, now: Instant) {
+        if self.recovery != Recovery::Open || self.snd_una < self.penalty_mark {
+            return;
+        }
+        let flight = self.pipe();
+        self.cc.on_congestion_event(now, flight);
+        self.cc.on_recovery_exit(now);
+        self.penalty_mark = self.snd_nxt;
     }
 
     /// `n` rounded down to whole segments of one mapping (its first segment carries the DSS,
