@@ -30,6 +30,8 @@
 #   MPTCP_SIZE=BYTES   MPTCP transfer size (default 512 MiB: about 22 s at 2 x 100 Mbit/s)
 #   ONLY=tcp|mptcp     run one part only
 #   BRAID=path/to/braid to skip the build.
+#   KEEP=1             keep the raw outputs (JSON reports, peer logs, captures of the braid
+#                      MPTCP rows) and name their folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -54,7 +56,7 @@ tmp=$(mktemp -d)
 R="braid-bench-r-$id"; P2="braid-bench-p2-$id"; C="braid-bench-c-$id"
 cleanup() {
   for ns in "$P" "$A" "$B" "$R" "$P2" "$C"; do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  if [ -n "${KEEP:-}" ]; then echo "bench-interop: outputs kept in $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 
@@ -208,12 +210,14 @@ echo "bench-interop: MPTCP rows, $msize bytes each, 2 x 100 Mbit/s (tbf)${DELAY:
 # braid -> Linux
 peer "$P2" server --port 6000 --fast >"$tmp/m1s" 2>&1 &
 wait_ready "$tmp/m1s"
-timeout 300 "$BRAID" connect "${mpaths[@]}" 10.79.1.2:6000 --bytes "$msize" --json --no-hash --seed 1 >"$tmp/m1b" || true
+timeout 300 "$BRAID" connect "${mpaths[@]}" 10.79.1.2:6000 --bytes "$msize" --json --no-hash --seed 1 \
+  ${KEEP:+--pcap "$tmp/m1.pcap"} >"$tmp/m1b" || true
 wait || true
 
 # Linux -> braid (P opens its second subflow from 10.79.2.2)
 ip -n "$P2" mptcp endpoint add 10.79.2.2 dev "p2$id" subflow
-timeout 300 "$BRAID" listen "${mpaths[@]}" --port 6001 --json --no-hash --seed 2 >"$tmp/m2b" &
+timeout 300 "$BRAID" listen "${mpaths[@]}" --port 6001 --json --no-hash --seed 2 \
+  ${KEEP:+--pcap "$tmp/m2.pcap"} >"$tmp/m2b" &
 for _ in $(seq 100); do ip -n "$R" -o addr show dev "bm2$id" 2>/dev/null | grep -q 10.78.2.2 && break; sleep 0.1; done
 peer "$P2" client --connect 10.78.1.1 --port 6001 --send "$msize" --fast >"$tmp/m2c" 2>&1 || true
 wait || true

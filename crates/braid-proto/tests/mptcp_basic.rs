@@ -367,3 +367,84 @@ fn malformed_mptcp_options_are_ignored() {
     let data = pattern(200_000, 4);
     assert!(p.transfer(ca, cb, &data, Duration::from_secs(30)) == data);
 }
+
+/// The receiver's DATA_FIN arrives alone on pure ACKs to a subflow that already sent its FIN
+/// (FIN-WAIT-2), while the peer holds back its own subflow FIN until the DATA_FIN is
+/// acknowledged, as Linux does: the DATA_FIN must be acknowledged at once (found against Linux:
+/// an unanswered DATA_FIN kept the connection open until the peer's 60 s fast close).
+#[test]
+fn data_fin_alone_after_our_subflow_fin_is_acknowledged_at_once() {
+    let mut p = pair(EndpointConfig::default(), EndpointConfig::default());
+    // B's subflow FINs lose their FIN flag: what arrives is the DATA_FIN alone on a pure ACK,
+    // as Linux sends it before its subflow FIN.
+    p.filter = Some(Box::new(|dir, pkt| {
+        if dir == Dir::BtoA && Seg::parse(pkt).fin() {
+            let (ip, mut r) = braid_wire::parse_ip_tcp(pkt).expect("valid packet");
+            r.flags = braid_wire::TcpFlags(r.flags.0 & !braid_wire::TcpFlags::FIN);
+            let mut out = Vec::new();
+            braid_wire::emit_ip_tcp(&ip, &r, &mut out);
+            Verdict::Replace(vec![out])
+        } else {
+            Verdict::Pass
+        }
+    }));
+    let (ca, cb) = p.establish(80);
+    let up = pattern(256 << 10, 4);
+    let mut sent = p.a.send(ca, &up).unwrap();
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let mut a_shut = false;
+    let eof = p.run_until(Duration::from_secs(30), |p| {
+        let now = p.now;
+        if sent < up.len() {
+            sent += p.a.send(ca, &up[sent..]).unwrap_or(0);
+        } else if !a_shut {
+            a_shut = p.a.shutdown(now, ca).is_ok();
+        }
+        loop {
+            match p.b.recv(cb, &mut buf) {
+                Ok(0) => return true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => return false,
+            }
+        }
+    });
+    assert!(eof && got == up, "B read A's data and its end");
+    p.run_for(Duration::from_secs(1));
+    let info = p.a.conn_info(ca).unwrap().mptcp.unwrap();
+    assert_eq!(info.subflows[0].state, TcpState::FinWait2);
+    let from = p.log.len();
+    let now = p.now;
+    p.b.shutdown(now, cb).unwrap();
+    p.run_for(Duration::from_secs(2));
+    // B's DATA_FIN (DSN of the mapping) and the first DATA_ACK from A beyond it.
+    let mut fin_at = None;
+    let mut acked_at = None;
+    for (t, dir, pkt) in &p.log[from..] {
+        for o in mp_opts(pkt) {
+            let MptcpOption::Dss(d) = o else { continue };
+            match dir {
+                Dir::BtoA if d.data_fin && fin_at.is_none() => {
+                    let m = d.mapping.expect("DATA_FIN has a mapping");
+                    fin_at = Some((*t, m.dsn.value as u32));
+                }
+                Dir::AtoB => {
+                    if let (Some((_, dsn)), Some(a)) = (fin_at, d.data_ack) {
+                        if acked_at.is_none() && (a.value as u32).wrapping_sub(dsn) as i32 > 0 {
+                            acked_at = Some(*t);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let (t_fin, _) = fin_at.expect("B sent its DATA_FIN");
+    let t_ack = acked_at.expect("A acknowledged B's DATA_FIN");
+    // One round trip (10 ms each way), not a retransmission timer.
+    assert!(
+        t_ack - t_fin <= Duration::from_millis(25),
+        "acknowledged after {:?}",
+        t_ack - t_fin
+    );
+}

@@ -1152,6 +1152,9 @@ impl SubflowMp {
                 let fin = data_off.wrapping_add(dlen);
                 if fin < (1 << 62) {
                     lv.peer_fin.get_or_insert(fin);
+                    // Acknowledge it at once, also when it came alone on a pure ACK to a
+                    // subflow that already sent its FIN (the peer repeats it until then).
+                    self.ack_now = true;
                 }
             }
         }
