@@ -99,6 +99,10 @@ pub struct Counters {
     pub mp_subflows_too_many: u64,
     /// MPTCP: the kernel's `MPJoinSynTx`.
     pub mp_join_syn_tx: u64,
+    /// MPTCP: the kernel's `MPFailTx` (MP_FAIL sent after a failed DSS checksum).
+    pub mp_fail_tx: u64,
+    /// MPTCP: the kernel's `InfiniteMapTx` (infinite mappings sent in answer to MP_FAIL).
+    pub mp_infinite_map_tx: u64,
 }
 
 impl Counters {
@@ -160,6 +164,8 @@ impl Counters {
             ("OpportunisticRetrans", self.mp_opportunistic),
             ("SubflowsTooMany", self.mp_subflows_too_many),
             ("MPJoinSynTx", self.mp_join_syn_tx),
+            ("MPFailTx", self.mp_fail_tx),
+            ("InfiniteMapTx", self.mp_infinite_map_tx),
         ]
         .into_iter()
     }

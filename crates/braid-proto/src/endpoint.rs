@@ -10,7 +10,7 @@ use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
 use crate::tcp::{TcpConfig, TcpState};
 use crate::time::Instant;
-use braid_wire::mptcp::{MptcpOption, ResetReason};
+use braid_wire::mptcp::{dss_checksum_ok, MptcpOption, ResetReason};
 use braid_wire::{IpRepr, TcpFlags, TcpRepr};
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -258,6 +258,9 @@ pub struct Endpoint {
     /// Copy space between subflow and connection-level buffers.
     scratch: Vec<u8>,
 }
+
+/// Shortest wait for the infinite mapping that answers our MP_FAIL (else 8 RTOs).
+const FAIL_ANSWER_MIN_WAIT: Duration = Duration::from_secs(2);
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
 const KEY_SEED_MIX: u64 = 0x6d70_7463_705f_6b65;
@@ -657,7 +660,12 @@ impl Endpoint {
             return;
         };
         let ok = c.level.as_deref().is_some_and(|l| {
-            !l.fallback && l.fully_established && !l.closing && !l.fastclose_rx && !l.fastclose_tx
+            !l.fallback
+                && !l.fail_pending
+                && l.fully_established
+                && !l.closing
+                && !l.fastclose_rx
+                && !l.fastclose_tx
         });
         let live = c
             .subs
@@ -872,6 +880,7 @@ impl Endpoint {
             return;
         };
         mp_control(&mut lv, &mut c.subs, &mut self.counters);
+        mp_fail_answer(&mut lv, &mut c.subs, &mut self.counters);
         let mut evs = std::mem::take(&mut c.subs[0].events);
         for t in c.subs.iter_mut().skip(1) {
             t.events = 0;
@@ -884,6 +893,15 @@ impl Endpoint {
         }
         if lv.recvbuf.in_order_end() > before {
             evs |= ev::READABLE;
+        }
+        if lv.fail_pending {
+            // RFC 8684 §3.7: the peer answers MP_FAIL with an infinite mapping; without one
+            // the stream cannot go on past the failed mapping.
+            let rto = c.subs[0].rto();
+            lv.fail_deadline
+                .get_or_insert(now + (rto * 8).max(FAIL_ANSWER_MIN_WAIT));
+        } else {
+            lv.fail_deadline = None;
         }
         let eof = if lv.fallback {
             c.subs[0].fin_received() && c.subs[0].readable() == 0
@@ -898,9 +916,13 @@ impl Endpoint {
                 t.force_ack();
             }
         }
-        // Send side: DATA_ACK frees the data-level buffer (fallback: subflow 0's ACK).
+        // Send side: DATA_ACK frees the data-level buffer (fallback: subflow 0's ACK of the
+        // bytes from the fallback point on).
         if lv.fallback {
-            lv.data_una = c.subs[0].snd_una_offset();
+            let u = c.subs[0].snd_una_offset();
+            if u >= lv.fb_tx.0 {
+                lv.data_una = lv.data_una.max(lv.fb_tx.1 + (u - lv.fb_tx.0));
+            }
         }
         let una = lv.data_una.min(lv.sendbuf.end());
         if una > lv.sendbuf.start() {
@@ -934,7 +956,7 @@ impl Endpoint {
             let Some(mp) = t.mp.as_deref_mut() else {
                 continue;
             };
-            mp.prune_tx(una);
+            mp.prune_tx(una, lv.data_una);
             if lv.fallback {
                 continue;
             }
@@ -942,7 +964,9 @@ impl Endpoint {
                 mp.reinjected = true;
                 let mut any = false;
                 for &(so, d, len) in mp.tx.iter() {
-                    let a = so.max(una);
+                    // A dead subflow's bytes count only once DATA_ACKed: the peer may have
+                    // dropped what it acknowledged (a reset for a failed checksum, §3.7).
+                    let a = if dead { so } else { so.max(una) };
                     let z = (so + len).min(end);
                     if a < z {
                         let da = (d + (a - so)).max(lv.data_una);
@@ -1138,6 +1162,21 @@ impl Endpoint {
         let Some(lv) = c.level.as_deref_mut() else {
             return;
         };
+        if lv.fail_deadline.is_some_and(|d| d <= now) {
+            // No infinite mapping came in answer to our MP_FAIL: the connection is reset.
+            lv.fail_deadline = None;
+            lv.fail_pending = false;
+            lv.fail_stash = None;
+            for t in c.subs.iter_mut().filter(|t| t.state != TcpState::Closed) {
+                if let Some(mp) = t.mp.as_deref_mut() {
+                    mp.rst_reason = Some(ResetReason::MiddleboxInterference);
+                    mp.fail_dsn = None;
+                }
+                self.counters.mp_rst_tx += 1;
+                t.reset(End::Reset);
+            }
+            return;
+        }
         if lv.timer.is_none_or(|t| t > now) {
             return;
         }
@@ -1602,11 +1641,14 @@ fn end_error(t: &Tcb) -> Error {
 
 /// The earliest timer of a connection: its subflows' and the connection level's.
 fn conn_timeout(c: &Conn) -> Option<Instant> {
-    let subs = c.subs.iter().filter_map(|t| t.next_timeout()).min();
-    match (subs, c.level.as_deref().and_then(|l| l.timer)) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    let subs = c.subs.iter().filter_map(|t| t.next_timeout());
+    let level = c
+        .level
+        .as_deref()
+        .into_iter()
+        .flat_map(|l| [l.timer, l.fail_deadline])
+        .flatten();
+    subs.chain(level).min()
 }
 
 /// Marks an MPTCP connection about to be aborted so that its RSTs carry MP_FASTCLOSE (RFC 8684
@@ -1699,6 +1741,57 @@ fn mp_control(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
     }
 }
 
+/// Answers the peer's MP_FAIL (RFC 8684 §3.7): on a connection that never had another
+/// subflow, with an infinite mapping and fallback to TCP, sending again as regular TCP from
+/// the failed DSN (the peer dropped the failed mapping; it places our bytes by the infinite
+/// mapping's DSN); otherwise the subflow is reset and its data reinjected on the others
+/// (`mp_after`).
+fn mp_fail_answer(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
+    let sole = subs.len() == 1;
+    for t in subs.iter_mut() {
+        let sub_off = t.send_end();
+        let Some(mp) = t.mp.as_deref_mut() else {
+            continue;
+        };
+        let Some(dsn) = mp.fail_rx.take() else {
+            continue;
+        };
+        if lv.fallback || t.state == TcpState::Closed {
+            continue;
+        }
+        if sole && mp.join.is_none() {
+            // From the DSN the peer names (everything before it arrived in order), or from
+            // the DATA_ACK when that DSN is not one of our unacknowledged bytes.
+            let failed = dsn.wrapping_sub(lv.local_dsn(0));
+            let restart = if (lv.data_una..=lv.data_nxt).contains(&failed) {
+                failed
+            } else {
+                lv.data_una
+            }
+            .clamp(lv.sendbuf.start(), lv.sendbuf.end().max(lv.sendbuf.start()));
+            // Our stream from `sub_off` on carries data from `restart` on; theirs goes on
+            // where its last mapping ended (one subflow: nothing was out of sequence).
+            lv.fallback = true;
+            lv.fb_tx = (sub_off, restart);
+            if !lv.fail_pending {
+                lv.fb_rx = mp.rx_tail.unwrap_or((0, 0));
+            }
+            lv.data_nxt = restart;
+            lv.reinject.clear();
+            if lv.local_fin.is_some() && !lv.local_fin_acked() {
+                // The DATA_FIN becomes the subflow's FIN after the data.
+                lv.local_fin = None;
+            }
+            mp.inf_map = Some((sub_off, lv.local_dsn(restart)));
+            counters.mp_infinite_map_tx += 1;
+        } else {
+            mp.rst_reason = Some(ResetReason::MiddleboxInterference);
+            counters.mp_rst_tx += 1;
+            t.reset(End::Reset);
+        }
+    }
+}
+
 /// Two addresses of one subnet (IPv4 /24, IPv6 /64): the path manager pairs a local address with
 /// an announced address of its subnet.
 fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
@@ -1709,66 +1802,221 @@ fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
     }
 }
 
+/// What to do with the bytes at a subflow's read point ([`rx_step`]).
+enum RxStep {
+    /// Up to `n` bytes go to data offset `data`.
+    Deliver { data: u64, n: u64 },
+    /// `n` bytes no mapping covers: not part of the data stream (RFC 8684 §3.3).
+    Skip(u64),
+    /// More bytes (the rest of a mapping) must arrive first.
+    Wait,
+    /// The mapping at the read point failed (`csum`: its checksum was wrong or missing; else
+    /// it cannot be verified, or the subflow filled up with unmapped bytes): `dsn` and
+    /// `data` place its first byte, `skip` bytes of it are at hand.
+    Fail {
+        dsn: u64,
+        data: u64,
+        skip: u64,
+        csum: bool,
+    },
+}
+
+/// Decides what happens to the bytes at subflow `t`'s read point. A mapping with a checksum
+/// is verified over all its bytes once they are all in order in the subflow (peeked into
+/// `scratch`, not consumed; RFC 8684 §3.3.1 lets one mapping span many segments), then marked
+/// verified: nothing of it is delivered before.
+fn rx_step(
+    lv: &MpLevel,
+    t: &mut Tcb,
+    fallback: bool,
+    implicit: bool,
+    scratch: &mut [u8],
+) -> RxStep {
+    let off = t.rcv_read_offset();
+    let avail = t.readable() as u64;
+    if fallback && off >= lv.fb_rx.0 {
+        return RxStep::Deliver {
+            data: lv.fb_rx.1 + (off - lv.fb_rx.0),
+            n: u64::MAX,
+        };
+    }
+    // Bytes before the fallback point still go by their mappings.
+    let before_fb = if fallback { lv.fb_rx.0 - off } else { u64::MAX };
+    let cap = t.rcv_capacity() as u64;
+    let Some(mp) = t.mp.as_deref_mut() else {
+        return RxStep::Wait;
+    };
+    let Some(k) = mp.rx_index(off) else {
+        let next = mp.rx_next_start(off);
+        return match next {
+            _ if implicit => RxStep::Deliver {
+                data: off,
+                n: next.map_or(u64::MAX, |s| s - off),
+            },
+            None if lv.csum && !fallback => {
+                // Under checksums no byte is delivered without its mapping. A subflow that
+                // fills up with bytes no mapping covers is broken (RFC 8684 §3.7).
+                if avail >= cap {
+                    let data = lv.recvbuf.in_order_end();
+                    RxStep::Fail {
+                        dsn: lv.remote_dsn(data),
+                        data,
+                        skip: avail,
+                        csum: false,
+                    }
+                } else {
+                    RxStep::Wait
+                }
+            }
+            _ => RxStep::Skip(next.map_or(avail, |s| s - off).min(before_fb)),
+        };
+    };
+    let m = mp.rx[k];
+    let rest = m.sub + m.len - off;
+    let data = m.data + (off - m.sub);
+    if let Some(ck) = m.csum {
+        let fail = |csum| RxStep::Fail {
+            dsn: ck.dsn.wrapping_add(off - m.sub),
+            data,
+            skip: rest.min(avail),
+            csum,
+        };
+        if m.sub != off || rest > cap || rest > scratch.len() as u64 {
+            // Part of it went by unverified, or it can never be whole in the subflow.
+            return fail(false);
+        }
+        if avail < rest {
+            return if rest > before_fb {
+                // Crosses the fallback point: it will not be completed.
+                RxStep::Skip(before_fb)
+            } else {
+                RxStep::Wait
+            };
+        }
+        let got = t.peek(0, &mut scratch[..rest as usize]);
+        let ok = ck
+            .value
+            .is_some_and(|v| dss_checksum_ok(ck.dsn, ck.ssn, ck.data_len, v, &scratch[..got]));
+        if !ok {
+            return fail(ck.value.is_some());
+        }
+        if let Some(mp) = t.mp.as_deref_mut() {
+            mp.rx[k].csum = None;
+        }
+    }
+    RxStep::Deliver {
+        data,
+        n: rest.min(before_fb),
+    }
+}
+
 /// Moves a subflow's in-order bytes to their data offsets in the connection-level receive
 /// buffer, as far as its window allows (the rest waits in the subflow).
 ///
 /// On a connection that never had another subflow, bytes of the initial subflow that no
 /// mapping covers continue its identity mapping (the single-subflow data sequence space is the
-/// subflow's; RFC 8684 §3.3 asks a malformed DSS to be ignored, not the data).
+/// subflow's; RFC 8684 §3.3 asks a malformed DSS to be ignored, not the data) — unless DSS
+/// checksums are in use: then every byte waits for its mapping and its verification.
+///
+/// A mapping that fails its checksum never reaches the data level (RFC 8684 §3.7): with other
+/// subflows this one is reset with MP_FAIL and MP_TCPRST (the peer reinjects the data); on a
+/// connection that never had another subflow, MP_FAIL goes out on ACKs and the connection
+/// falls back to TCP when the peer's infinite mapping arrives.
 fn drain_sub(lv: &mut MpLevel, t: &mut Tcb, sole: bool, scratch: &mut [u8], c: &mut Counters) {
-    let identity = lv.fallback && t.mp.as_deref().is_some_and(|m| m.join.is_none());
-    let implicit = sole
-        && t.mp
-            .as_deref()
-            .is_some_and(|m| m.join.is_none() && !m.rx_shifted);
-    if lv.fallback && !identity {
+    let Some(mp) = t.mp.as_deref() else {
+        return;
+    };
+    let initial = mp.join.is_none();
+    if mp.failed || (lv.fallback && !initial) {
         return;
     }
+    // Fallen back, and not waiting for the answer to our own MP_FAIL: regular TCP.
+    let fallback = lv.fallback && !lv.fail_pending;
+    let implicit = sole && initial && !mp.rx_shifted && !lv.csum && !fallback;
+    if fallback {
+        if let Some((d, bytes)) = lv.fail_stash.take() {
+            // The peer carried on after the failed mapping: its bytes as received are the
+            // stream, as they would be over plain TCP.
+            let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
+            let fit = win_end.saturating_sub(d).min(bytes.len() as u64) as usize;
+            lv.recvbuf.write_at(d, &bytes[..fit]);
+            if fit < bytes.len() {
+                lv.fail_stash = Some((d + fit as u64, bytes[fit..].to_vec()));
+            }
+        }
+    }
     loop {
-        let off = t.rcv_read_offset();
         let avail = t.readable() as u64;
         if avail == 0 {
             break;
         }
-        let (data_off, lim) = if identity {
-            (off, u64::MAX)
-        } else {
-            let Some(mp) = t.mp.as_deref() else {
-                break;
-            };
-            match mp.rx_lookup(off) {
-                Some(x) => x,
-                None if implicit => (off, mp.rx_next_start(off).map_or(u64::MAX, |s| s - off)),
-                None => {
-                    // Bytes no mapping covers are not part of the data stream (RFC 8684 §3.3).
-                    let skip = mp
-                        .rx_next_start(off)
-                        .map_or(avail, |s| (s - off).min(avail))
-                        .min(scratch.len() as u64) as usize;
-                    t.drain(&mut scratch[..skip]);
+        match rx_step(lv, t, fallback, implicit, scratch) {
+            RxStep::Wait => break,
+            RxStep::Skip(n) => {
+                let n = n.min(avail).min(scratch.len() as u64) as usize;
+                t.drain(&mut scratch[..n]);
+                c.mp_dss_not_matching += 1;
+            }
+            RxStep::Deliver { data, n } => {
+                let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
+                if data >= win_end {
+                    break;
+                }
+                let n = avail.min(n).min(win_end - data).min(scratch.len() as u64) as usize;
+                let got = t.drain(&mut scratch[..n]);
+                if got == 0 {
+                    break;
+                }
+                if data + got as u64 <= lv.recvbuf.in_order_end() {
+                    c.mp_duplicate_data += 1;
+                } else if data > lv.recvbuf.in_order_end() {
+                    c.mp_ofo_queue += 1;
+                }
+                lv.recvbuf.write_at(data, &scratch[..got]);
+            }
+            RxStep::Fail {
+                dsn,
+                data,
+                skip,
+                csum,
+            } => {
+                if csum {
+                    c.mp_data_csum_err += 1;
+                } else {
                     c.mp_dss_not_matching += 1;
-                    continue;
+                }
+                let n = skip.clamp(1, scratch.len() as u64) as usize;
+                if fallback || lv.fail_pending {
+                    // Already failed once: discarded, the peer's answer settles the rest.
+                    t.drain(&mut scratch[..n]);
+                } else if sole && initial {
+                    // RFC 8684 §3.7, one subflow: MP_FAIL on the subflow ACK; the bytes wait
+                    // for the peer's infinite mapping (sent again, or kept as plain TCP).
+                    let got = t.drain(&mut scratch[..n]);
+                    if csum {
+                        lv.fail_stash = Some((data, scratch[..got].to_vec()));
+                    }
+                    lv.fail_pending = true;
+                    if let Some(mp) = t.mp.as_deref_mut() {
+                        mp.fail_dsn = Some(dsn);
+                        mp.fail_ack_due = true;
+                    }
+                    c.mp_fail_tx += 1;
+                } else {
+                    // RFC 8684 §3.7, several subflows: this one is reset with MP_FAIL (and
+                    // MP_TCPRST); the peer sends the data again on the others.
+                    if let Some(mp) = t.mp.as_deref_mut() {
+                        mp.fail_dsn = Some(dsn);
+                        mp.rst_reason = Some(ResetReason::MiddleboxInterference);
+                        mp.failed = true;
+                    }
+                    c.mp_fail_tx += 1;
+                    c.mp_rst_tx += 1;
+                    t.reset(End::Reset);
+                    return;
                 }
             }
-        };
-        let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
-        if data_off >= win_end {
-            break;
         }
-        let n = avail
-            .min(lim)
-            .min(win_end - data_off)
-            .min(scratch.len() as u64) as usize;
-        let got = t.drain(&mut scratch[..n]);
-        if got == 0 {
-            break;
-        }
-        if data_off + got as u64 <= lv.recvbuf.in_order_end() {
-            c.mp_duplicate_data += 1;
-        } else if data_off > lv.recvbuf.in_order_end() {
-            c.mp_ofo_queue += 1;
-        }
-        lv.recvbuf.write_at(data_off, &scratch[..got]);
     }
     let off = t.rcv_read_offset();
     if let Some(mp) = t.mp.as_deref_mut() {

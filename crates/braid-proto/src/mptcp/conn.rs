@@ -30,8 +30,8 @@ use crate::tcp::recvbuf::RecvBuffer;
 use crate::tcp::sendbuf::SendBuffer;
 use crate::time::Instant;
 use braid_wire::mptcp::{
-    dss_checksum, dss_checksum_ok, AddAddr, CapableFlags, DataSeq, Dss, DssMapping, MpCapable,
-    MptcpOption, ResetReason, MPTCP_VERSION,
+    dss_checksum, AddAddr, CapableFlags, DataSeq, Dss, DssMapping, MpCapable, MptcpOption,
+    ResetReason, MPTCP_VERSION,
 };
 use braid_wire::{TcpFlags, TcpRepr};
 use std::collections::VecDeque;
@@ -46,8 +46,11 @@ pub(crate) const DSS_ACK_LEN: u32 = 8;
 /// first segment of the mapping only (RFC 8684 §3.3.1 lets a mapping span segments; Linux maps
 /// whole TSO bursts the same way). The data-level length field has 16 bits.
 pub(crate) const MAX_MAP_LEN: u64 = 63 * 1024;
-/// Most rx / tx mappings a subflow keeps (beyond: rx mappings are dropped and counted).
+/// Most rx mappings a subflow keeps, at the least (beyond: dropped and counted).
 const MAX_MAPS: usize = 4096;
+/// Receive buffer bytes per rx mapping a subflow may keep beyond [`MAX_MAPS`]: with checksums
+/// every segment's mapping stays apart until verified, so a large window needs more.
+const BYTES_PER_MAP: usize = 512;
 /// Most addresses a peer may announce to one connection.
 const MAX_REMOTE_ADDRS: usize = 8;
 /// Most pending reinjection ranges.
@@ -138,6 +141,21 @@ pub(crate) struct MpLevel {
     pub fastclose_rx: bool,
     /// We abort: every RST carries MP_FASTCLOSE with the peer's key (RFC 8684 §3.5).
     pub fastclose_tx: bool,
+    /// A mapping failed its checksum on the sole subflow: we sent MP_FAIL and wait for the
+    /// peer's infinite mapping (RFC 8684 §3.7). No join is accepted meanwhile.
+    pub fail_pending: bool,
+    /// The bytes of that mapping (data offset, bytes; at most one mapping, 64 KiB), held until
+    /// the infinite mapping says whether the peer sends them again (it starts at or before
+    /// them) or carries on after them (they become regular TCP data, as without MPTCP).
+    pub fail_stash: Option<(u64, Vec<u8>)>,
+    /// When a peer that never answers our MP_FAIL gets the connection reset.
+    pub fail_deadline: Option<Instant>,
+    /// In fallback: subflow 0 offset from which the peer's bytes are the data stream, and the
+    /// data offset of that byte (its infinite mapping, RFC 8684 §3.7; identity by default).
+    pub fb_rx: (u64, u64),
+    /// In fallback: subflow 0 offset from which our bytes are the data stream, and the data
+    /// offset sent there (our infinite mapping after an MP_FAIL; identity by default).
+    pub fb_tx: (u64, u64),
 }
 
 impl MpLevel {
@@ -186,6 +204,11 @@ impl MpLevel {
             peer_prio: Vec::new(),
             fastclose_rx: false,
             fastclose_tx: false,
+            fail_pending: false,
+            fail_stash: None,
+            fail_deadline: None,
+            fb_rx: (0, 0),
+            fb_tx: (0, 0),
         }
     }
 
@@ -238,6 +261,16 @@ impl MpLevel {
         (a, a.wrapping_add(self.recv_window() as u64))
     }
 
+    /// The peer's 64-bit DSN of data offset `off`.
+    pub fn remote_dsn(&self, off: u64) -> u64 {
+        self.remote_idsn.wrapping_add(1).wrapping_add(off)
+    }
+
+    /// Our 64-bit DSN of data offset `off`.
+    pub fn local_dsn(&self, off: u64) -> u64 {
+        self.local_idsn.wrapping_add(1).wrapping_add(off)
+    }
+
     /// Window we advertise on every subflow: the data-level receive window (RFC 8684 §3.3.4).
     pub fn recv_window(&self) -> usize {
         self.recvbuf.window()
@@ -269,6 +302,36 @@ pub(crate) struct Join {
     pub remote_addr_id: u8,
 }
 
+/// The DSS checksum a received mapping must pass before its bytes are delivered: the
+/// pseudo-header fields as the option carried them (RFC 8684 §3.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MapCsum {
+    /// 64-bit DSN of the mapping's first byte.
+    pub dsn: u64,
+    /// Relative subflow sequence number of the mapping.
+    pub ssn: u32,
+    /// Data-level length as sent (a DATA_FIN counted).
+    pub data_len: u16,
+    /// The checksum; `None` when it was missing although negotiated (the mapping then fails).
+    pub value: Option<u16>,
+}
+
+/// One mapping received on a subflow (RFC 8684 §3.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RxMap {
+    /// Subflow stream offset of the first byte.
+    pub sub: u64,
+    /// Data offset of the first byte.
+    pub data: u64,
+    /// Bytes of data (a DATA_FIN not counted).
+    pub len: u64,
+    /// Checksum still to verify over the whole mapping; `None`: none, or verified.
+    pub csum: Option<MapCsum>,
+}
+
+/// A received mapping's length and the checksum it must pass, for [`SubflowMp::push_rx`].
+type RxMapIn = (u64, Option<MapCsum>);
+
 /// The MPTCP state of one subflow.
 #[derive(Debug, Default)]
 pub(crate) struct SubflowMp {
@@ -286,8 +349,11 @@ pub(crate) struct SubflowMp {
     /// (DATA_ACK, right window edge) last sent on this subflow: data segments repeat the
     /// DATA_ACK only when it changed (pure ACKs always carry it).
     pub ack_sent: Option<(u64, u64)>,
-    /// (subflow offset, data offset, length) of mappings received.
-    pub rx: VecDeque<(u64, u64, u64)>,
+    /// Mappings received, in arrival order.
+    pub rx: VecDeque<RxMap>,
+    /// End (subflow offset, data offset) of the received mapping reaching farthest into the
+    /// subflow: where the peer's stream goes on when it falls back without saying more.
+    pub rx_tail: Option<(u64, u64)>,
     /// MP_TCPRST reason to put on our RST.
     pub rst_reason: Option<ResetReason>,
     /// The data this subflow holds was queued for reinjection (reset when it recovers).
@@ -305,6 +371,18 @@ pub(crate) struct SubflowMp {
     pub prio_pending: Option<bool>,
     /// Closed because the peer removed its address (REMOVE_ADDR, RFC 8684 §3.4.2).
     pub removed: bool,
+    /// MP_FAIL to send (DSN of the mapping that failed, RFC 8684 §3.7): on our RST when the
+    /// subflow is reset, or on pure ACKs while the connection waits for the infinite mapping.
+    pub fail_dsn: Option<u64>,
+    /// A pure ACK is due to carry the MP_FAIL (data segments have no room for it).
+    pub fail_ack_due: bool,
+    /// The peer's MP_FAIL arrived on this subflow (its DSN), for the endpoint to act on.
+    pub fail_rx: Option<u64>,
+    /// Reset after a failed checksum: its bytes never reach the data level.
+    pub failed: bool,
+    /// Our infinite mapping (RFC 8684 §3.7): (subflow offset, DSN) of the first byte of the
+    /// regular TCP stream; the segment starting there carries it, also when retransmitted.
+    pub inf_map: Option<(u64, u64)>,
 }
 
 /// What the TCB knows about a segment it is building.
@@ -332,6 +410,8 @@ pub(crate) struct InSeg {
     pub seg_off: u64,
     /// Shift of the peer's window field.
     pub wnd_shift: u8,
+    /// Capacity of the subflow's receive buffer (bounds the rx mappings kept).
+    pub rcv_capacity: usize,
 }
 
 /// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).
@@ -440,6 +520,17 @@ impl SubflowMp {
         let pure_ack = s.flags & (TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::ACK)
             == TcpFlags::ACK
             && s.payload.is_empty();
+        if pure_ack {
+            self.fail_ack_due = false;
+            if let Some(dsn) = self.fail_dsn.filter(|_| lv.fail_pending && !lv.fallback) {
+                // RFC 8684 §3.7: MP_FAIL on the subflow-level ACK (beside the DSS: 8 + 12
+                // option bytes; SACK blocks give way).
+                let i = if lens[0] == 0 { 0 } else { 1 };
+                if lens[i] == 0 {
+                    lens[i] = MptcpOption::MpFail { dsn }.emit(&mut out[i]);
+                }
+            }
+        }
         if let Some(backup) = self.prio_pending {
             let o = MptcpOption::MpPrio {
                 backup,
@@ -484,13 +575,22 @@ impl SubflowMp {
     /// changed, else none. The TCB sizes the segment's payload with it.
     pub fn data_opt_len(&self, lv: &MpLevel, off: u64) -> u32 {
         if lv.fallback {
-            return 0;
+            return if self.inf_map.is_some_and(|m| m.0 == off) {
+                DSS_RESERVE
+            } else {
+                0
+            };
         }
         let starts_mapping = self
             .tx
             .get(self.tx.partition_point(|m| m.0 + m.2 <= off))
             .is_none_or(|m| m.0 == off);
-        if starts_mapping || !self.ready || (lv.role == Role::Client && !lv.fully_established) {
+        // With checksums every data segment carries the mapping of its own payload.
+        if starts_mapping
+            || lv.csum
+            || !self.ready
+            || (lv.role == Role::Client && !lv.fully_established)
+        {
             DSS_RESERVE
         } else if self.ack_sent != Some(lv.ack_edge()) {
             DSS_ACK_LEN
@@ -518,9 +618,15 @@ impl SubflowMp {
         }
     }
 
-    /// Forgets tx mappings wholly below the subflow's acknowledged offset.
-    pub fn prune_tx(&mut self, una: u64) {
-        while self.tx.front().is_some_and(|m| m.0 + m.2 <= una) {
+    /// Forgets tx mappings wholly below the subflow's acknowledged offset `una` whose data is
+    /// DATA_ACKed too (below `data_una`): until then a subflow reset may ask for them again
+    /// (RFC 8684 §3.3.6: only the DATA_ACK makes data safe; §3.7: MP_FAIL).
+    pub fn prune_tx(&mut self, una: u64, data_una: u64) {
+        while self
+            .tx
+            .front()
+            .is_some_and(|m| m.0 + m.2 <= una && m.1 + m.2 <= data_una)
+        {
             self.tx.pop_front();
         }
     }
@@ -537,42 +643,67 @@ impl SubflowMp {
         self.tx_lookup(off).map_or(u64::MAX, |(_, n)| n)
     }
 
-    /// The rx mapping holding subflow offset `off`: (data offset, bytes to its end).
-    pub fn rx_lookup(&self, off: u64) -> Option<(u64, u64)> {
+    /// Index of the rx mapping holding subflow offset `off` (the first received, when
+    /// mappings overlap).
+    pub fn rx_index(&self, off: u64) -> Option<usize> {
         self.rx
             .iter()
-            .find(|m| m.0 <= off && off < m.0 + m.2)
-            .map(|m| (m.1 + (off - m.0), m.0 + m.2 - off))
+            .position(|m| m.sub <= off && off < m.sub + m.len)
     }
 
     /// Start of the first rx mapping beyond `off`.
     pub fn rx_next_start(&self, off: u64) -> Option<u64> {
-        self.rx.iter().filter(|m| m.0 > off).map(|m| m.0).min()
+        self.rx.iter().filter(|m| m.sub > off).map(|m| m.sub).min()
     }
 
-    /// Forgets rx mappings wholly below `off` (already drained).
+    /// Forgets rx mappings wholly below `off` (already drained): those at the front at once,
+    /// any others once they reach it (until then lookups pass over them).
     pub fn prune_rx(&mut self, off: u64) {
-        self.rx.retain(|m| m.0 + m.2 > off);
+        while self.rx.front().is_some_and(|m| m.sub + m.len <= off) {
+            self.rx.pop_front();
+        }
     }
 
-    fn push_rx(&mut self, c: &mut Counters, sub_off: u64, data_off: u64, len: u64) {
+    /// Records a received mapping of `len` data bytes (bounded by [`MAX_MAPS`] or one per
+    /// [`BYTES_PER_MAP`] of `i`'s receive buffer: beyond, it is dropped and counted). A mapping
+    /// inside one already known with the same placement is a retransmission; mappings without
+    /// a checksum to verify merge when contiguous.
+    fn push_rx(&mut self, c: &mut Counters, i: &InSeg, sub_off: u64, data_off: u64, rx: RxMapIn) {
+        let (len, csum) = rx;
         self.rx_shifted |= sub_off != data_off;
-        if self.rx.iter().any(|m| {
-            m.0 <= sub_off && sub_off + len <= m.0 + m.2 && m.1 + (sub_off - m.0) == data_off
-        }) {
+        let (end, dend) = (sub_off + len, data_off + len);
+        // Only a mapping not beyond all known ones can repeat one (the common case is not).
+        let known = self.rx_tail.is_some_and(|t| sub_off < t.0);
+        if self.rx_tail.is_none_or(|t| t.0 < end) {
+            self.rx_tail = Some((end, dend));
+        }
+        if known
+            && self.rx.iter().any(|m| {
+                m.sub <= sub_off && end <= m.sub + m.len && m.data + (sub_off - m.sub) == data_off
+            })
+        {
             return;
         }
         if let Some(l) = self.rx.back_mut() {
-            if l.0 + l.2 == sub_off && l.1 + l.2 == data_off {
-                l.2 += len;
+            if l.sub + l.len == sub_off
+                && l.data + l.len == data_off
+                && l.csum.is_none()
+                && csum.is_none()
+            {
+                l.len += len;
                 return;
             }
         }
-        if self.rx.len() >= MAX_MAPS {
+        if self.rx.len() >= MAX_MAPS.max(i.rcv_capacity / BYTES_PER_MAP) {
             c.mp_dss_not_matching += 1;
             return;
         }
-        self.rx.push_back((sub_off, data_off, len));
+        self.rx.push_back(RxMap {
+            sub: sub_off,
+            data: data_off,
+            len,
+            csum,
+        });
     }
 
     /// Writes the MPTCP option bodies this segment carries into `out`; returns their lengths.
@@ -591,9 +722,31 @@ impl SubflowMp {
                 }
                 .emit(&mut out[0]);
             }
+            if let Some(dsn) = self.fail_dsn {
+                // RFC 8684 §3.7: the subflow reset for a failed checksum says where.
+                let i = (lens[0] > 0) as usize;
+                lens[i] = MptcpOption::MpFail { dsn }.emit(&mut out[i]);
+            }
             return lens;
         }
         if lv.fallback {
+            if let Some((off, dsn)) = self.inf_map {
+                if s.off == off && !s.payload.is_empty() {
+                    // RFC 8684 §3.7: the infinite mapping (data-level length 0) on the first
+                    // segment of the regular TCP stream, in answer to MP_FAIL.
+                    let d = Dss {
+                        data_fin: false,
+                        data_ack: Some(DataSeq::narrow(lv.data_ack() as u32)),
+                        mapping: Some(DssMapping {
+                            dsn: DataSeq::wide(dsn),
+                            subflow_seq: s.rel_seq,
+                            data_len: 0,
+                            checksum: lv.csum.then(|| dss_checksum(dsn, s.rel_seq, 0, &[])),
+                        }),
+                    };
+                    lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
+                }
+            }
             return lens;
         }
         let syn = s.flags & TcpFlags::SYN != 0;
@@ -740,7 +893,7 @@ impl SubflowMp {
             self.ack_sent = Some(lv.ack_edge());
         }
         lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
-        if len == 0 && d.mapping.is_none() && !s.sack {
+        if len == 0 && d.mapping.is_none() && !s.sack && !lv.fail_pending {
             let addr = if let Some(e) = lv.echo.front().copied() {
                 lv.echo.pop_front();
                 Some(e)
@@ -804,10 +957,13 @@ impl SubflowMp {
         seg: &TcpRepr<'_>,
         i: &InSeg,
     ) -> InAction {
-        if lv.fallback && self.join.is_none() {
+        // After fallback the peer's options mean nothing, unless we still wait for the answer
+        // to our own MP_FAIL (both directions failed at once).
+        if lv.fallback && self.join.is_none() && !lv.fail_pending {
             return InAction::Continue;
         }
         let f = seg.flags;
+        let mut fail = None;
         let mut mpc = None;
         let mut dss = None;
         let mut join_synack = None;
@@ -856,9 +1012,13 @@ impl SubflowMp {
                 }
                 MptcpOption::RemoveAddr { addr_ids } => ctl.remove = Some(addr_ids),
                 MptcpOption::MpPrio { backup, addr_id } => ctl.prio = Some((backup, addr_id)),
-                // RFC 8684 §3.7: counted only (braid sends no MP_FAIL; answering one on a sole
-                // subflow takes an infinite mapping).
-                MptcpOption::MpFail { .. } => c.mp_fail_rx += 1,
+                // RFC 8684 §3.7: the peer's checksum failed on data we sent; the endpoint
+                // answers (infinite mapping on a sole subflow, else a reset of this one). On a
+                // RST the subflow is gone anyway and its data is reinjected.
+                MptcpOption::MpFail { dsn } => {
+                    c.mp_fail_rx += 1;
+                    fail = Some(dsn);
+                }
                 MptcpOption::MpFastclose { receiver_key } => ctl.fastclose = Some(receiver_key),
                 MptcpOption::MpTcpRst { .. } => c.mp_rst_rx += 1,
                 _ => {}
@@ -869,6 +1029,15 @@ impl SubflowMp {
         }
         if f.rst() {
             return InAction::Continue;
+        }
+        if let Some(dsn) = fail {
+            if !f.syn() && lv.remote_key.is_some() && !lv.fallback {
+                self.fail_rx = Some(dsn);
+            }
+        }
+        if lv.fail_pending && self.fail_dsn.is_some() && !seg.payload.is_empty() {
+            // Every data segment while we wait is answered with an MP_FAIL-carrying ACK.
+            self.fail_ack_due = true;
         }
         if let Some(j) = self.join.as_mut() {
             if i.syn_sent {
@@ -991,16 +1160,14 @@ impl SubflowMp {
             if let (Some(dl), false) = (m.data_len, seg.payload.is_empty()) {
                 // The client's first data: DSN IDSN+1 at subflow sequence 1 (§3.1).
                 if i.rel_seq == 1 && dl as usize == seg.payload.len() {
-                    if lv.csum {
-                        if let Some(ck) = m.checksum {
-                            let dsn = lv.remote_idsn.wrapping_add(1);
-                            if !dss_checksum_ok(dsn, 1, dl, ck, seg.payload) {
-                                c.mp_data_csum_err += 1;
-                                return InAction::Drop;
-                            }
-                        }
-                    }
-                    self.push_rx(c, i.seg_off, 0, dl as u64);
+                    // Verified with the rest of the data when it is delivered (drain_sub).
+                    let csum = lv.csum.then(|| MapCsum {
+                        dsn: lv.remote_idsn.wrapping_add(1),
+                        ssn: 1,
+                        data_len: dl,
+                        value: m.checksum,
+                    });
+                    self.push_rx(c, i, i.seg_off, 0, (dl as u64, csum));
                 }
             }
         }
@@ -1119,30 +1286,28 @@ impl SubflowMp {
             let base = lv.remote_idsn.wrapping_add(1);
             let dsn = expand(m.dsn, base.wrapping_add(lv.recvbuf.in_order_end()));
             let data_off = dsn.wrapping_sub(base);
+            let delta = m.subflow_seq.wrapping_sub(i.rel_seq) as i32 as i64;
+            let sub_off = (i.seg_off as i64).wrapping_add(delta);
             if m.data_len == 0 {
                 // RFC 8684 §3.7: an infinite mapping: regular TCP from here on.
                 c.mp_infinite_map_rx += 1;
                 if self.join.is_none() {
-                    lv.fallback = true;
+                    self.on_infinite_mapping(lv, sub_off, data_off);
                 }
                 return InAction::Continue;
             }
             let dlen = m.data_len as u64 - d.data_fin as u64;
             if dlen > 0 && !seg.payload.is_empty() {
-                let covers_exactly = m.subflow_seq == i.rel_seq
-                    && m.data_len as usize == seg.payload.len() + d.data_fin as usize;
-                if lv.csum && covers_exactly {
-                    if let Some(ck) = m.checksum {
-                        if !dss_checksum_ok(dsn, m.subflow_seq, m.data_len, ck, seg.payload) {
-                            c.mp_data_csum_err += 1;
-                            return InAction::Drop;
-                        }
-                    }
-                }
-                let delta = m.subflow_seq.wrapping_sub(i.rel_seq) as i32 as i64;
-                let sub_off = (i.seg_off as i64).wrapping_add(delta);
+                // RFC 8684 §3.3.1: the checksum covers the whole mapping, which may span
+                // many segments: it is verified once all of it is in order (drain_sub).
+                let csum = lv.csum.then_some(MapCsum {
+                    dsn,
+                    ssn: m.subflow_seq,
+                    data_len: m.data_len,
+                    value: m.checksum,
+                });
                 if sub_off >= 0 && data_off < (1 << 62) {
-                    self.push_rx(c, sub_off as u64, data_off, dlen);
+                    self.push_rx(c, i, sub_off as u64, data_off, (dlen, csum));
                 } else {
                     c.mp_dss_not_matching += 1;
                 }
@@ -1159,6 +1324,31 @@ impl SubflowMp {
             }
         }
         InAction::Continue
+    }
+}
+
+impl SubflowMp {
+    /// The peer's infinite mapping on the initial subflow (RFC 8684 §3.7): its bytes from
+    /// subflow offset `sub_off` on are the data stream from `data_off` on. A placement that
+    /// cannot be right (before the stream, beyond the window) is replaced by the continuation
+    /// of the last mapping. Our held failed mapping is delivered only when the peer does not
+    /// send it again.
+    fn on_infinite_mapping(&mut self, lv: &mut MpLevel, sub_off: i64, data_off: u64) {
+        let ioe = lv.recvbuf.in_order_end();
+        let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
+        lv.fb_rx = if sub_off >= 0 && data_off <= win_end && data_off.saturating_add(1 << 32) > ioe
+        {
+            (sub_off as u64, data_off)
+        } else {
+            self.rx_tail.unwrap_or((0, 0))
+        };
+        if lv.fail_stash.as_ref().is_some_and(|s| lv.fb_rx.1 <= s.0) {
+            lv.fail_stash = None;
+        }
+        lv.fallback = true;
+        lv.fail_pending = false;
+        self.fail_dsn = None;
+        self.fail_ack_due = false;
     }
 }
 
@@ -1215,6 +1405,7 @@ mod tests {
             rel_seq: 1,
             seg_off: 0,
             wnd_shift: 0,
+            rcv_capacity: 4096,
         };
         let mut c = Counters::default();
         let act = sub.on_input(lv, &mut c, &seg, &info);
@@ -1339,6 +1530,67 @@ mod tests {
     }
 
     #[test]
+    fn infinite_mapping_keeps_the_failed_bytes_only_when_not_sent_again() {
+        // A peer that carries on after the failed mapping (its infinite mapping starts beyond
+        // it): the held bytes are the stream, as over plain TCP.
+        let mut lv = level();
+        let mut s = SubflowMp::initial();
+        lv.fail_pending = true;
+        lv.fail_stash = Some((0, vec![7; 100]));
+        s.fail_dsn = Some(lv.remote_dsn(0));
+        s.on_infinite_mapping(&mut lv, 300, 300);
+        assert!(lv.fallback && !lv.fail_pending && s.fail_dsn.is_none());
+        assert_eq!(lv.fb_rx, (300, 300));
+        assert!(lv.fail_stash.is_some());
+        // A peer that sends them again (from data offset 0, after its old bytes).
+        let mut lv = level();
+        lv.fail_pending = true;
+        lv.fail_stash = Some((0, vec![7; 100]));
+        s.on_infinite_mapping(&mut lv, 5000, 0);
+        assert_eq!(lv.fb_rx, (5000, 0));
+        assert!(lv.fail_stash.is_none());
+        // A placement beyond the window or before the subflow is not believed.
+        let mut lv = level();
+        s.rx_tail = Some((40, 40));
+        s.on_infinite_mapping(&mut lv, -5, 0);
+        assert_eq!(lv.fb_rx, (40, 40));
+        s.on_infinite_mapping(&mut lv, 10, 1 << 40);
+        assert_eq!(lv.fb_rx, (40, 40));
+    }
+
+    #[test]
+    fn rx_mappings_with_checksums_stay_apart_and_retransmissions_are_known() {
+        let mut s = SubflowMp::initial();
+        let mut c = Counters::default();
+        let i = InSeg {
+            syn_sent: false,
+            rel_seq: 1,
+            seg_off: 0,
+            wnd_shift: 0,
+            rcv_capacity: 4096,
+        };
+        let ck = |dsn| {
+            Some(MapCsum {
+                dsn,
+                ssn: 1,
+                data_len: 10,
+                value: Some(0),
+            })
+        };
+        s.push_rx(&mut c, &i, 0, 0, (10, ck(1)));
+        s.push_rx(&mut c, &i, 10, 10, (10, ck(11)));
+        s.push_rx(&mut c, &i, 0, 0, (10, ck(1)));
+        assert_eq!(s.rx.len(), 2, "not merged, the repeat not kept");
+        s.push_rx(&mut c, &i, 20, 20, (5, None));
+        s.push_rx(&mut c, &i, 25, 25, (5, None));
+        assert_eq!(s.rx.len(), 3, "plain ones merge");
+        assert_eq!(s.rx_index(12), Some(1));
+        assert_eq!(s.rx_tail, Some((30, 30)));
+        s.prune_rx(20);
+        assert_eq!(s.rx.len(), 1);
+    }
+
+    #[test]
     fn tx_mappings_merge_and_limit_segments() {
         let mut s = SubflowMp::initial();
         s.push_tx(0, 100, 10);
@@ -1347,7 +1599,7 @@ mod tests {
         assert_eq!(s.tx.len(), 2);
         assert_eq!(s.seg_limit(3), 12);
         assert_eq!(s.tx_lookup(16), Some((501, 4)));
-        s.prune_tx(15);
+        s.prune_tx(15, 515);
         assert_eq!(s.tx.len(), 1);
     }
 }

@@ -172,6 +172,21 @@ impl RecvBuffer {
         self.readable
     }
 
+    /// Copies in-order bytes from offset `read_offset() + skip` without consuming them;
+    /// returns the count (0 when `skip` is at or beyond the in-order end).
+    pub fn peek(&self, skip: usize, out: &mut [u8]) -> usize {
+        if skip >= self.readable {
+            return 0;
+        }
+        let n = out.len().min(self.readable - skip);
+        let size = self.ring.len();
+        let pos = (self.head + skip) % size;
+        let first = n.min(size - pos);
+        out[..first].copy_from_slice(&self.ring[pos..pos + first]);
+        out[first..n].copy_from_slice(&self.ring[..n - first]);
+        n
+    }
+
     /// Copies and consumes in-order bytes; returns the count.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
         let n = out.len().min(self.readable);
@@ -401,6 +416,23 @@ mod tests {
         assert_eq!(b.write_at(45, &[4; 10]), 0);
         assert_eq!(b.write_at(50, &[5; 10]), 5);
         assert_eq!(read_all(&mut b), [&[3u8; 10][..], &[5; 5]].concat());
+    }
+
+    #[test]
+    fn peek_copies_without_consuming_across_the_wrap() {
+        let mut b = RecvBuffer::new(8);
+        assert_eq!(b.peek(0, &mut [0; 4]), 0);
+        b.write_at(0, &[1, 2, 3, 4, 5, 6]);
+        let mut out = [0u8; 6];
+        assert_eq!(b.read(&mut out[..5]), 5);
+        b.write_at(6, &[7, 8, 9, 10, 11]);
+        // In order: 6..=11, wrapped in the ring.
+        assert_eq!(b.peek(1, &mut out), 5);
+        assert_eq!(out[..5], [7, 8, 9, 10, 11]);
+        assert_eq!(b.peek(6, &mut out), 0);
+        assert_eq!(b.readable(), 6);
+        assert_eq!(b.read(&mut out), 6);
+        assert_eq!(out, [6, 7, 8, 9, 10, 11]);
     }
 
     #[test]

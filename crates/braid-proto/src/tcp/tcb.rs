@@ -718,6 +718,7 @@ impl Tcb {
                 rel_seq: seg.seq.wrapping_sub(self.irs.0),
                 seg_off,
                 wnd_shift: self.snd_wscale,
+                rcv_capacity: self.recvbuf.capacity(),
             };
             match mp.on_input(lv, ctx.counters, seg, &info) {
                 InAction::Continue => {}
@@ -1758,6 +1759,14 @@ impl Tcb {
     pub(crate) fn drain(&mut self, buf: &mut [u8]) -> usize {
         self.recvbuf.read(buf)
     }
+    /// Copies in-order bytes from `rcv_read_offset() + skip` without consuming them.
+    pub(crate) fn peek(&self, skip: usize, buf: &mut [u8]) -> usize {
+        self.recvbuf.peek(skip, buf)
+    }
+    /// Most in-order bytes the receive buffer holds.
+    pub(crate) fn rcv_capacity(&self) -> usize {
+        self.recvbuf.capacity()
+    }
     /// Send an ACK at the next opportunity.
     pub(crate) fn force_ack(&mut self) {
         if self.synchronized() {
@@ -1816,6 +1825,16 @@ impl Tcb {
                 true
             }
             _ => {
+                if self
+                    .mp
+                    .as_deref_mut()
+                    .is_some_and(|m| std::mem::take(&mut m.fail_ack_due))
+                {
+                    // An ACK of its own for the MP_FAIL (RFC 8684 §3.7), which a data
+                    // segment has no room for.
+                    self.ack_now = true;
+                    return self.send_pure_ack_if_needed(now, buf);
+                }
                 if self.send_data(now, buf) {
                     return true;
                 }
