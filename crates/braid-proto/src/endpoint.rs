@@ -894,6 +894,24 @@ impl Endpoint {
         if lv.recvbuf.in_order_end() > before {
             evs |= ev::READABLE;
         }
+        let recovered = lv.fail_pending
+            && !lv.fallback
+            && lv
+                .fail_stash
+                .as_ref()
+                .is_some_and(|(d, b)| lv.recvbuf.in_order_end() >= d + b.len() as u64);
+        if recovered {
+            // The failed bytes came again under a mapping whose checksum passed (the sender's
+            // data-level retransmission, our MP_FAIL having been lost): nothing is missing.
+            lv.fail_pending = false;
+            lv.fail_stash = None;
+            for t in c.subs.iter_mut() {
+                if let Some(mp) = t.mp.as_deref_mut() {
+                    mp.fail_dsn = None;
+                    mp.fail_ack_due = false;
+                }
+            }
+        }
         if lv.fail_pending {
             // RFC 8684 §3.7: the peer answers MP_FAIL with an infinite mapping; without one
             // the stream cannot go on past the failed mapping.
@@ -1068,8 +1086,10 @@ impl Endpoint {
         if lv.local_fin_acked() && lv.peer_fin_reached() {
             lv.closing = true;
         }
-        // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins.
+        // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins,
+        // data the subflows delivered but the peer never DATA_ACKed.
         let pending = lv.local_fin.is_some() && !lv.local_fin_acked() && !lv.fallback
+            || data_unacked_at_data_level(&lv, &c.subs)
             || (!lv.announce.is_empty() && lv.announce_tries < 4)
             || c.subs.iter().any(|t| {
                 t.state == TcpState::Established
@@ -1186,6 +1206,13 @@ impl Endpoint {
             lv.announce_tries += 1;
             lv.announce_due = true;
             c.subs[0].force_ack();
+        }
+        if data_unacked_at_data_level(lv, &c.subs) {
+            // The data level's own retransmission (RFC 8684 §3.3.6; Linux's MPTCPRetrans): sent
+            // again through the scheduler. A peer that is gone answers with a reset, or the
+            // subflow's retransmissions time out: either way the connection ends.
+            lv.push_reinject(lv.data_una, lv.data_nxt);
+            self.counters.mp_retrans += 1;
         }
         let fin = lv.local_fin.is_some() && !lv.local_fin_acked();
         for t in c.subs.iter_mut() {
@@ -2159,6 +2186,16 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             lv.data_nxt += w;
         }
     }
+}
+
+/// Data is sent but not DATA_ACKed while every subflow has all it carried acknowledged: only
+/// the data level's retransmission can move it (the DATA_ACK was lost, or the peer dropped the
+/// data above its subflows).
+fn data_unacked_at_data_level(lv: &MpLevel, subs: &[Tcb]) -> bool {
+    !lv.fallback
+        && lv.data_una < lv.data_nxt
+        && lv.reinject.is_empty()
+        && subs.iter().all(|t| t.snd_una_offset() >= t.send_end())
 }
 
 /// The fastest of `cands` when it is not `i`: (its index, its SRTT, SRTT of `i`).
