@@ -579,3 +579,47 @@ fn reassembly_across_subflows_with_different_delays() {
         assert_mptcp_both(&p, ca, cb);
     }
 }
+
+/// The server sends first and its first data segment (the one carrying the DSS mapping) is
+/// lost: the following segments of the same mapping carry no MPTCP option and reach the client
+/// first. They are not a sign that the server fell back (found by the endpoint fuzzer: the
+/// client fell back alone, read the server's data-level retransmission as new bytes).
+#[test]
+fn later_segments_of_a_mapping_arriving_first_are_no_fallback() {
+    let mut p = Pair::new(
+        EndpointConfig::default(),
+        EndpointConfig::default(),
+        Duration::from_millis(10),
+    );
+    let mut dropped = false;
+    p.filter = Some(Box::new(move |dir, pkt| {
+        let s = Seg::parse(pkt);
+        if dir == Dir::BtoA && !dropped && !s.payload.is_empty() {
+            dropped = true;
+            return Verdict::Drop;
+        }
+        Verdict::Pass
+    }));
+    let (ca, cb) = p.establish(80);
+    let data = pattern(64 << 10, 21);
+    let got = p.transfer_dir(Dir::BtoA, cb, ca, &data, Duration::from_secs(30));
+    assert!(got == data, "intact ({} of {})", got.len(), data.len());
+    let a = p.a.conn_info(ca).unwrap().mptcp.unwrap();
+    let b = p.b.conn_info(cb).unwrap().mptcp.unwrap();
+    assert!(!a.fallback && !b.fallback, "no fallback");
+    assert_eq!(p.a.counters().mp_capable_fallback_ack, 0);
+    // Later segments without any MPTCP option did arrive before the first one.
+    let first_data = p
+        .log
+        .iter()
+        .filter(|(_, d, pk)| *d == Dir::BtoA && !Seg::parse(pk).payload.is_empty())
+        .take(3)
+        .filter(|(_, _, pk)| mp_opts(pk).is_empty())
+        .count();
+    assert!(
+        first_data >= 1,
+        "the test did not make option-less segments go first"
+    );
+    let more = pattern(32 << 10, 22);
+    assert!(p.transfer(ca, cb, &more, Duration::from_secs(30)) == more);
+}

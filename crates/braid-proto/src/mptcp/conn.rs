@@ -1148,6 +1148,12 @@ impl SubflowMp {
                     // A DSS before the keys: it cannot be placed; the client repeats the keys.
                     return InAction::Drop;
                 }
+                _ if !seg.payload.is_empty() && i.seg_off > 0 => {
+                    // Data beyond the first byte with no option: a later segment of a mapping
+                    // that overtook the first data (RFC 8684 §3.3.1 lets a mapping span
+                    // segments). Not a verdict: it waits at the subflow level.
+                    return InAction::Continue;
+                }
                 _ => {
                     // RFC 8684 §3.7: the third ACK (or first data) without MP_CAPABLE.
                     c.mp_capable_fallback_ack += 1;
@@ -1171,10 +1177,16 @@ impl SubflowMp {
                 }
             }
         }
-        if !any_opt && lv.role == Role::Client && !lv.fully_established {
+        if !any_opt
+            && lv.role == Role::Client
+            && !lv.fully_established
+            && (seg.payload.is_empty() || i.seg_off == 0)
+        {
             // RFC 8684 §3.7: the server's first segment after the handshake has no MPTCP
             // option: it did not see our third ACK's MP_CAPABLE and fell back. (Linux sends
-            // ADD_ADDR alone on a pure ACK: that is no fallback.)
+            // ADD_ADDR alone on a pure ACK: that is no fallback. Data beyond the server's
+            // first byte may be a later segment of a mapping that overtook its first segment:
+            // only the first byte or a pure ACK decides.)
             c.mp_capable_fallback_ack += 1;
             lv.fallback = true;
             return InAction::Continue;
