@@ -7,14 +7,6 @@ use common::*;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The MPTCP options of one logged packet (malformed ones would fail the test).
-fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
-    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    MptcpOption::parse_list(r.options.mptcp)
-        .map(|o| o.expect("well-formed MPTCP option"))
-        .collect()
-}
-
 /// The packet with its MPTCP options removed (a middlebox stripping them).
 fn strip(packet: &[u8]) -> Vec<u8> {
     let (ip, mut r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");

@@ -7,13 +7,9 @@ use braid_proto::{ConnHandle, EndpointConfig, TcpState};
 use braid_wire::mptcp::{dss_checksum, Dss, MptcpOption, ResetReason};
 use common::*;
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
-
-/// The second address of each host, in a subnet of its own.
-const A2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-const B2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 
 /// MPTCP with DSS checksums asked for.
 fn csum_cfg() -> EndpointConfig {
@@ -22,23 +18,11 @@ fn csum_cfg() -> EndpointConfig {
     c
 }
 
-fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
-    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    MptcpOption::parse_list(r.options.mptcp)
-        .map(|o| o.expect("well-formed MPTCP option"))
-        .collect()
-}
-
 fn dss_of(packet: &[u8]) -> Option<Dss> {
     mp_opts(packet).into_iter().find_map(|o| match o {
         MptcpOption::Dss(d) => Some(d),
         _ => None,
     })
-}
-
-fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
-    let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    (ip.src(), ip.dst())
 }
 
 /// The packet re-emitted with another payload and/or other MPTCP option bodies (the TCP

@@ -7,47 +7,13 @@ use braid_proto::{ConnHandle, EndpointConfig, Error, Event, TcpState};
 use braid_wire::mptcp::MptcpOption;
 use common::*;
 use std::cell::Cell;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The second address of each host, in a subnet of its own.
-const A2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-const B2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
-
-fn two_path_pair() -> Pair {
-    let cfg = EndpointConfig::default();
-    let mut p = Pair::new(cfg.clone(), cfg, Duration::from_millis(10));
-    p.a.add_local_addr(A2);
-    p.b.add_local_addr(B2);
-    p
-}
-
-fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
-    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    MptcpOption::parse_list(r.options.mptcp)
-        .map(|o| o.expect("well-formed MPTCP option"))
-        .collect()
-}
-
-fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
-    let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    (ip.src(), ip.dst())
-}
-
-fn live_subflows(p: &Pair, side_a: bool, h: ConnHandle) -> usize {
-    let ep = if side_a { &p.a } else { &p.b };
-    ep.conn_info(h).and_then(|i| i.mptcp).map_or(0, |m| {
-        m.subflows
-            .iter()
-            .filter(|s| s.state == TcpState::Established)
-            .count()
-    })
-}
-
 /// Two-path pair with both subflows up and 1 MiB moved each way.
 fn two_subflows() -> (Pair, ConnHandle, ConnHandle) {
-    let mut p = two_path_pair();
+    let mut p = two_path_pair(EndpointConfig::default());
     let (ca, cb) = p.establish(80);
     let ok = p.run_until(Duration::from_secs(5), |p| {
         live_subflows(p, true, ca) == 2 && live_subflows(p, false, cb) == 2

@@ -1,47 +1,12 @@
 //! MPTCP with two subflows (RFC 8684 §3.2-§3.4): ADD_ADDR from the server, MP_JOIN with HMAC
 //! checks, data over both subflows, refused joins, and a path blackholed mid-transfer.
 mod common;
-use braid_proto::{ConnHandle, EndpointConfig, Event, TcpState};
+use braid_proto::{EndpointConfig, Event};
 use braid_wire::mptcp::{MptcpOption, ResetReason};
 use common::*;
 use std::cell::Cell;
-use std::net::{IpAddr, Ipv4Addr};
 use std::rc::Rc;
 use std::time::Duration;
-
-/// The second address of each host, in a subnet of its own.
-const A2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-const B2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
-
-fn two_path_pair(cfg: EndpointConfig) -> Pair {
-    let mut p = Pair::new(cfg.clone(), cfg, Duration::from_millis(10));
-    p.a.add_local_addr(A2);
-    p.b.add_local_addr(B2);
-    p
-}
-
-fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
-    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    MptcpOption::parse_list(r.options.mptcp)
-        .map(|o| o.expect("well-formed MPTCP option"))
-        .collect()
-}
-
-/// Source and destination addresses of a packet.
-fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
-    let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    (ip.src(), ip.dst())
-}
-
-fn live_subflows(p: &Pair, side_a: bool, h: ConnHandle) -> usize {
-    let ep = if side_a { &p.a } else { &p.b };
-    ep.conn_info(h).and_then(|i| i.mptcp).map_or(0, |m| {
-        m.subflows
-            .iter()
-            .filter(|s| s.state == TcpState::Established)
-            .count()
-    })
-}
 
 #[test]
 fn two_subflows_carry_data_both_ways_and_close() {

@@ -2,52 +2,18 @@
 //! MP_CAPABLE third ACK lost (RFC 8684 §3.1), the MP_JOIN third and fourth ACKs lost (§3.2),
 //! and data reordered between two paths of very different delays (§3.3).
 mod common;
-use braid_proto::{ConnHandle, EndpointConfig, Event, TcpState};
+use braid_proto::{ConnHandle, EndpointConfig, Event};
 use braid_wire::mptcp::{MpCapable, MptcpOption};
 use common::*;
 use std::cell::RefCell;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 use std::time::Duration;
-
-/// The second address of each host, in a subnet of its own (as in mptcp_join.rs).
-const A2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
-const B2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 
 /// Bytes moved each way by the transfer tests.
 const N: usize = 4 << 20;
 
 // ---- helpers identical to those of mptcp_join.rs (mp_opts also in mptcp_basic.rs) ----------
-
-fn two_path_pair(cfg: EndpointConfig) -> Pair {
-    let mut p = Pair::new(cfg.clone(), cfg, Duration::from_millis(10));
-    p.a.add_local_addr(A2);
-    p.b.add_local_addr(B2);
-    p
-}
-
-fn mp_opts(packet: &[u8]) -> Vec<MptcpOption<'_>> {
-    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    MptcpOption::parse_list(r.options.mptcp)
-        .map(|o| o.expect("well-formed MPTCP option"))
-        .collect()
-}
-
-/// Source and destination addresses of a packet.
-fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
-    let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    (ip.src(), ip.dst())
-}
-
-fn live_subflows(p: &Pair, side_a: bool, h: ConnHandle) -> usize {
-    let ep = if side_a { &p.a } else { &p.b };
-    ep.conn_info(h).and_then(|i| i.mptcp).map_or(0, |m| {
-        m.subflows
-            .iter()
-            .filter(|s| s.state == TcpState::Established)
-            .count()
-    })
-}
 
 // ---- helpers of this file ------------------------------------------------------------------
 

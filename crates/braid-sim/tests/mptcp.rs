@@ -265,7 +265,7 @@ fn two_hundred_seeds_over_two_lossy_reordering_paths() {
         fallbacks += usize::from(rep.fallback);
         if !(rep.completed && rep.intact) {
             failures.push(format!(
-                "seed {seed}: {:?} completed={} intact={} fallback={} paths={:?}",
+                "seed {seed}: {:?} completed={} intact={} fallback={} bytes={bytes} paths={:?}",
                 rep.failure, rep.completed, rep.intact, rep.fallback, cfg.paths
             ));
         }

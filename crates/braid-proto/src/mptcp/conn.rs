@@ -412,6 +412,8 @@ pub(crate) struct InSeg {
     pub wnd_shift: u8,
     /// Capacity of the subflow's receive buffer (bounds the rx mappings kept).
     pub rcv_capacity: usize,
+    /// The segment acknowledges some of our data (beyond the SYN).
+    pub acks_data: bool,
 }
 
 /// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).
@@ -1180,13 +1182,14 @@ impl SubflowMp {
         if !any_opt
             && lv.role == Role::Client
             && !lv.fully_established
-            && (seg.payload.is_empty() || i.seg_off == 0)
+            && (i.seg_off == 0 && !seg.payload.is_empty() || i.acks_data)
         {
             // RFC 8684 §3.7: the server's first segment after the handshake has no MPTCP
             // option: it did not see our third ACK's MP_CAPABLE and fell back. (Linux sends
             // ADD_ADDR alone on a pure ACK: that is no fallback. Data beyond the server's
-            // first byte may be a later segment of a mapping that overtook its first segment:
-            // only the first byte or a pure ACK decides.)
+            // first byte may be a later segment of a mapping that overtook its first segment,
+            // and an ACK of nothing yet may come from a server still waiting for our keys:
+            // only the server's first byte, or an ACK of our data, decides.)
             c.mp_capable_fallback_ack += 1;
             lv.fallback = true;
             return InAction::Continue;
@@ -1418,6 +1421,7 @@ mod tests {
             seg_off: 0,
             wnd_shift: 0,
             rcv_capacity: 4096,
+            acks_data: false,
         };
         let mut c = Counters::default();
         let act = sub.on_input(lv, &mut c, &seg, &info);
@@ -1580,6 +1584,7 @@ mod tests {
             seg_off: 0,
             wnd_shift: 0,
             rcv_capacity: 4096,
+            acks_data: false,
         };
         let ck = |dsn| {
             Some(MapCsum {

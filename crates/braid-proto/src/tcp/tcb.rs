@@ -719,6 +719,9 @@ impl Tcb {
                 seg_off,
                 wnd_shift: self.snd_wscale,
                 rcv_capacity: self.recvbuf.capacity(),
+                acks_data: seg.flags.ack()
+                    && Seq(seg.ack) > self.iss + 1u32
+                    && Seq(seg.ack) <= self.snd_nxt,
             };
             match mp.on_input(lv, ctx.counters, seg, &info) {
                 InAction::Continue => {}

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 pub const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 pub const B: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2));
+/// The second address of each host (MPTCP tests), in a subnet of its own.
+pub const A2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+pub const B2: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 2));
 
 /// Which way a packet travels.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -528,4 +531,38 @@ impl Pair {
     pub fn segs(&self, dir: Dir, from: usize) -> Vec<(Instant, Seg)> {
         segs_in(&self.log, dir, from)
     }
+}
+
+/// Two hosts with a second address each (A2, B2): the fullmesh path manager opens a second
+/// subflow once the server announces B2.
+pub fn two_path_pair(cfg: EndpointConfig) -> Pair {
+    let mut p = Pair::new(cfg.clone(), cfg, Duration::from_millis(10));
+    p.a.add_local_addr(A2);
+    p.b.add_local_addr(B2);
+    p
+}
+
+/// The MPTCP options of one logged packet (a malformed one fails the test).
+pub fn mp_opts(packet: &[u8]) -> Vec<braid_wire::mptcp::MptcpOption<'_>> {
+    let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
+    braid_wire::mptcp::MptcpOption::parse_list(r.options.mptcp)
+        .map(|o| o.expect("well-formed MPTCP option"))
+        .collect()
+}
+
+/// Source and destination addresses of a packet.
+pub fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
+    let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
+    (ip.src(), ip.dst())
+}
+
+/// Established subflows of connection `h` on side A (`side_a`) or B.
+pub fn live_subflows(p: &Pair, side_a: bool, h: ConnHandle) -> usize {
+    let ep = if side_a { &p.a } else { &p.b };
+    ep.conn_info(h).and_then(|i| i.mptcp).map_or(0, |m| {
+        m.subflows
+            .iter()
+            .filter(|s| s.state == braid_proto::TcpState::Established)
+            .count()
+    })
 }
