@@ -806,21 +806,8 @@ impl Endpoint {
         }
         let evs = std::mem::take(&mut c.tcb_mut().events);
         let closed = c.tcb().state == TcpState::Closed;
-        if evs & ev::ESTABLISHED_PASSIVE != 0 {
-            self.established_passive(h);
-        }
+        self.tell(h, evs);
         let c = self.conns.get_mut(&h).expect("still there");
-        if c.visible {
-            if evs & ev::CONNECTED != 0 {
-                self.events.push_back(Event::Connected(h));
-            }
-            if evs & ev::READABLE != 0 {
-                self.events.push_back(Event::Readable(h));
-            }
-            if evs & ev::WRITABLE != 0 {
-                self.events.push_back(Event::Writable(h));
-            }
-        }
         if closed {
             let end = c.tcb().end.unwrap_or(End::Normal);
             self.demux.remove(&(c.tcb().local, c.tcb().remote));
@@ -831,6 +818,26 @@ impl Endpoint {
     }
 
     /// The passive open completed: into the accept queue, and the application is told.
+    /// Turns a connection's TCB events into application events (a passive open first becomes
+    /// acceptable; only connections the application knows report).
+    fn tell(&mut self, h: ConnHandle, evs: u8) {
+        if evs & ev::ESTABLISHED_PASSIVE != 0 {
+            self.established_passive(h);
+        }
+        if !self.conns.get(&h).is_some_and(|c| c.visible) {
+            return;
+        }
+        for (bit, e) in [
+            (ev::CONNECTED, Event::Connected(h)),
+            (ev::READABLE, Event::Readable(h)),
+            (ev::WRITABLE, Event::Writable(h)),
+        ] {
+            if evs & bit != 0 {
+                self.events.push_back(e);
+            }
+        }
+    }
+
     fn established_passive(&mut self, h: ConnHandle) {
         let Some(c) = self.conns.get_mut(&h) else {
             return;
@@ -1149,21 +1156,7 @@ impl Endpoint {
         if all_closed {
             c.closed_told = true;
         }
-        if evs & ev::ESTABLISHED_PASSIVE != 0 {
-            self.established_passive(h);
-        }
-        let c = self.conns.get_mut(&h).expect("still there");
-        if c.visible {
-            if evs & ev::CONNECTED != 0 {
-                self.events.push_back(Event::Connected(h));
-            }
-            if evs & ev::READABLE != 0 {
-                self.events.push_back(Event::Readable(h));
-            }
-            if evs & ev::WRITABLE != 0 {
-                self.events.push_back(Event::Writable(h));
-            }
-        }
+        self.tell(h, evs);
         for (local, remote) in joins {
             self.open_join(now, h, local, remote);
         }

@@ -951,6 +951,13 @@ impl SubflowMp {
         [MptcpOption::Dss(d).emit(&mut out[0]), 0]
     }
 
+    /// The join handshake of this subflow failed (RFC 8684 §3.2): RST with MP_TCPRST.
+    fn join_failed(&mut self, c: &mut Counters) -> InAction {
+        self.rst_reason = Some(ResetReason::MptcpError);
+        c.mp_rst_tx += 1;
+        InAction::Reset
+    }
+
     /// Handles the MPTCP options of an incoming segment before the TCB does.
     pub fn on_input(
         &mut self,
@@ -1048,9 +1055,7 @@ impl SubflowMp {
                 }
                 let Some((backup, addr_id, hmac, nonce)) = join_synack else {
                     // RFC 8684 §3.2: a SYN/ACK without MP_JOIN: the subflow is reset.
-                    self.rst_reason = Some(ResetReason::MptcpError);
-                    c.mp_rst_tx += 1;
-                    return InAction::Reset;
+                    return self.join_failed(c);
                 };
                 c.mp_join_synack_rx += 1;
                 let want = join_synack_hmac(
@@ -1061,9 +1066,7 @@ impl SubflowMp {
                 );
                 if hmac != want {
                     c.mp_join_synack_hmac_failure += 1;
-                    self.rst_reason = Some(ResetReason::MptcpError);
-                    c.mp_rst_tx += 1;
-                    return InAction::Reset;
+                    return self.join_failed(c);
                 }
                 j.remote_nonce = nonce;
                 j.remote_addr_id = addr_id;
@@ -1084,9 +1087,7 @@ impl SubflowMp {
                     self.ready = true;
                 } else {
                     let Some(hmac) = join_ack else {
-                        self.rst_reason = Some(ResetReason::MptcpError);
-                        c.mp_rst_tx += 1;
-                        return InAction::Reset;
+                        return self.join_failed(c);
                     };
                     let want = join_ack_hmac(
                         lv.remote_key.unwrap_or_default(),
@@ -1096,9 +1097,7 @@ impl SubflowMp {
                     );
                     if hmac != want {
                         c.mp_join_ack_hmac_failure += 1;
-                        self.rst_reason = Some(ResetReason::MptcpError);
-                        c.mp_rst_tx += 1;
-                        return InAction::Reset;
+                        return self.join_failed(c);
                     }
                     c.mp_join_ack_rx += 1;
                     self.ready = true;
