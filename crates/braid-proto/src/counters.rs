@@ -1,172 +1,147 @@
 //! Counters in the spirit of the kernel's SNMP/MIB: why something happened, readable by users.
+//!
+//! One table: each counter is written once, as its field and the name users see (the kernel's
+//! MIB name where it has one).
 
-/// Engine-wide counters. Every dropped or refused input is counted somewhere here.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    pub packets_in: u64,
-    pub packets_out: u64,
-    /// Packets that failed to parse (truncated, malformed, bad checksum, unsupported).
-    pub bad_packets: u64,
-    pub bad_checksum: u64,
-    /// Segments for no connection and no listener (answered with RST unless they were RST).
-    pub no_socket: u64,
-    pub rst_sent: u64,
-    pub rst_received: u64,
-    pub challenge_acks: u64,
-    /// ACKs not sent in answer to unacceptable segments (per-connection rate limit).
-    pub oow_acks_skipped: u64,
-    pub paws_rejected: u64,
-    pub out_of_window: u64,
-    pub retransmitted_segments: u64,
-    pub fast_retransmits: u64,
-    /// Retransmissions found lost by a later delivery (retransmitted again without an RTO).
-    pub lost_retransmits: u64,
-    pub rto_expirations: u64,
-    pub listen_overflows: u64,
-    pub active_opens: u64,
-    pub passive_opens: u64,
-    pub ooo_dropped: u64,
-    /// Packets addressed to an IP address that is not ours.
-    pub not_for_us: u64,
-    /// RSTs not sent because too many were waiting.
-    pub rst_dropped: u64,
-    /// MPTCP: the kernel's `MPCapableSYNRX`.
-    pub mp_capable_syn_rx: u64,
-    /// MPTCP: the kernel's `MPCapableSYNTX`.
-    pub mp_capable_syn_tx: u64,
-    /// MPTCP: the kernel's `MPCapableSYNACKRX`.
-    pub mp_capable_synack_rx: u64,
-    /// MPTCP: the kernel's `MPCapableACKRX`.
-    pub mp_capable_ack_rx: u64,
-    /// MPTCP: the kernel's `MPCapableFallbackACK`.
-    pub mp_capable_fallback_ack: u64,
-    /// MPTCP: the kernel's `MPCapableFallbackSYNACK`.
-    pub mp_capable_fallback_synack: u64,
-    /// MPTCP: the kernel's `MPFallbackTokenInit`.
-    pub mp_fallback_token_init: u64,
-    /// MPTCP: the kernel's `MPTCPRetrans`.
-    pub mp_retrans: u64,
-    /// MPTCP: the kernel's `MPJoinNoTokenFound`.
-    pub mp_join_no_token_found: u64,
-    /// MPTCP: the kernel's `MPJoinSynRx`.
-    pub mp_join_syn_rx: u64,
-    /// MPTCP: the kernel's `MPJoinSynAckRx`.
-    pub mp_join_synack_rx: u64,
-    /// MPTCP: the kernel's `MPJoinSynAckHMacFailure`.
-    pub mp_join_synack_hmac_failure: u64,
-    /// MPTCP: the kernel's `MPJoinAckRx`.
-    pub mp_join_ack_rx: u64,
-    /// MPTCP: the kernel's `MPJoinAckHMacFailure`.
-    pub mp_join_ack_hmac_failure: u64,
-    /// MPTCP: the kernel's `DSSNotMatching`.
-    pub mp_dss_not_matching: u64,
-    /// MPTCP: the kernel's `InfiniteMapRx`.
-    pub mp_infinite_map_rx: u64,
-    /// MPTCP: the kernel's `DataCsumErr`.
-    pub mp_data_csum_err: u64,
-    /// MPTCP: the kernel's `OFOQueue`.
-    pub mp_ofo_queue: u64,
-    /// MPTCP: the kernel's `DuplicateData`.
-    pub mp_duplicate_data: u64,
-    /// MPTCP: the kernel's `AddAddr`.
-    pub mp_add_addr: u64,
-    /// MPTCP: the kernel's `EchoAdd`.
-    pub mp_echo_add: u64,
-    /// MPTCP: the kernel's `RmAddr`.
-    pub mp_rm_addr: u64,
-    /// MPTCP: the kernel's `MPPrioTx`.
-    pub mp_prio_tx: u64,
-    /// MPTCP: the kernel's `MPPrioRx`.
-    pub mp_prio_rx: u64,
-    /// MPTCP: the kernel's `MPFailRx`.
-    pub mp_fail_rx: u64,
-    /// MPTCP: the kernel's `MPFastcloseRx` (MP_FASTCLOSE with our key).
-    pub mp_fastclose_rx: u64,
-    /// MPTCP: the kernel's `MPFastcloseTx` (RSTs with MP_FASTCLOSE queued by `abort`).
-    pub mp_fastclose_tx: u64,
-    /// MPTCP: MP_FASTCLOSE with a key that is not ours, ignored (braid's own counter).
-    pub mp_fastclose_bad_key: u64,
-    /// MPTCP: the kernel's `MPRstRx`.
-    pub mp_rst_rx: u64,
-    /// MPTCP: the kernel's `MPRstTx`.
-    pub mp_rst_tx: u64,
-    /// MPTCP: the kernel's `Reinjections`.
-    pub mp_reinjections: u64,
-    /// MPTCP: data holding up the peer's full window sent again on a faster subflow, the slower
-    /// one penalised (braid's own counter).
-    pub mp_opportunistic: u64,
-    /// MPTCP: the kernel's `SubflowsTooMany`.
-    pub mp_subflows_too_many: u64,
-    /// MPTCP: the kernel's `MPJoinSynTx`.
-    pub mp_join_syn_tx: u64,
-    /// MPTCP: the kernel's `MPFailTx` (MP_FAIL sent after a failed DSS checksum).
-    pub mp_fail_tx: u64,
-    /// MPTCP: the kernel's `InfiniteMapTx` (infinite mappings sent in answer to MP_FAIL).
-    pub mp_infinite_map_tx: u64,
+macro_rules! counters {
+    ($($(#[$doc:meta])* $field:ident => $name:literal,)*) => {
+        /// Engine-wide counters. Every dropped or refused input is counted somewhere here.
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct Counters {
+            $($(#[$doc])* pub $field: u64,)*
+        }
+
+        impl Counters {
+            /// Every counter's name, in table order.
+            pub const NAMES: &'static [&'static str] = &[$($name),*];
+
+            /// Name/value pairs, for printing.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                [$(($name, self.$field)),*].into_iter()
+            }
+        }
+    };
 }
 
-impl Counters {
-    /// Name/value pairs, for printing.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
-        [
-            ("PacketsIn", self.packets_in),
-            ("PacketsOut", self.packets_out),
-            ("BadPackets", self.bad_packets),
-            ("BadChecksum", self.bad_checksum),
-            ("NoSocket", self.no_socket),
-            ("RstSent", self.rst_sent),
-            ("RstReceived", self.rst_received),
-            ("ChallengeAcks", self.challenge_acks),
-            ("OutOfWindowAcksSkipped", self.oow_acks_skipped),
-            ("PawsRejected", self.paws_rejected),
-            ("OutOfWindow", self.out_of_window),
-            ("RetransSegs", self.retransmitted_segments),
-            ("FastRetrans", self.fast_retransmits),
-            ("LostRetransmit", self.lost_retransmits),
-            ("RtoExpirations", self.rto_expirations),
-            ("ListenOverflows", self.listen_overflows),
-            ("ActiveOpens", self.active_opens),
-            ("PassiveOpens", self.passive_opens),
-            ("OfoDropped", self.ooo_dropped),
-            ("NotForUs", self.not_for_us),
-            ("RstDropped", self.rst_dropped),
-            ("MPCapableSYNRX", self.mp_capable_syn_rx),
-            ("MPCapableSYNTX", self.mp_capable_syn_tx),
-            ("MPCapableSYNACKRX", self.mp_capable_synack_rx),
-            ("MPCapableACKRX", self.mp_capable_ack_rx),
-            ("MPCapableFallbackACK", self.mp_capable_fallback_ack),
-            ("MPCapableFallbackSYNACK", self.mp_capable_fallback_synack),
-            ("MPFallbackTokenInit", self.mp_fallback_token_init),
-            ("MPTCPRetrans", self.mp_retrans),
-            ("MPJoinNoTokenFound", self.mp_join_no_token_found),
-            ("MPJoinSynRx", self.mp_join_syn_rx),
-            ("MPJoinSynAckRx", self.mp_join_synack_rx),
-            ("MPJoinSynAckHMacFailure", self.mp_join_synack_hmac_failure),
-            ("MPJoinAckRx", self.mp_join_ack_rx),
-            ("MPJoinAckHMacFailure", self.mp_join_ack_hmac_failure),
-            ("DSSNotMatching", self.mp_dss_not_matching),
-            ("InfiniteMapRx", self.mp_infinite_map_rx),
-            ("DataCsumErr", self.mp_data_csum_err),
-            ("OFOQueue", self.mp_ofo_queue),
-            ("DuplicateData", self.mp_duplicate_data),
-            ("AddAddr", self.mp_add_addr),
-            ("EchoAdd", self.mp_echo_add),
-            ("RmAddr", self.mp_rm_addr),
-            ("MPPrioTx", self.mp_prio_tx),
-            ("MPPrioRx", self.mp_prio_rx),
-            ("MPFailRx", self.mp_fail_rx),
-            ("MPFastcloseRx", self.mp_fastclose_rx),
-            ("MPFastcloseTx", self.mp_fastclose_tx),
-            ("MPFastcloseBadKey", self.mp_fastclose_bad_key),
-            ("MPRstRx", self.mp_rst_rx),
-            ("MPRstTx", self.mp_rst_tx),
-            ("Reinjections", self.mp_reinjections),
-            ("OpportunisticRetrans", self.mp_opportunistic),
-            ("SubflowsTooMany", self.mp_subflows_too_many),
-            ("MPJoinSynTx", self.mp_join_syn_tx),
-            ("MPFailTx", self.mp_fail_tx),
-            ("InfiniteMapTx", self.mp_infinite_map_tx),
-        ]
-        .into_iter()
+counters! {
+    packets_in => "PacketsIn",
+    packets_out => "PacketsOut",
+    /// Packets that failed to parse (truncated, malformed, bad checksum, unsupported).
+    bad_packets => "BadPackets",
+    bad_checksum => "BadChecksum",
+    /// Segments for no connection and no listener (answered with RST unless they were RST).
+    no_socket => "NoSocket",
+    rst_sent => "RstSent",
+    rst_received => "RstReceived",
+    challenge_acks => "ChallengeAcks",
+    /// ACKs not sent in answer to unacceptable segments (per-connection rate limit).
+    oow_acks_skipped => "OutOfWindowAcksSkipped",
+    paws_rejected => "PawsRejected",
+    out_of_window => "OutOfWindow",
+    retransmitted_segments => "RetransSegs",
+    fast_retransmits => "FastRetrans",
+    /// Retransmissions found lost by a later delivery (retransmitted again without an RTO).
+    lost_retransmits => "LostRetransmit",
+    rto_expirations => "RtoExpirations",
+    listen_overflows => "ListenOverflows",
+    active_opens => "ActiveOpens",
+    passive_opens => "PassiveOpens",
+    ooo_dropped => "OfoDropped",
+    /// Packets addressed to an IP address that is not ours.
+    not_for_us => "NotForUs",
+    /// RSTs not sent because too many were waiting.
+    rst_dropped => "RstDropped",
+    /// MPTCP: the kernel's `MPCapableSYNRX`.
+    mp_capable_syn_rx => "MPCapableSYNRX",
+    /// MPTCP: the kernel's `MPCapableSYNTX`.
+    mp_capable_syn_tx => "MPCapableSYNTX",
+    /// MPTCP: the kernel's `MPCapableSYNACKRX`.
+    mp_capable_synack_rx => "MPCapableSYNACKRX",
+    /// MPTCP: the kernel's `MPCapableACKRX`.
+    mp_capable_ack_rx => "MPCapableACKRX",
+    /// MPTCP: the kernel's `MPCapableFallbackACK`.
+    mp_capable_fallback_ack => "MPCapableFallbackACK",
+    /// MPTCP: the kernel's `MPCapableFallbackSYNACK`.
+    mp_capable_fallback_synack => "MPCapableFallbackSYNACK",
+    /// MPTCP: the kernel's `MPFallbackTokenInit`.
+    mp_fallback_token_init => "MPFallbackTokenInit",
+    /// MPTCP: the kernel's `MPTCPRetrans`.
+    mp_retrans => "MPTCPRetrans",
+    /// MPTCP: the kernel's `MPJoinNoTokenFound`.
+    mp_join_no_token_found => "MPJoinNoTokenFound",
+    /// MPTCP: the kernel's `MPJoinSynRx`.
+    mp_join_syn_rx => "MPJoinSynRx",
+    /// MPTCP: the kernel's `MPJoinSynAckRx`.
+    mp_join_synack_rx => "MPJoinSynAckRx",
+    /// MPTCP: the kernel's `MPJoinSynAckHMacFailure`.
+    mp_join_synack_hmac_failure => "MPJoinSynAckHMacFailure",
+    /// MPTCP: the kernel's `MPJoinAckRx`.
+    mp_join_ack_rx => "MPJoinAckRx",
+    /// MPTCP: the kernel's `MPJoinAckHMacFailure`.
+    mp_join_ack_hmac_failure => "MPJoinAckHMacFailure",
+    /// MPTCP: the kernel's `DSSNotMatching`.
+    mp_dss_not_matching => "DSSNotMatching",
+    /// MPTCP: the kernel's `InfiniteMapRx`.
+    mp_infinite_map_rx => "InfiniteMapRx",
+    /// MPTCP: the kernel's `DataCsumErr`.
+    mp_data_csum_err => "DataCsumErr",
+    /// MPTCP: the kernel's `OFOQueue`.
+    mp_ofo_queue => "OFOQueue",
+    /// MPTCP: the kernel's `DuplicateData`.
+    mp_duplicate_data => "DuplicateData",
+    /// MPTCP: the kernel's `AddAddr`.
+    mp_add_addr => "AddAddr",
+    /// MPTCP: the kernel's `EchoAdd`.
+    mp_echo_add => "EchoAdd",
+    /// MPTCP: the kernel's `RmAddr`.
+    mp_rm_addr => "RmAddr",
+    /// MPTCP: the kernel's `MPPrioTx`.
+    mp_prio_tx => "MPPrioTx",
+    /// MPTCP: the kernel's `MPPrioRx`.
+    mp_prio_rx => "MPPrioRx",
+    /// MPTCP: the kernel's `MPFailRx`.
+    mp_fail_rx => "MPFailRx",
+    /// MPTCP: the kernel's `MPFastcloseRx` (MP_FASTCLOSE with our key).
+    mp_fastclose_rx => "MPFastcloseRx",
+    /// MPTCP: the kernel's `MPFastcloseTx` (RSTs with MP_FASTCLOSE queued by `abort`).
+    mp_fastclose_tx => "MPFastcloseTx",
+    /// MPTCP: MP_FASTCLOSE with a key that is not ours, ignored (braid's own counter).
+    mp_fastclose_bad_key => "MPFastcloseBadKey",
+    /// MPTCP: the kernel's `MPRstRx`.
+    mp_rst_rx => "MPRstRx",
+    /// MPTCP: the kernel's `MPRstTx`.
+    mp_rst_tx => "MPRstTx",
+    /// MPTCP: the kernel's `Reinjections`.
+    mp_reinjections => "Reinjections",
+    /// MPTCP: data holding up the peer's full window sent again on a faster subflow, the slower
+    /// one penalised (braid's own counter).
+    mp_opportunistic => "OpportunisticRetrans",
+    /// MPTCP: the kernel's `SubflowsTooMany`.
+    mp_subflows_too_many => "SubflowsTooMany",
+    /// MPTCP: the kernel's `MPJoinSynTx`.
+    mp_join_syn_tx => "MPJoinSynTx",
+    /// MPTCP: the kernel's `MPFailTx` (MP_FAIL sent after a failed DSS checksum).
+    mp_fail_tx => "MPFailTx",
+    /// MPTCP: the kernel's `InfiniteMapTx` (infinite mappings sent in answer to MP_FAIL).
+    mp_infinite_map_tx => "InfiniteMapTx",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counters;
+
+    #[test]
+    fn names_are_unique_and_follow_the_fields() {
+        let c = Counters {
+            mp_join_syn_rx: 7,
+            ..Counters::default()
+        };
+        let got: Vec<_> = c.iter().collect();
+        assert_eq!(got.len(), Counters::NAMES.len());
+        assert!(got.contains(&("MPJoinSynRx", 7)));
+        let mut names = Counters::NAMES.to_vec();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), Counters::NAMES.len());
     }
 }

@@ -5,6 +5,8 @@ use crate::counters::Counters;
 use crate::hash::KeyedState;
 use crate::mptcp::conn::{MpLevel, Role, SubflowMp};
 use crate::mptcp::crypto::{token_and_idsn, KeySource};
+use crate::mptcp::pm::{self, PathManager, PmAction, PmContext, PmEvent};
+use crate::mptcp::sched::{self, Chunk, DataView, Scheduler, SubflowView};
 use crate::mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
@@ -176,6 +178,13 @@ struct Conn {
     visible: bool,
     /// In the transmit queue.
     queued: bool,
+    /// The packet scheduler (MPTCP).
+    sched: Option<Box<dyn Scheduler>>,
+    /// The path manager (MPTCP), the peer's addresses it was told of, and the subflows whose
+    /// end it was told of.
+    pm: Option<Box<dyn PathManager>>,
+    pm_addrs: Vec<(u8, IpAddr)>,
+    pm_closed: Vec<bool>,
 }
 
 impl Conn {
@@ -207,17 +216,6 @@ fn lend<R>(c: &mut Conn, i: usize, f: impl FnOnce(&mut Tcb) -> R) -> R {
     let r = f(t);
     c.level = t.level.take();
     r
-}
-
-/// The packet scheduler (RFC 8684 leaves the choice to the implementation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Sched {
-    /// Lowest smoothed RTT among subflows with congestion window room (Linux's default).
-    MinRtt,
-    /// Subflows in turn.
-    RoundRobin,
-    /// Every chunk on every subflow.
-    Redundant,
 }
 
 /// A RST for a segment that matched no connection (RFC 9293 §3.10.7.1).
@@ -252,9 +250,6 @@ pub struct Endpoint {
     keys: KeySource,
     /// Local MPTCP tokens of live connections (RFC 8684 §3.2: MP_JOIN names the connection).
     tokens: HashMap<u32, ConnHandle, KeyedState>,
-    sched: Sched,
-    /// The client path manager opens subflows ("fullmesh"); "none" opens nothing.
-    fullmesh: bool,
     /// Copy space between subflow and connection-level buffers.
     scratch: Vec<u8>,
 }
@@ -294,12 +289,6 @@ impl Endpoint {
             limiter: ChallengeLimiter::default(),
             keys,
             tokens: HashMap::with_hasher(hash_key),
-            sched: match config.mptcp.scheduler.as_str() {
-                "roundrobin" => Sched::RoundRobin,
-                "redundant" => Sched::Redundant,
-                _ => Sched::MinRtt,
-            },
-            fullmesh: config.mptcp.path_manager != "none",
             scratch: vec![0; 64 << 10],
             config,
         }
@@ -343,24 +332,16 @@ impl Endpoint {
                 t.min_rto
             )));
         }
-        if !["minrtt", "roundrobin", "redundant"].contains(&config.mptcp.scheduler.as_str()) {
-            return Err(Error::InvalidConfig(format!(
-                "unknown scheduler {:?} (known: minrtt, roundrobin, redundant)",
-                config.mptcp.scheduler
+        if sched::new_scheduler(&config.mptcp.scheduler).is_none() {
+            return Err(Error::InvalidConfig(sched::unknown(
+                &config.mptcp.scheduler,
             )));
         }
-        if !["fullmesh", "none"].contains(&config.mptcp.path_manager.as_str()) {
-            return Err(Error::InvalidConfig(format!(
-                "unknown path manager {:?} (known: fullmesh, none)",
-                config.mptcp.path_manager
-            )));
+        if let Err(e) = pm::new_path_manager(&config.mptcp.path_manager) {
+            return Err(Error::InvalidConfig(e));
         }
-        if crate::tcp::cc::new_cc(&t.cc, t.mss as u32).is_none() {
-            return Err(Error::InvalidConfig(format!(
-                "unknown congestion control {:?} (known: {})",
-                t.cc,
-                crate::tcp::cc::CC_NAMES.join(", ")
-            )));
+        if crate::cc::new_cc(&t.cc, t.mss as u32).is_none() {
+            return Err(Error::InvalidConfig(crate::cc::unknown(&t.cc)));
         }
         Ok(())
     }
@@ -447,6 +428,14 @@ impl Endpoint {
     ) -> ConnHandle {
         let h = ConnHandle(self.next_handle);
         self.next_handle += 1;
+        let sched = level.as_ref().map(|_| {
+            sched::new_scheduler(&self.config.mptcp.scheduler)
+                .unwrap_or_else(|| Box::new(sched::minrtt::MinRtt))
+        });
+        let pm = level.as_ref().map(|_| {
+            pm::new_path_manager(&self.config.mptcp.path_manager)
+                .unwrap_or_else(|_| Box::new(pm::fullmesh::FullMesh::default()))
+        });
         self.demux.insert((tcb.local, tcb.remote), (h, 0));
         if let Some(lv) = level.as_deref() {
             self.tokens.insert(lv.local_token, h);
@@ -461,6 +450,10 @@ impl Endpoint {
                 listener,
                 visible,
                 queued: false,
+                sched,
+                pm,
+                pm_addrs: Vec::new(),
+                pm_closed: Vec::new(),
             },
         );
         self.queue_tx(h);
@@ -735,15 +728,19 @@ impl Endpoint {
         let Some(mut tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
             return;
         };
-        let addr_id = self
-            .local_addrs
-            .iter()
-            .position(|&a| a == local)
-            .map_or(0, |p| (p + 1).min(255) as u8);
-        let mut mp = SubflowMp::join_initiator(self.keys.next_nonce(), addr_id, false);
         let Some(c) = self.conns.get_mut(&h) else {
             return;
         };
+        // The initial subflow's address keeps id 0 (more subflows over it: ndiffports).
+        let addr_id = if local == c.subs[0].local.ip() {
+            0
+        } else {
+            self.local_addrs
+                .iter()
+                .position(|&a| a == local)
+                .map_or(0, |p| (p + 1).min(255) as u8)
+        };
+        let mut mp = SubflowMp::join_initiator(self.keys.next_nonce(), addr_id, false);
         // The peer's id of the address we join (0: its initial address) until its SYN/ACK
         // says, so that a REMOVE_ADDR finds the subflow while it opens (RFC 8684 §3.4.2).
         if let (Some(j), Some(lv)) = (mp.join.as_mut(), c.level.as_deref()) {
@@ -1009,63 +1006,83 @@ impl Endpoint {
                 mp.reinjected = false;
             }
         }
-        // Path manager.
+        // Path manager: events in, actions out.
         let mut joins: Vec<(IpAddr, SocketAddr)> = Vec::new();
-        if self.fullmesh
-            && lv.fully_established
+        if lv.fully_established
             && !lv.fallback
             && !lv.closing
             && !lv.fastclose_rx
             && !lv.fastclose_tx
         {
-            let first = c.subs[0].local.ip();
-            let remote0 = c.subs[0].remote;
-            match lv.role {
-                Role::Server if !lv.pm_started => {
-                    // Announce our other addresses (Linux's `signal` endpoints, RFC 8684 §3.4.1).
+            if let Some(pm) = c.pm.as_deref_mut() {
+                let mut evs_pm: Vec<PmEvent> = Vec::new();
+                if !lv.pm_started {
                     lv.pm_started = true;
-                    for (p, &a) in self.local_addrs.iter().enumerate() {
-                        if a != first && a.is_ipv4() == first.is_ipv4() && lv.announce.len() < 8 {
-                            lv.announce.push(((p + 1).min(255) as u8, a));
+                    evs_pm.push(PmEvent::FullyEstablished);
+                    c.pm_addrs = lv.remote_addrs.clone();
+                }
+                if c.pm_addrs != lv.remote_addrs {
+                    for &(id, addr) in lv.remote_addrs.iter() {
+                        if !c.pm_addrs.contains(&(id, addr)) {
+                            evs_pm.push(PmEvent::AddressAnnounced { id, addr });
                         }
                     }
-                    if !lv.announce.is_empty() {
-                        lv.announce_due = true;
-                        lv.announce_tries = 1;
-                        c.subs[0].force_ack();
+                    for &(id, addr) in c.pm_addrs.iter() {
+                        if !lv.remote_addrs.contains(&(id, addr)) {
+                            evs_pm.push(PmEvent::AddressRemoved { id });
+                        }
+                    }
+                    c.pm_addrs = lv.remote_addrs.clone();
+                }
+                c.pm_closed.resize(c.subs.len(), false);
+                for (t, told) in c.subs.iter().zip(c.pm_closed.iter_mut()) {
+                    if t.state == TcpState::Closed && !*told {
+                        *told = true;
+                        evs_pm.push(PmEvent::SubflowClosed {
+                            local: t.local,
+                            remote: t.remote,
+                        });
                     }
                 }
-                Role::Client => {
-                    if lv.pm_join_at.is_none() {
-                        // Time for the server's ADD_ADDR to arrive before joining its initial
-                        // address from addresses no announced address pairs with.
-                        let srtt = c.subs[0].srtt().unwrap_or(Duration::from_millis(100));
-                        lv.pm_join_at = Some(now + (srtt * 2).max(Duration::from_millis(10)));
-                    }
-                    let late = lv.pm_join_at.is_some_and(|t| now >= t);
-                    for &a in self.local_addrs.iter() {
-                        if a == first || a.is_ipv4() != first.is_ipv4() || lv.pm_tried.contains(&a)
-                        {
-                            continue;
+                if lv.pm_wake.is_some_and(|t| t <= now) {
+                    lv.pm_wake = None;
+                    evs_pm.push(PmEvent::Timer);
+                }
+                let cx = PmContext {
+                    now,
+                    server: lv.role == Role::Server,
+                    local_addrs: &self.local_addrs,
+                    first_local: c.subs[0].local,
+                    first_remote: c.subs[0].remote,
+                    remote_addrs: &lv.remote_addrs,
+                    subflows: c.subs.len(),
+                    max_subflows: self.config.mptcp.max_subflows,
+                    srtt: c.subs[0].srtt(),
+                };
+                let mut acts: Vec<PmAction> = Vec::new();
+                for e in &evs_pm {
+                    pm.on_event(e, &cx, &mut acts);
+                }
+                let mut announced = false;
+                for act in acts {
+                    match act {
+                        PmAction::Announce { id, addr } => {
+                            if lv.announce.len() < 8 && !lv.announce.contains(&(id, addr)) {
+                                lv.announce.push((id, addr));
+                                announced = true;
+                            }
                         }
-                        if c.subs.len() + joins.len() >= self.config.mptcp.max_subflows {
-                            break;
+                        PmAction::Join { local, remote } => joins.push((local, remote)),
+                        PmAction::WakeAt(t) => {
+                            lv.pm_wake = Some(lv.pm_wake.map_or(t, |w| w.min(t)));
                         }
-                        let target = lv
-                            .remote_addrs
-                            .iter()
-                            .find(|r| same_subnet(a, r.1))
-                            .map(|r| SocketAddr::new(r.1, remote0.port()));
-                        let target = match target {
-                            Some(t) => t,
-                            None if late => remote0,
-                            None => continue,
-                        };
-                        lv.pm_tried.push(a);
-                        joins.push((a, target));
                     }
                 }
-                _ => {}
+                if announced {
+                    lv.announce_due = true;
+                    lv.announce_tries = 1;
+                    c.subs[0].force_ack();
+                }
             }
         }
         // DATA_FIN once everything is scheduled (RFC 8684 §3.3.3).
@@ -1113,20 +1130,13 @@ impl Endpoint {
             lv.timer = None;
             lv.timer_backoff = 0;
         }
-        if lv.role == Role::Client && lv.fully_established && !lv.fallback && self.fullmesh {
-            if let Some(at) = lv.pm_join_at.filter(|&t| t > now) {
-                let more = self
-                    .local_addrs
-                    .iter()
-                    .any(|a| *a != c.subs[0].local.ip() && !lv.pm_tried.contains(a));
-                if more {
-                    lv.timer = Some(lv.timer.map_or(at, |t| t.min(at)));
-                }
-            }
+        if let Some(at) = lv.pm_wake.filter(|&t| t > now && !lv.fallback) {
+            lv.timer = Some(lv.timer.map_or(at, |t| t.min(at)));
         }
         c.level = Some(lv);
-        schedule(self.sched, c, &mut self.scratch);
-        if opportunistic(self.sched, c, now, &mut self.scratch) {
+        couple(c);
+        schedule(c, &mut self.scratch);
+        if opportunistic(c, now, &mut self.scratch) {
             self.counters.mp_opportunistic += 1;
         }
         // Closed subflows leave the demultiplexer.
@@ -1372,7 +1382,6 @@ impl Endpoint {
 
     /// Queues bytes for sending; returns how many fit in the send buffer (WouldBlock if none).
     pub fn send(&mut self, conn: ConnHandle, data: &[u8]) -> Result<usize, Error> {
-        let sched = self.sched;
         let c = match self.conns.get_mut(&conn) {
             Some(c) if c.visible => c,
             _ => return Err(Error::UnknownConnection),
@@ -1394,7 +1403,7 @@ impl Endpoint {
             if n == 0 {
                 return Err(Error::WouldBlock);
             }
-            schedule(sched, c, &mut self.scratch);
+            schedule(c, &mut self.scratch);
             self.queue_tx(conn);
             return Ok(n);
         }
@@ -1812,16 +1821,6 @@ fn mp_fail_answer(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
     }
 }
 
-/// Two addresses of one subnet (IPv4 /24, IPv6 /64): the path manager pairs a local address with
-/// an announced address of its subnet.
-fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
-    match (a, b) {
-        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
-        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
-        _ => false,
-    }
-}
-
 /// What to do with the bytes at a subflow's read point ([`rx_step`]).
 enum RxStep {
     /// Up to `n` bytes go to data offset `data`.
@@ -2046,8 +2045,8 @@ fn drain_sub(lv: &mut MpLevel, t: &mut Tcb, sole: bool, scratch: &mut [u8], c: &
 
 /// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
 /// new data within the peer's data-level window, on the subflow(s) the scheduler picks.
-fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
-    let Some(lv) = c.level.as_deref_mut() else {
+fn schedule(c: &mut Conn, scratch: &mut [u8]) {
+    let (Some(lv), Some(sched)) = (c.level.as_deref_mut(), c.sched.as_deref_mut()) else {
         return;
     };
     let subs = &mut c.subs;
@@ -2070,7 +2069,7 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
         }
         return;
     }
-    let usable = |t: &Tcb| t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready);
+    let mut views: Vec<SubflowView> = Vec::with_capacity(subs.len());
     loop {
         let (d_off, d_len, reinj) = if let Some(&(a, z)) = lv.reinject.front() {
             let a = a.max(lv.data_una).max(lv.sendbuf.start());
@@ -2089,51 +2088,26 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             }
             (lv.data_nxt, end - lv.data_nxt, false)
         };
-        // Prefer healthy (no RTO backoff), non-backup subflows when there are any.
-        let any_healthy = subs.iter().any(|t| {
-            usable(t) && t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())
-        });
-        let any_nonbackup = subs
-            .iter()
-            .any(|t| usable(t) && !t.mp.as_deref().is_some_and(|m| m.is_backup()));
-        let candidate = |t: &Tcb| {
-            usable(t)
-                && (!any_healthy
-                    || (t.backoff() == 0 && !t.mp.as_deref().is_some_and(|m| m.is_backup())))
-                && (!any_nonbackup || !t.mp.as_deref().is_some_and(|m| m.is_backup()))
-                && t.sched_room() >= d_len.min(t.sched_chunk())
-                && t.send_free() > 0
+        views.clear();
+        views.extend(subs.iter().map(sched_view));
+        let data = DataView {
+            unsent: lv.sendbuf.end().saturating_sub(lv.data_nxt),
+            window: lv
+                .snd_right
+                .saturating_sub(lv.data_una)
+                .min(lv.sendbuf.capacity() as u64),
+            lambda: lv.blest_lambda,
         };
-        let pick = match kind {
-            Sched::MinRtt | Sched::Redundant => subs
-                .iter()
-                .enumerate()
-                .filter(|(_, t)| candidate(t))
-                .min_by_key(|(_, t)| t.srtt().unwrap_or(Duration::MAX))
-                .map(|(i, _)| i),
-            Sched::RoundRobin => {
-                let n = subs.len();
-                (0..n)
-                    .map(|k| (lv.rr + k) % n)
-                    .find(|&i| candidate(&subs[i]))
-            }
+        let chunk = Chunk {
+            len: d_len,
+            reinject: reinj,
         };
-        let Some(i) = pick else {
+        let Some(pick) = sched.pick(&views, &data, chunk) else {
             break;
         };
-        if kind == Sched::MinRtt && !reinj {
-            let cands = candidate_all(subs, &usable);
-            if slower_finishes_later(subs, i, &cands, lv)
-                || blocks_faster(subs, i, &cands, lv, d_len.min(subs[i].sched_chunk()))
-            {
-                // Waiting for the fastest subflow delivers sooner (the ECF and BLEST ideas).
-                break;
-            }
-        }
-        if kind == Sched::RoundRobin {
-            lv.rr = i + 1;
-        }
-        let t = &mut subs[i];
+        let Some(t) = subs.get_mut(pick.sub).filter(|t| sched_usable(t)) else {
+            break;
+        };
         let mut n = d_len
             .min(t.sched_room())
             .min(t.send_free() as u64)
@@ -2142,10 +2116,7 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             // Whole segments only: a cut mapping would end in a short segment.
             n = t.whole_segments(n, lv.csum);
         }
-        if kind == Sched::RoundRobin {
-            // One segment's worth per turn.
-            n = n.min(t.smss() as u64);
-        }
+        n = n.min(pick.max);
         let got = lv.sendbuf.read_at(d_off, &mut scratch[..n as usize]);
         let sub_off = t.send_end();
         let w = t.send(&scratch[..got]) as u64;
@@ -2156,10 +2127,10 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             mp.push_tx(sub_off, d_off, w);
             mp.bytes_scheduled += w;
         }
-        if kind == Sched::Redundant {
-            // The same bytes on every other usable subflow (RFC 8684 leaves this open).
+        if sched.duplicate() {
+            // The same bytes on every other usable subflow.
             for (j, u) in subs.iter_mut().enumerate() {
-                if j != i && usable(u) && u.send_free() as u64 >= w {
+                if j != pick.sub && sched_usable(u) && u.send_free() as u64 >= w {
                     let so = u.send_end();
                     let w2 = u.send(&scratch[..w as usize]) as u64;
                     if let Some(mp) = u.mp.as_deref_mut() {
@@ -2181,6 +2152,53 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
     }
 }
 
+/// Established, join complete, can still send.
+fn sched_usable(t: &Tcb) -> bool {
+    t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready)
+}
+
+/// A subflow as the scheduler sees it.
+fn sched_view(t: &Tcb) -> SubflowView {
+    SubflowView {
+        usable: sched_usable(t),
+        backup: t.mp.as_deref().is_some_and(|m| m.is_backup()),
+        backoff: t.backoff(),
+        srtt: t.srtt(),
+        cwnd: t.cwnd(),
+        room: t.sched_room(),
+        chunk: t.sched_chunk(),
+        send_free: t.send_free() as u64,
+        unacked: t.send_end().saturating_sub(t.snd_una_offset()),
+        mss: t.smss(),
+    }
+}
+
+/// Gives every coupled congestion controller of an MPTCP connection the state of the subflows
+/// that carry data (RFC 6356: windows and RTTs of all of them; OLIA: bytes between losses).
+fn couple(c: &mut Conn) {
+    if c.subs.len() < 2 || !c.subs[0].cc().coupled() {
+        return;
+    }
+    let carries =
+        |t: &Tcb| t.can_carry() && t.srtt().is_some() && t.mp.as_deref().is_some_and(|m| m.ready);
+    let mut shares = Vec::with_capacity(c.subs.len());
+    let mut index = Vec::with_capacity(c.subs.len());
+    for (i, t) in c.subs.iter().enumerate().filter(|(_, t)| carries(t)) {
+        index.push(i);
+        shares.push(crate::cc::PathShare {
+            cwnd: t.cwnd(),
+            srtt: t.srtt().unwrap_or_default(),
+            mss: t.smss(),
+            inter_loss: t.cc().inter_loss_bytes(),
+        });
+    }
+    for (me, &i) in index.iter().enumerate() {
+        c.subs[i]
+            .cc_mut()
+            .set_coupling(&crate::cc::Coupling { paths: &shares, me });
+    }
+}
+
 /// Data is sent but not DATA_ACKed while every subflow has all it carried acknowledged: only
 /// the data level's retransmission can move it (the DATA_ACK was lost, or the peer dropped the
 /// data above its subflows).
@@ -2191,39 +2209,7 @@ fn data_unacked_at_data_level(lv: &MpLevel, subs: &[Tcb]) -> bool {
         && subs.iter().all(|t| t.snd_una_offset() >= t.send_end())
 }
 
-/// The fastest of `cands` when it is not `i`: (its index, its SRTT, SRTT of `i`).
-fn fastest_other(subs: &[Tcb], i: usize, cands: &[usize]) -> Option<(usize, Duration, Duration)> {
-    let f = cands
-        .iter()
-        .copied()
-        .min_by_key(|&j| subs[j].srtt().unwrap_or(Duration::MAX))?;
-    if f == i {
-        return None;
-    }
-    Some((f, subs[f].srtt()?, subs[i].srtt()?))
-}
-
-/// Blocking estimation (the idea of BLEST, Ferlin et al., IFIP Networking 2016): while `n`
-/// bytes sent now on the slower subflow `i` are in flight, the fastest subflow could send about
-/// cwnd · SRTT(i) / SRTT(fastest). If that, what `i` already holds unacknowledged and `n` do
-/// not fit in the peer's data-level window, the slower subflow would hold the window the
-/// fastest one needs (head-of-line blocking at the receiver): better to wait for the fastest.
-fn blocks_faster(subs: &[Tcb], i: usize, cands: &[usize], lv: &MpLevel, n: u64) -> bool {
-    let Some((f, rf, rs)) = fastest_other(subs, i, cands) else {
-        return false;
-    };
-    let fast =
-        lv.blest_lambda * subs[f].cwnd() as f64 * rs.as_secs_f64() / rf.as_secs_f64().max(1e-6);
-    let held = subs[i].send_end().saturating_sub(subs[i].snd_una_offset()) as f64;
-    // What may be unacknowledged at once: the peer's window, and our own send buffer.
-    let window = lv
-        .snd_right
-        .saturating_sub(lv.data_una)
-        .min(lv.sendbuf.capacity() as u64) as f64;
-    held + fast + n as f64 > window
-}
-
-/// How [`blocks_faster`]'s estimate adapts: up by a step each time a slower subflow held the
+/// How the blocking estimate of minrtt adapts: up by a step each time a slower subflow held the
 /// peer's full window for a round trip of the fastest, down slowly while DATA_ACKs advance
 /// (per second).
 const LAMBDA_STEP: f64 = 0.5;
@@ -2237,7 +2223,7 @@ const LAMBDA_MAX: f64 = 3.0;
 /// recovered, or queued behind a long queue): the fastest subflow with room sends it again and
 /// the slower subflow's window is reduced (once per its round trip). Once per DATA_ACK point;
 /// the receiver keeps whichever copy arrives first. True when it sent.
-fn opportunistic(kind: Sched, c: &mut Conn, now: Instant, scratch: &mut [u8]) -> bool {
+fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> bool {
     let Some(lv) = c.level.as_deref_mut() else {
         return false;
     };
@@ -2269,7 +2255,7 @@ fn opportunistic(kind: Sched, c: &mut Conn, now: Instant, scratch: &mut [u8]) ->
     let buffer_full = lv.data_nxt >= lv.sendbuf.end() && lv.sendbuf.free() < mss as usize;
     let blocked =
         (window_full || buffer_full) && now.saturating_duration_since(lv.una_since.1) >= rf;
-    if kind == Sched::Redundant
+    if !c.sched.as_deref().is_some_and(|s| s.opportunistic())
         || lv.fallback
         || !blocked
         || a >= lv.data_nxt
@@ -2320,29 +2306,4 @@ fn opportunistic(kind: Sched, c: &mut Conn, now: Instant, scratch: &mut [u8]) ->
     }
     subs[j].penalize(now);
     true
-}
-
-/// Usable subflows (established, join complete), healthy ones only when there are any.
-fn candidate_all(subs: &[Tcb], usable: &dyn Fn(&Tcb) -> bool) -> Vec<usize> {
-    let healthy: Vec<usize> = (0..subs.len())
-        .filter(|&i| usable(&subs[i]) && subs[i].backoff() == 0)
-        .collect();
-    if healthy.is_empty() {
-        (0..subs.len()).filter(|&i| usable(&subs[i])).collect()
-    } else {
-        healthy
-    }
-}
-
-/// Earliest-completion-first check (Lim et al., "ECF", CoNEXT 2017): subflow `i` is not the
-/// fastest; would the bytes still to schedule be delivered sooner by waiting for the fastest
-/// subflow's window than by sending on `i` now? Prevents the slow path from holding the tail.
-fn slower_finishes_later(subs: &[Tcb], i: usize, cands: &[usize], lv: &MpLevel) -> bool {
-    let Some((f, rf, rs)) = fastest_other(subs, i, cands) else {
-        return false;
-    };
-    let k = lv.sendbuf.end().saturating_sub(lv.data_nxt) as f64;
-    let cwnd = subs[f].cwnd().max(1) as f64;
-    let wait = rf.as_secs_f64() * (1.0 + k / cwnd);
-    wait < rs.as_secs_f64() * 1.25
 }

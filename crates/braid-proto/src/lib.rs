@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod cc;
 pub mod counters;
 pub mod endpoint;
 pub mod hash;

@@ -45,17 +45,20 @@ pub struct NetArgs {
     /// A path over a TUN device (repeat for several; plain TCP uses the first that fits).
     #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
     paths: Vec<PathSpec>,
-    /// Congestion control (reno, cubic).
-    #[arg(long, default_value = "cubic")]
+    /// Congestion control.
+    #[arg(long, value_name = "NAME", default_value = "cubic", value_parser = parse_cc,
+          help = names_help("Congestion control (lia, olia, balia couple the MPTCP subflows)", &braid_proto::cc::names()))]
     cc: String,
     /// Plain TCP only: do not offer or accept Multipath TCP.
     #[arg(long)]
     no_mptcp: bool,
-    /// MPTCP packet scheduler (minrtt, roundrobin, redundant).
-    #[arg(long, default_value = "minrtt")]
+    /// MPTCP packet scheduler.
+    #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler,
+          help = names_help("MPTCP packet scheduler", &braid_proto::mptcp::sched::names()))]
     scheduler: String,
-    /// MPTCP path manager (fullmesh: a subflow from every local address; none).
-    #[arg(long, default_value = "fullmesh")]
+    /// MPTCP path manager (fullmesh: a subflow from every local address).
+    #[arg(long, value_name = "NAME", default_value = "fullmesh", value_parser = parse_path_manager,
+          help = names_help("MPTCP path manager (fullmesh: a subflow from every local address)", &braid_proto::mptcp::pm::names()))]
     path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
     #[arg(long)]
@@ -115,6 +118,32 @@ pub struct ConnectArgs {
     /// Write what the peer sends back to FILE (`-`: stdout); default: discard.
     #[arg(long, value_name = "FILE")]
     out: Option<String>,
+}
+
+/// A help line that lists the names of an engine registry.
+pub(crate) fn names_help(what: &str, names: &[&str]) -> String {
+    format!("{what}: {}", names.join(", "))
+}
+
+/// `--cc`: a name of the engine's congestion-control registry.
+pub(crate) fn parse_cc(s: &str) -> Result<String, String> {
+    match braid_proto::cc::new_cc(s, 1460) {
+        Some(_) => Ok(s.to_string()),
+        None => Err(braid_proto::cc::unknown(s)),
+    }
+}
+
+/// `--scheduler`: a name of the engine's scheduler registry.
+pub(crate) fn parse_scheduler(s: &str) -> Result<String, String> {
+    use braid_proto::mptcp::sched;
+    sched::new_scheduler(s)
+        .map(|_| s.to_string())
+        .ok_or_else(|| sched::unknown(s))
+}
+
+/// `--path-manager`: a name (with its argument) of the engine's path-manager registry.
+pub(crate) fn parse_path_manager(s: &str) -> Result<String, String> {
+    braid_proto::mptcp::pm::new_path_manager(s).map(|_| s.to_string())
 }
 
 fn parse_path_spec(s: &str) -> Result<PathSpec, String> {

@@ -26,8 +26,13 @@ pub struct SimArgs {
     #[arg(long = "path", value_name = "SPEC")]
     paths: Vec<String>,
     /// MPTCP packet scheduler.
-    #[arg(long, value_enum, default_value_t = SchedulerArg::Minrtt)]
-    scheduler: SchedulerArg,
+    #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = crate::net::parse_scheduler,
+          help = crate::net::names_help("MPTCP packet scheduler", &braid_proto::mptcp::sched::names()))]
+    scheduler: String,
+    /// MPTCP path manager.
+    #[arg(long, value_name = "NAME", default_value = "fullmesh", value_parser = crate::net::parse_path_manager,
+          help = crate::net::names_help("MPTCP path manager", &braid_proto::mptcp::pm::names()))]
+    path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
     #[arg(long)]
     checksum: bool,
@@ -38,8 +43,9 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Congestion control.
-    #[arg(long, value_enum, default_value_t = CcArg::Cubic)]
-    cc: CcArg,
+    #[arg(long, value_name = "NAME", default_value = "cubic", value_parser = crate::net::parse_cc,
+          help = crate::net::names_help("Congestion control (lia, olia, balia couple the MPTCP subflows)", &braid_proto::cc::names()))]
+    cc: String,
     /// Print exactly one JSON object (the report) on stdout.
     #[arg(long)]
     json: bool,
@@ -65,38 +71,6 @@ pub struct SimArgs {
 enum ModeArg {
     Tcp,
     Mptcp,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum SchedulerArg {
-    Minrtt,
-    Roundrobin,
-    Redundant,
-}
-
-impl SchedulerArg {
-    fn name(self) -> &'static str {
-        match self {
-            SchedulerArg::Minrtt => "minrtt",
-            SchedulerArg::Roundrobin => "roundrobin",
-            SchedulerArg::Redundant => "redundant",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum CcArg {
-    Reno,
-    Cubic,
-}
-
-impl CcArg {
-    fn name(self) -> &'static str {
-        match self {
-            CcArg::Reno => "reno",
-            CcArg::Cubic => "cubic",
-        }
-    }
 }
 
 /// Runs `braid sim`; returns the process exit status.
@@ -225,8 +199,9 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
         ModeArg::Tcp => Mode::Tcp,
         ModeArg::Mptcp => Mode::Mptcp,
     };
-    cfg.cc = args.cc.name().to_string();
-    cfg.endpoint.mptcp.scheduler = args.scheduler.name().to_string();
+    cfg.cc = args.cc.clone();
+    cfg.endpoint.mptcp.scheduler = args.scheduler.clone();
+    cfg.endpoint.mptcp.path_manager = args.path_manager.clone();
     cfg.endpoint.mptcp.checksum = args.checksum;
     cfg.time_limit = parse_time(&args.time_limit).map_err(|e| format!("--time-limit: {e}"))?;
     if let Some(s) = &args.sndbuf {

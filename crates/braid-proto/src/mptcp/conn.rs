@@ -12,17 +12,9 @@
 //!
 //! The endpoint does the rest (endpoint.rs, `mp_after`): it drains each subflow's in-order
 //! bytes through the rx mappings into the data-level buffer, schedules data-level bytes onto
-//! subflows (minRTT with an earliest-completion check, roundrobin or redundant), reinjects a
-//! subflow's unacknowledged data when it dies or its RTO fires, and runs the path manager:
-//!
-//! * fullmesh, server: once fully established it announces each of its other addresses of the
-//!   initial family with ADD_ADDR (address id = position in its address list + 1, HMAC per
-//!   RFC 8684 §3.4.1) on a pure ACK, repeated up to 4 times until echoed (Linux `signal`).
-//! * fullmesh, client: from every other local address of the family it opens one MP_JOIN
-//!   subflow: to an announced address of the same subnet (IPv4 /24, IPv6 /64) when there is
-//!   one, else (no such announcement within 2·SRTT of full establishment) to the server's
-//!   initial address. One attempt per local address; `max_subflows` bounds both ends.
-//! * "none": no announcements, no joins (joins from the peer are still accepted).
+//! subflows as the scheduler (`sched`) picks, reinjects a subflow's unacknowledged data when it
+//! dies or its RTO fires, and tells the path manager (`pm`) what happened. ADD_ADDR goes out
+//! with its HMAC (RFC 8684 §3.4.1) on a pure ACK, repeated up to 4 times until echoed.
 
 use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
 use crate::counters::Counters;
@@ -113,19 +105,15 @@ pub(crate) struct MpLevel {
     pub remote_addrs: Vec<(u8, IpAddr)>,
     /// Echoes of announcements to send (RFC 8684 §3.4.1).
     pub echo: VecDeque<AddAddr>,
-    /// The path manager ran its one-time setup (announce / first joins).
+    /// The path manager was told the connection is fully established.
     pub pm_started: bool,
-    /// Local addresses the path manager opened (or tried) a subflow from.
-    pub pm_tried: Vec<IpAddr>,
-    /// When joins to the initial address may start (time for ADD_ADDR to arrive).
-    pub pm_join_at: Option<Instant>,
+    /// When the path manager asked to be woken.
+    pub pm_wake: Option<Instant>,
     /// Connection-level timer: DATA_FIN / ADD_ADDR retransmission, delayed joins.
     pub timer: Option<Instant>,
     pub timer_backoff: u32,
     /// The application wrote less than it wanted.
     pub write_blocked: bool,
-    /// Round-robin cursor of the scheduler.
-    pub rr: usize,
     /// The DATA_ACK point and when it was reached (opportunistic retransmission waits one
     /// round trip of the fastest subflow), and the point last sent again (once per point).
     pub una_since: (u64, Instant),
@@ -191,12 +179,10 @@ impl MpLevel {
             remote_addrs: Vec::new(),
             echo: VecDeque::new(),
             pm_started: false,
-            pm_tried: Vec::new(),
-            pm_join_at: None,
+            pm_wake: None,
             timer: None,
             timer_backoff: 0,
             write_blocked: false,
-            rr: 0,
             una_since: (0, Instant::ZERO),
             opp_at: None,
             blest_lambda: 1.0,

@@ -3,5 +3,7 @@
 pub mod api;
 pub(crate) mod conn;
 pub mod crypto;
+pub mod pm;
+pub mod sched;
 
 pub use api::{MptcpConfig, MptcpInfo, SubflowInfo};

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-pub mod cc;
 pub mod recvbuf;
 pub mod rtt;
 pub mod sendbuf;
@@ -48,7 +47,7 @@ pub struct TcpConfig {
     pub send_buffer: usize,
     /// Receive buffer: bounds the advertised window and out-of-order data.
     pub recv_buffer: usize,
-    /// Congestion control by name (see `cc::CC_NAMES`).
+    /// Congestion control by name (see `crate::cc::names`).
     pub cc: String,
     /// Nagle's algorithm (RFC 9293 §3.7.4).
     pub nagle: bool,

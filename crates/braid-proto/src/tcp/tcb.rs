@@ -7,11 +7,11 @@
 //! not do SACK; the scoreboard is one record per segment sent, with incremental byte counters so
 //! that the common path costs O(1) per ACK.
 
-use super::cc::{new_cc, CongestionControl};
 use super::recvbuf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
 use super::{Seq, TcpConfig, TcpState};
+use crate::cc::{new_cc, CongestionControl};
 use crate::counters::Counters;
 use crate::mptcp::conn::{InAction, InSeg, MpLevel, OutSeg, SubflowMp, DSS_RESERVE};
 use crate::time::Instant;
@@ -2104,6 +2104,13 @@ impl Tcb {
     }
     pub fn cc_name(&self) -> &'static str {
         self.cc.name()
+    }
+    /// The congestion controller, for the connection's coupling input.
+    pub(crate) fn cc_mut(&mut self) -> &mut dyn crate::cc::CongestionControl {
+        self.cc.as_mut()
+    }
+    pub(crate) fn cc(&self) -> &dyn crate::cc::CongestionControl {
+        self.cc.as_ref()
     }
     pub fn peer_window(&self) -> u32 {
         self.snd_wnd

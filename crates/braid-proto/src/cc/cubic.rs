@@ -524,7 +524,7 @@ mod tests {
 #[cfg(test)]
 mod hystart_tests {
     use super::*;
-    use crate::tcp::cc::reno::testsim::{round, MSS};
+    use crate::cc::reno::testsim::{round, MSS};
 
     #[test]
     fn hystart_ends_slow_start_on_an_ack_train() {

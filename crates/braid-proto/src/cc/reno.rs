@@ -81,6 +81,74 @@ impl Reno {
     fn reduced_ssthresh(&self, in_flight: u32) -> u32 {
         (in_flight / 2).max(2 * self.mss)
     }
+
+    /// The slow-start half of an ACK, shared with the coupled controllers: `None` when the ACK
+    /// grows nothing (nothing acknowledged, window not used, or slow start just ended), else
+    /// the acknowledged bytes left for congestion avoidance (0 while still in slow start).
+    pub(crate) fn slow_start(
+        &mut self,
+        now: Instant,
+        acked: u32,
+        rtt: Option<Duration>,
+        in_flight: u32,
+        app_limited: bool,
+    ) -> Option<u32> {
+        self.pristine = false;
+        self.after_rto = false;
+        if acked == 0 || !window_used(self.cwnd, self.ssthresh, self.mss, in_flight, app_limited) {
+            return None;
+        }
+        if self.cwnd >= self.ssthresh {
+            return Some(acked);
+        }
+        // RFC 5681 §3.1 slow start with RFC 3465 §2.2 byte counting, L = 2 * SMSS, and
+        // HyStart++ (RFC 9406) to leave it before the queue overflows.
+        let divisor = match self
+            .hystart
+            .on_ack(now, acked, rtt, self.cwnd, in_flight, self.mss)
+        {
+            SlowStart::Grow { divisor } => divisor,
+            SlowStart::Exit => {
+                self.ssthresh = self.cwnd;
+                return None;
+            }
+        };
+        let inc = acked.min(2 * self.mss) / divisor;
+        let room = self.ssthresh - self.cwnd;
+        if inc < room {
+            self.cwnd = (self.cwnd + inc).min(MAX_CWND);
+            return Some(0);
+        }
+        // Crossing ssthresh: the rest of this ACK counts towards congestion avoidance.
+        self.cwnd = self.ssthresh.min(MAX_CWND);
+        Some(acked - room.min(acked))
+    }
+
+    /// The segment size the window counts in.
+    pub(crate) fn mss(&self) -> u32 {
+        self.mss
+    }
+
+    /// Changes the window by whole segments in congestion avoidance (coupled controllers),
+    /// never below two segments; a decrease takes ssthresh along (it stays in avoidance).
+    pub(crate) fn add_segments(&mut self, n: i64) {
+        let w = self.cwnd as i64 + n * self.mss as i64;
+        self.cwnd = w.clamp(2 * self.mss as i64, MAX_CWND as i64) as u32;
+        if n < 0 {
+            self.ssthresh = self.ssthresh.min(self.cwnd);
+        }
+    }
+
+    /// A multiplicative decrease to `factor` of the flight (Reno: one half), at least two
+    /// segments.
+    pub(crate) fn decrease_to(&mut self, in_flight: u32, factor: f64) {
+        self.pristine = false;
+        self.after_rto = false;
+        let w = (in_flight as f64 * factor.clamp(0.0, 1.0)) as u32;
+        self.ssthresh = w.max(2 * self.mss);
+        self.cwnd = self.ssthresh;
+        self.bytes_acked = 0;
+    }
 }
 
 impl CongestionControl for Reno {
@@ -104,35 +172,9 @@ impl CongestionControl for Reno {
         in_flight: u32,
         app_limited: bool,
     ) {
-        self.pristine = false;
-        self.after_rto = false;
-        let mut acked = acked;
-        if acked == 0 || !window_used(self.cwnd, self.ssthresh, self.mss, in_flight, app_limited) {
+        let Some(acked) = self.slow_start(now, acked, rtt, in_flight, app_limited) else {
             return;
-        }
-        if self.cwnd < self.ssthresh {
-            // RFC 5681 §3.1 slow start with RFC 3465 §2.2 byte counting, L = 2 * SMSS, and
-            // HyStart++ (RFC 9406) to leave it before the queue overflows.
-            let divisor = match self
-                .hystart
-                .on_ack(now, acked, rtt, self.cwnd, in_flight, self.mss)
-            {
-                SlowStart::Grow { divisor } => divisor,
-                SlowStart::Exit => {
-                    self.ssthresh = self.cwnd;
-                    return;
-                }
-            };
-            let inc = acked.min(2 * self.mss) / divisor;
-            let room = self.ssthresh - self.cwnd;
-            if inc < room {
-                self.cwnd = (self.cwnd + inc).min(MAX_CWND);
-                return;
-            }
-            // Crossing ssthresh: the rest of this ACK counts towards congestion avoidance.
-            self.cwnd = self.ssthresh.min(MAX_CWND);
-            acked -= room.min(acked);
-        }
+        };
         // RFC 5681 §3.1 congestion avoidance, by RFC 3465 §2.1 byte counting: one SMSS per
         // cwnd of bytes acknowledged.
         self.bytes_acked = self.bytes_acked.saturating_add(acked);
@@ -144,11 +186,7 @@ impl CongestionControl for Reno {
 
     fn on_congestion_event(&mut self, _now: Instant, in_flight: u32) {
         // RFC 5681 §3.2 step 2 / RFC 6675 §5: ssthresh = cwnd = max(FlightSize / 2, 2 * SMSS).
-        self.pristine = false;
-        self.after_rto = false;
-        self.ssthresh = self.reduced_ssthresh(in_flight);
-        self.cwnd = self.ssthresh;
-        self.bytes_acked = 0;
+        self.decrease_to(in_flight, 0.5);
     }
 
     fn on_recovery_exit(&mut self, _now: Instant) {

@@ -1,0 +1,143 @@
+//! Full mesh (braid's default, after Linux's in-kernel path manager with `subflow` and
+//! `signal` endpoints):
+//!
+//! * server: once fully established it announces each of its other addresses (ADD_ADDR);
+//! * client: it opens a subflow from each of its other addresses — to an announced address of
+//!   the same subnet (IPv4 /24, IPv6 /64) when there is one, else, when no such announcement
+//!   came within 2·SRTT of full establishment, to the server's initial address.
+
+use super::{announce_others, PathManager, PmAction, PmContext, PmEvent};
+use crate::time::Instant;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+#[derive(Debug, Default)]
+pub struct FullMesh {
+    /// Local addresses a subflow was opened from.
+    tried: Vec<IpAddr>,
+    /// From when joins to the initial address may go (time for ADD_ADDR to arrive).
+    join_at: Option<Instant>,
+}
+
+impl FullMesh {
+    fn joins(&mut self, cx: &PmContext<'_>, out: &mut Vec<PmAction>) {
+        let first = cx.first_local.ip();
+        let late = self.join_at.is_some_and(|t| cx.now >= t);
+        let mut opened = 0;
+        for &a in cx.local_addrs {
+            if a == first || a.is_ipv4() != first.is_ipv4() || self.tried.contains(&a) {
+                continue;
+            }
+            if cx.subflows + opened >= cx.max_subflows {
+                break;
+            }
+            let target = cx
+                .remote_addrs
+                .iter()
+                .find(|r| same_subnet(a, r.1))
+                .map(|r| SocketAddr::new(r.1, cx.first_remote.port()));
+            let remote = match target {
+                Some(t) => t,
+                None if late => cx.first_remote,
+                None => continue,
+            };
+            self.tried.push(a);
+            opened += 1;
+            out.push(PmAction::Join { local: a, remote });
+        }
+        let more = cx
+            .local_addrs
+            .iter()
+            .any(|a| *a != first && !self.tried.contains(a));
+        if let Some(at) = self.join_at.filter(|&t| t > cx.now && more) {
+            out.push(PmAction::WakeAt(at));
+        }
+    }
+}
+
+impl PathManager for FullMesh {
+    fn name(&self) -> &'static str {
+        "fullmesh"
+    }
+    fn on_event(&mut self, ev: &PmEvent, cx: &PmContext<'_>, out: &mut Vec<PmAction>) {
+        if cx.server {
+            if *ev == PmEvent::FullyEstablished {
+                announce_others(cx, out);
+            }
+            return;
+        }
+        match ev {
+            PmEvent::FullyEstablished => {
+                let srtt = cx.srtt.unwrap_or(Duration::from_millis(100));
+                self.join_at = Some(cx.now + (srtt * 2).max(Duration::from_millis(10)));
+                self.joins(cx, out);
+            }
+            PmEvent::AddressAnnounced { .. } | PmEvent::Timer => self.joins(cx, out),
+            PmEvent::AddressRemoved { .. } | PmEvent::SubflowClosed { .. } => {}
+        }
+    }
+}
+
+/// Two addresses of one subnet (IPv4 /24, IPv6 /64).
+fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => a.octets()[..3] == b.octets()[..3],
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{cx, ip};
+    use super::*;
+
+    #[test]
+    fn client_pairs_announced_subnets_then_joins_the_initial_address_late() {
+        let local = [ip(0, 1), ip(1, 1), ip(2, 1)];
+        let mut pm = FullMesh::default();
+        let mut out = Vec::new();
+        // Established at 0 ms with a 20 ms SRTT: joins to the initial address wait until 40 ms.
+        pm.on_event(
+            &PmEvent::FullyEstablished,
+            &cx(false, &local, &[], 0),
+            &mut out,
+        );
+        let at = Instant::ZERO + Duration::from_millis(40);
+        assert_eq!(out, [PmAction::WakeAt(at)]);
+        out.clear();
+        // The server announces 10.0.1.2: 10.0.1.1 pairs with it at once.
+        let ann = [(5, ip(1, 2))];
+        pm.on_event(
+            &PmEvent::AddressAnnounced {
+                id: 5,
+                addr: ip(1, 2),
+            },
+            &cx(false, &local, &ann, 10),
+            &mut out,
+        );
+        assert_eq!(
+            out,
+            [
+                PmAction::Join {
+                    local: ip(1, 1),
+                    remote: SocketAddr::new(ip(1, 2), 5000)
+                },
+                PmAction::WakeAt(at)
+            ]
+        );
+        out.clear();
+        // At 40 ms the last address joins the server's initial address.
+        pm.on_event(&PmEvent::Timer, &cx(false, &local, &ann, 40), &mut out);
+        assert_eq!(
+            out,
+            [PmAction::Join {
+                local: ip(2, 1),
+                remote: SocketAddr::new(ip(0, 2), 5000)
+            }]
+        );
+        out.clear();
+        pm.on_event(&PmEvent::Timer, &cx(false, &local, &ann, 50), &mut out);
+        assert!(out.is_empty());
+    }
+}
