@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cc;
+pub(crate) mod conn;
 pub mod counters;
 pub mod endpoint;
 pub mod hash;

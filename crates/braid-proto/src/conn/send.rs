@@ -1,0 +1,262 @@
+//! Data-level sending: data onto subflows as the scheduler picks (with reinjection first),
+//! opportunistic retransmission, and the coupling input of the congestion controllers.
+
+use super::Conn;
+use crate::mptcp::sched::{Chunk, DataView, SubflowView};
+use crate::tcp::tcb::Tcb;
+use crate::time::Instant;
+
+/// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
+/// new data within the peer's data-level window, on the subflow(s) the scheduler picks.
+pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
+    let (Some(lv), Some(sched)) = (c.level.as_deref_mut(), c.sched.as_deref_mut()) else {
+        return;
+    };
+    let subs = &mut c.subs;
+    if lv.fallback {
+        // Regular TCP over subflow 0: data offsets are its stream offsets.
+        let t = &mut subs[0];
+        while lv.data_nxt < lv.sendbuf.end() {
+            let n = (lv.sendbuf.end() - lv.data_nxt)
+                .min(t.send_free() as u64)
+                .min(scratch.len() as u64) as usize;
+            if n == 0 {
+                break;
+            }
+            let got = lv.sendbuf.read_at(lv.data_nxt, &mut scratch[..n]);
+            let w = t.send(&scratch[..got]);
+            lv.data_nxt += w as u64;
+            if w == 0 {
+                break;
+            }
+        }
+        return;
+    }
+    let mut views: Vec<SubflowView> = Vec::with_capacity(subs.len());
+    loop {
+        let (d_off, d_len, reinj) = if let Some(&(a, z)) = lv.reinject.front() {
+            let a = a.max(lv.data_una).max(lv.sendbuf.start());
+            if a >= z {
+                lv.reinject.pop_front();
+                continue;
+            }
+            (a, z - a, true)
+        } else {
+            // A closed data-level window with nothing in flight: one segment goes to a
+            // subflow anyway, whose persist timer then probes the window (RFC 9293 §3.8.6.1).
+            let probe = if lv.data_una >= lv.data_nxt { 1460 } else { 0 };
+            let end = lv.sendbuf.end().min(lv.snd_right.max(lv.data_una + probe));
+            if lv.data_nxt >= end {
+                break;
+            }
+            (lv.data_nxt, end - lv.data_nxt, false)
+        };
+        views.clear();
+        views.extend(subs.iter().map(sched_view));
+        let data = DataView {
+            unsent: lv.sendbuf.end().saturating_sub(lv.data_nxt),
+            window: lv
+                .snd_right
+                .saturating_sub(lv.data_una)
+                .min(lv.sendbuf.capacity() as u64),
+            lambda: lv.blest_lambda,
+        };
+        let chunk = Chunk {
+            len: d_len,
+            reinject: reinj,
+        };
+        let Some(pick) = sched.pick(&views, &data, chunk) else {
+            break;
+        };
+        let Some(t) = subs.get_mut(pick.sub).filter(|t| sched_usable(t)) else {
+            break;
+        };
+        let mut n = d_len
+            .min(t.sched_room())
+            .min(t.send_free() as u64)
+            .min(scratch.len() as u64);
+        if n < d_len {
+            // Whole segments only: a cut mapping would end in a short segment.
+            n = t.whole_segments(n, lv.csum);
+        }
+        n = n.min(pick.max);
+        let got = lv.sendbuf.read_at(d_off, &mut scratch[..n as usize]);
+        let sub_off = t.send_end();
+        let w = t.send(&scratch[..got]) as u64;
+        if w == 0 {
+            break;
+        }
+        if let Some(mp) = t.mp.as_deref_mut() {
+            mp.push_tx(sub_off, d_off, w);
+            mp.bytes_scheduled += w;
+        }
+        if sched.duplicate() {
+            // The same bytes on every other usable subflow.
+            for (j, u) in subs.iter_mut().enumerate() {
+                if j != pick.sub && sched_usable(u) && u.send_free() as u64 >= w {
+                    let so = u.send_end();
+                    let w2 = u.send(&scratch[..w as usize]) as u64;
+                    if let Some(mp) = u.mp.as_deref_mut() {
+                        mp.push_tx(so, d_off, w2);
+                    }
+                }
+            }
+        }
+        if reinj {
+            if let Some(front) = lv.reinject.front_mut() {
+                front.0 = d_off + w;
+                if front.0 >= front.1 {
+                    lv.reinject.pop_front();
+                }
+            }
+        } else {
+            lv.data_nxt += w;
+        }
+    }
+}
+
+/// Established, join complete, can still send.
+fn sched_usable(t: &Tcb) -> bool {
+    t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready)
+}
+
+/// A subflow as the scheduler sees it.
+fn sched_view(t: &Tcb) -> SubflowView {
+    SubflowView {
+        usable: sched_usable(t),
+        backup: t.mp.as_deref().is_some_and(|m| m.is_backup()),
+        backoff: t.backoff(),
+        srtt: t.srtt(),
+        cwnd: t.cwnd(),
+        room: t.sched_room(),
+        chunk: t.sched_chunk(),
+        send_free: t.send_free() as u64,
+        unacked: t.send_end().saturating_sub(t.snd_una_offset()),
+        mss: t.smss(),
+    }
+}
+
+/// Gives every coupled congestion controller of an MPTCP connection the state of the subflows
+/// that carry data (RFC 6356: windows and RTTs of all of them; OLIA: bytes between losses).
+pub(crate) fn couple(c: &mut Conn) {
+    if c.subs.len() < 2 || !c.subs[0].cc().coupled() {
+        return;
+    }
+    let carries =
+        |t: &Tcb| t.can_carry() && t.srtt().is_some() && t.mp.as_deref().is_some_and(|m| m.ready);
+    let mut shares = Vec::with_capacity(c.subs.len());
+    let mut index = Vec::with_capacity(c.subs.len());
+    for (i, t) in c.subs.iter().enumerate().filter(|(_, t)| carries(t)) {
+        index.push(i);
+        shares.push(crate::cc::PathShare {
+            cwnd: t.cwnd(),
+            srtt: t.srtt().unwrap_or_default(),
+            mss: t.smss(),
+            inter_loss: t.cc().inter_loss_bytes(),
+        });
+    }
+    for (me, &i) in index.iter().enumerate() {
+        c.subs[i]
+            .cc_mut()
+            .set_coupling(&crate::cc::Coupling { paths: &shares, me });
+    }
+}
+
+/// How the blocking estimate of minrtt adapts: up by a step each time a slower subflow held the
+/// peer's full window for a round trip of the fastest, down slowly while DATA_ACKs advance
+/// (per second).
+const LAMBDA_STEP: f64 = 0.5;
+const LAMBDA_DECAY: f64 = 0.1;
+const LAMBDA_MAX: f64 = 3.0;
+
+/// Opportunistic retransmission and penalisation (Raiciu et al., "How Hard Can It Be?
+/// Designing and Implementing a Deployable Multipath TCP", NSDI 2012): the peer's data-level
+/// window (or our send buffer) has no room for new data, the oldest unacknowledged data sits on a slower subflow
+/// and has not been acknowledged for a round trip of the fastest subflow (it is being
+/// recovered, or queued behind a long queue): the fastest subflow with room sends it again and
+/// the slower subflow's window is reduced (once per its round trip). Once per DATA_ACK point;
+/// the receiver keeps whichever copy arrives first. True when it sent.
+pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> bool {
+    let Some(lv) = c.level.as_deref_mut() else {
+        return false;
+    };
+    let a = lv.data_una;
+    if lv.una_since.0 != a {
+        let idle = now.saturating_duration_since(lv.una_since.1).as_secs_f64();
+        lv.una_since = (a, now);
+        lv.blest_lambda = (lv.blest_lambda - LAMBDA_DECAY * idle).max(1.0);
+    }
+    let subs = &mut c.subs;
+    let usable = |t: &Tcb| {
+        t.can_carry()
+            && t.backoff() == 0
+            && t.mp.as_deref().is_some_and(|m| m.ready && !m.is_backup())
+    };
+    let Some((f, rf)) = subs
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| usable(t))
+        .filter_map(|(i, t)| t.srtt().map(|r| (i, r)))
+        .min_by_key(|&(_, r)| r)
+    else {
+        return false;
+    };
+    // No new data may go: the peer's window is full, or our send buffer is (all it holds is
+    // unacknowledged and the application waits for room).
+    let mss = subs[f].smss() as u64;
+    let window_full = lv.sendbuf.end() > lv.data_nxt && lv.snd_right < lv.data_nxt + mss;
+    let buffer_full = lv.data_nxt >= lv.sendbuf.end() && lv.sendbuf.free() < mss as usize;
+    let blocked =
+        (window_full || buffer_full) && now.saturating_duration_since(lv.una_since.1) >= rf;
+    if !c.sched.as_deref().is_some_and(|s| s.opportunistic())
+        || lv.fallback
+        || !blocked
+        || a >= lv.data_nxt
+        || lv.opp_at == Some(a)
+    {
+        return false;
+    }
+    let holds = |t: &Tcb| {
+        t.mp.as_deref()
+            .and_then(|m| m.tx_of_data(a))
+            .filter(|&(so, _)| so >= t.snd_una_offset())
+    };
+    let Some((j, left)) = subs
+        .iter()
+        .enumerate()
+        .find_map(|(j, t)| holds(t).map(|(_, left)| (j, left)))
+    else {
+        return false;
+    };
+    let t = &subs[f];
+    if j == f
+        || holds(t).is_some()
+        || subs[j].srtt().is_none_or(|r| r <= rf)
+        || t.sched_room() < t.smss() as u64
+        || t.send_free() == 0
+    {
+        return false;
+    }
+    lv.opp_at = Some(a);
+    lv.blest_lambda = (lv.blest_lambda + LAMBDA_STEP).min(LAMBDA_MAX);
+    let t = &mut subs[f];
+    let mut n = left
+        .min(t.sched_chunk())
+        .min(t.sched_room())
+        .min(t.send_free() as u64)
+        .min(scratch.len() as u64);
+    if n < left {
+        n = t.whole_segments(n, lv.csum);
+    }
+    let got = lv.sendbuf.read_at(a, &mut scratch[..n as usize]);
+    let sub_off = t.send_end();
+    let w = t.send(&scratch[..got]) as u64;
+    if w == 0 {
+        return false;
+    }
+    if let Some(mp) = t.mp.as_deref_mut() {
+        mp.push_tx(sub_off, a, w);
+    }
+    subs[j].penalize(now);
+    true
+}
