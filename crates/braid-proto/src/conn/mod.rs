@@ -97,8 +97,8 @@ impl Conn {
     pub(crate) fn after_mptcp(&mut self, now: Instant, env: &mut Env<'_>) -> Option<After> {
         let c = self;
         let mut lv = c.level.take()?;
-        mp_control(&mut lv, &mut c.subs, &mut env.counters);
-        mp_fail_answer(&mut lv, &mut c.subs, &mut env.counters);
+        mp_control(&mut lv, &mut c.subs, env.counters);
+        mp_fail_answer(&mut lv, &mut c.subs, env.counters);
         let mut evs = std::mem::take(&mut c.subs[0].events);
         for t in c.subs.iter_mut().skip(1) {
             t.events = 0;
@@ -107,7 +107,7 @@ impl Conn {
         let before = lv.recvbuf.in_order_end();
         let sole = c.subs.len() == 1;
         for t in c.subs.iter_mut() {
-            drain_sub(&mut lv, t, sole, &mut env.scratch, &mut env.counters);
+            drain_sub(&mut lv, t, sole, env.scratch, env.counters);
         }
         if lv.recvbuf.in_order_end() > before {
             evs |= ev::READABLE;
@@ -349,8 +349,8 @@ impl Conn {
         }
         c.level = Some(lv);
         couple(c);
-        schedule(c, &mut env.scratch);
-        if opportunistic(c, now, &mut env.scratch) {
+        schedule(c, env.scratch);
+        if opportunistic(c, now, env.scratch) {
             env.counters.mp_opportunistic += 1;
         }
         let all_closed = c.all_closed();
