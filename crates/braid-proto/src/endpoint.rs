@@ -1,10 +1,10 @@
 //! The endpoint: one host's TCP stack. Demultiplexes packets to connections, owns listeners,
 //! answers segments for closed ports with RST, and hands out what to transmit and when to wake.
 
-use crate::conn::{conn_timeout, drain_sub, fastclose, lend, schedule, Conn, Env};
+use crate::conn::{conn_timeout, drain_sub, fastclose, schedule, with_hooks, Conn, Env, Subflow};
 use crate::counters::Counters;
 use crate::hash::KeyedState;
-use crate::mptcp::conn::{MpLevel, SubflowMp};
+use crate::mptcp::conn::{MpLevel, SubflowMp, DSS_RESERVE};
 use crate::mptcp::crypto::{token_and_idsn, KeySource};
 use crate::mptcp::pm;
 use crate::mptcp::sched;
@@ -326,13 +326,14 @@ impl Endpoint {
         }
         let l = self.pick_port(local, remote).ok_or(Error::AddrInUse)?;
         let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
-        let mut tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
+        let tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
             .ok_or(Error::AddrNotAvailable)?;
         self.counters.active_opens += 1;
         let mut level = None;
+        let mut mp = None;
         if self.config.mptcp.enabled {
             let key = self.fresh_key();
-            tcb.mp = Some(Box::new(SubflowMp::initial()));
+            mp = Some(SubflowMp::initial());
             level = Some(Box::new(MpLevel::client(
                 key,
                 self.config.mptcp.checksum,
@@ -341,7 +342,7 @@ impl Endpoint {
             )));
             self.counters.mp_capable_syn_tx += 1;
         }
-        let h = self.insert(tcb, level, None, true);
+        let h = self.insert(Subflow::new(tcb, mp), level, None, true);
         Ok(h)
     }
 
@@ -361,7 +362,7 @@ impl Endpoint {
 
     fn insert(
         &mut self,
-        tcb: Tcb,
+        sub: Subflow,
         level: Option<Box<MpLevel>>,
         listener: Option<u16>,
         visible: bool,
@@ -376,14 +377,14 @@ impl Endpoint {
             pm::new_path_manager(&self.config.mptcp.path_manager)
                 .unwrap_or_else(|_| Box::new(pm::fullmesh::FullMesh::default()))
         });
-        self.demux.insert((tcb.local, tcb.remote), (h, 0));
+        self.demux.insert((sub.local, sub.remote), (h, 0));
         if let Some(lv) = level.as_deref() {
             self.tokens.insert(lv.local_token, h);
         }
         self.conns.insert(
             h,
             Conn {
-                subs: vec![tcb],
+                subs: vec![sub],
                 level,
                 tx_next: 0,
                 closed_told: false,
@@ -445,7 +446,7 @@ impl Endpoint {
                     counters: &mut self.counters,
                     limiter: &mut self.limiter,
                 };
-                lend(conn, i, |t| t.on_segment(&mut ctx, &seg));
+                with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, &seg, hk));
                 self.after_tcb(h, now);
                 return;
             }
@@ -521,13 +522,15 @@ impl Endpoint {
             };
             self.counters.passive_opens += 1;
             let mut level = None;
+            let mut mp = None;
             if let Some(m) = mpc {
                 self.counters.mp_capable_syn_rx += 1;
                 // RFC 8684 §3.1: only version 1 is spoken; another version gets plain TCP.
                 if m.version == braid_wire::mptcp::MPTCP_VERSION {
                     let key = self.fresh_key();
                     let checksum = self.config.mptcp.checksum;
-                    tcb.set_mptcp(SubflowMp::initial(), true);
+                    tcb.reserve_option_room(DSS_RESERVE);
+                    mp = Some(SubflowMp::initial());
                     level = Some(Box::new(MpLevel::server(
                         key,
                         checksum,
@@ -540,7 +543,7 @@ impl Endpoint {
             if let Some(l) = self.listeners.get_mut(&seg.dst_port) {
                 l.half_open += 1;
             }
-            self.insert(tcb, level, Some(seg.dst_port), false);
+            self.insert(Subflow::new(tcb, mp), level, Some(seg.dst_port), false);
             return;
         }
         if self.config.mptcp.enabled && f.syn() && !f.ack() {
@@ -623,11 +626,9 @@ impl Endpoint {
                 .map_or(0, |p| (p + 1).min(255) as u8)
         };
         let nonce_local = self.keys.next_nonce();
-        tcb.set_mptcp(
-            SubflowMp::join_responder(nonce_local, nonce, addr_id, our_id, backup),
-            true,
-        );
-        c.subs.push(tcb);
+        tcb.reserve_option_room(DSS_RESERVE);
+        let mp = SubflowMp::join_responder(nonce_local, nonce, addr_id, our_id, backup);
+        c.subs.push(Subflow::new(tcb, Some(mp)));
         let i = c.subs.len() - 1;
         self.demux.insert((local, remote), (h, i));
         self.queue_tx(h);
@@ -665,7 +666,7 @@ impl Endpoint {
             return;
         };
         let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
-        let Some(mut tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
+        let Some(tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
             return;
         };
         let Some(c) = self.conns.get_mut(&h) else {
@@ -690,8 +691,7 @@ impl Endpoint {
                 .find(|r| r.1 == remote.ip())
                 .map_or(0, |r| r.0);
         }
-        tcb.mp = Some(Box::new(mp));
-        c.subs.push(tcb);
+        c.subs.push(Subflow::new(tcb, Some(mp)));
         let i = c.subs.len() - 1;
         self.demux.insert((l, remote), (h, i));
         self.counters.mp_join_syn_tx += 1;
@@ -910,7 +910,7 @@ impl Endpoint {
                 };
                 for i in 0..c.subs.len() {
                     if c.subs[i].next_timeout().is_some_and(|t| t <= now) {
-                        lend(c, i, |t| t.on_timeout(&mut ctx));
+                        with_hooks(c, i, |t, _| t.on_timeout(&mut ctx));
                     }
                 }
                 self.mp_tick(h, now);
@@ -969,7 +969,7 @@ impl Endpoint {
             let n = c.subs.len();
             for k in 0..n {
                 let i = (c.tx_next + k) % n;
-                if lend(c, i, |t| t.poll_transmit(now, buf)) {
+                if with_hooks(c, i, |t, hk| t.poll_transmit(now, buf, hk)) {
                     if n > 1 {
                         c.tx_next = (i + 1) % n;
                     }
@@ -1214,7 +1214,7 @@ impl Endpoint {
         };
         if let Some(lv) = c.level.as_deref() {
             // Whole-connection byte counts over all subflows.
-            let sum = |f: fn(&Tcb) -> u64| c.subs.iter().map(f).sum::<u64>();
+            let sum = |f: fn(&Subflow) -> u64| c.subs.iter().map(f).sum::<u64>();
             info.bytes_sent = sum(|t| t.stats.bytes_sent);
             info.bytes_retransmitted = sum(|t| t.stats.bytes_retransmitted);
             // Application bytes the peer acknowledged: the DATA_ACK (subflow counts would see

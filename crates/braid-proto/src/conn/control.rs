@@ -2,16 +2,17 @@
 //! connection: MP_FASTCLOSE, REMOVE_ADDR, MP_PRIO (RFC 8684 §3.5, §3.4.2, §3.3.8) and the answer
 //! to MP_FAIL (§3.7).
 
+use super::Subflow;
 use crate::counters::Counters;
 use crate::mptcp::conn::MpLevel;
-use crate::tcp::tcb::{End, Tcb};
+use crate::tcp::tcb::End;
 use crate::tcp::TcpState;
 use braid_wire::mptcp::ResetReason;
 
 /// Acts on the control options the subflows received (RFC 8684 §3.5, §3.4.2, §3.3.8) where
 /// they concern other subflows than the one they came on; asks for the pure ACK that carries
 /// a pending MP_PRIO of ours.
-pub(crate) fn mp_control(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
+pub(crate) fn mp_control(lv: &mut MpLevel, subs: &mut [Subflow], counters: &mut Counters) {
     if lv.fastclose_rx {
         // RFC 8684 §3.5: every subflow is reset and the connection closed at once.
         for t in subs.iter_mut().filter(|t| t.state != TcpState::Closed) {
@@ -37,7 +38,7 @@ pub(crate) fn mp_control(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Coun
             })
             .collect();
         let ready =
-            |t: &Tcb| t.state != TcpState::Closed && t.mp.as_deref().is_some_and(|m| m.ready);
+            |t: &Subflow| t.state != TcpState::Closed && t.mp.as_deref().is_some_and(|m| m.ready);
         let survivor = subs.iter().zip(&hit).any(|(t, &h)| ready(t) && !h);
         let keep = if survivor {
             None
@@ -82,7 +83,7 @@ pub(crate) fn mp_control(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Coun
 /// the failed DSN (the peer dropped the failed mapping; it places our bytes by the infinite
 /// mapping's DSN); otherwise the subflow is reset and its data reinjected on the others
 /// (`mp_after`).
-pub(crate) fn mp_fail_answer(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut Counters) {
+pub(crate) fn mp_fail_answer(lv: &mut MpLevel, subs: &mut [Subflow], counters: &mut Counters) {
     let sole = subs.len() == 1;
     for t in subs.iter_mut() {
         let sub_off = t.send_end();
@@ -92,7 +93,7 @@ pub(crate) fn mp_fail_answer(lv: &mut MpLevel, subs: &mut [Tcb], counters: &mut 
         let Some(dsn) = mp.fail_rx.take() else {
             continue;
         };
-        if lv.fallback || t.state == TcpState::Closed {
+        if lv.fallback || t.tcb.state == TcpState::Closed {
             continue;
         }
         if sole && mp.join.is_none() {

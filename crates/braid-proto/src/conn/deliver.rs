@@ -1,9 +1,10 @@
 //! Data-level delivery: the bytes of each subflow, through its receive mappings (RFC 8684
 //! §3.3.1, checksums verified over whole mappings), into the connection-level receive buffer.
 
+use super::Subflow;
 use crate::counters::Counters;
 use crate::mptcp::conn::MpLevel;
-use crate::tcp::tcb::{End, Tcb};
+use crate::tcp::tcb::End;
 use braid_wire::mptcp::{dss_checksum_ok, ResetReason};
 
 /// What to do with the bytes at a subflow's read point ([`rx_step`]).
@@ -31,7 +32,7 @@ enum RxStep {
 /// verified: nothing of it is delivered before.
 fn rx_step(
     lv: &MpLevel,
-    t: &mut Tcb,
+    t: &mut Subflow,
     fallback: bool,
     implicit: bool,
     scratch: &mut [u8],
@@ -128,7 +129,7 @@ fn rx_step(
 /// falls back to TCP when the peer's infinite mapping arrives.
 pub(crate) fn drain_sub(
     lv: &mut MpLevel,
-    t: &mut Tcb,
+    t: &mut Subflow,
     sole: bool,
     scratch: &mut [u8],
     c: &mut Counters,

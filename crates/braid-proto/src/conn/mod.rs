@@ -14,15 +14,46 @@ pub(crate) use send::schedule;
 use send::{couple, opportunistic};
 
 use crate::counters::Counters;
-use crate::mptcp::conn::{MpLevel, Role};
+use crate::mptcp::conn::{MpHooks, MpLevel, Role, SubflowMp};
 use crate::mptcp::pm::{PathManager, PmAction, PmContext, PmEvent};
 use crate::mptcp::sched::Scheduler;
+use crate::tcp::hooks::{NoHooks, SubflowHooks};
 use crate::tcp::tcb::{ev, End, Tcb};
 use crate::tcp::TcpState;
 use crate::time::Instant;
 use braid_wire::mptcp::ResetReason;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+/// One subflow: its TCP (which knows nothing of MPTCP) and its MPTCP state (`None` for
+/// plain TCP). It reads as its TCB.
+#[derive(Debug)]
+pub(crate) struct Subflow {
+    pub tcb: Tcb,
+    pub mp: Option<Box<SubflowMp>>,
+}
+
+impl Subflow {
+    pub(crate) fn new(tcb: Tcb, mp: Option<SubflowMp>) -> Self {
+        Subflow {
+            tcb,
+            mp: mp.map(Box::new),
+        }
+    }
+}
+
+impl std::ops::Deref for Subflow {
+    type Target = Tcb;
+    fn deref(&self) -> &Tcb {
+        &self.tcb
+    }
+}
+
+impl std::ops::DerefMut for Subflow {
+    fn deref_mut(&mut self) -> &mut Tcb {
+        &mut self.tcb
+    }
+}
 
 /// What a connection needs of its endpoint while it works.
 pub(crate) struct Env<'a> {
@@ -49,7 +80,7 @@ pub(crate) struct After {
 #[derive(Debug)]
 pub(crate) struct Conn {
     /// Subflow 0 is the initial one; closed subflows stay for `conn_info`.
-    pub(crate) subs: Vec<Tcb>,
+    pub(crate) subs: Vec<Subflow>,
     /// The MPTCP connection level (RFC 8684); `None` for plain TCP.
     pub(crate) level: Option<Box<MpLevel>>,
     /// Subflow `poll_transmit` asks first (fair turns between subflows).
@@ -72,10 +103,10 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn tcb(&self) -> &Tcb {
+    pub(crate) fn tcb(&self) -> &Subflow {
         &self.subs[0]
     }
-    pub(crate) fn tcb_mut(&mut self) -> &mut Tcb {
+    pub(crate) fn tcb_mut(&mut self) -> &mut Subflow {
         &mut self.subs[0]
     }
     /// Every subflow is closed.
@@ -355,7 +386,7 @@ impl Conn {
         }
         let all_closed = c.all_closed();
         let told = c.closed_told;
-        let removed = |t: &Tcb| t.mp.as_deref().is_some_and(|m| m.removed);
+        let removed = |t: &Subflow| t.mp.as_deref().is_some_and(|m| m.removed);
         let end = if c.level.as_deref().is_some_and(|l| l.fastclose_rx) {
             End::Reset
         } else if c.level.as_deref().is_some_and(|l| l.closing) {
@@ -430,14 +461,18 @@ impl Conn {
     }
 }
 
-/// Calls `f` on subflow `i` with the connection level lent to its TCB (a pointer swap), so the
-/// TCB's MPTCP hooks reach both levels.
-pub(crate) fn lend<R>(c: &mut Conn, i: usize, f: impl FnOnce(&mut Tcb) -> R) -> R {
-    let t = &mut c.subs[i];
-    t.level = c.level.take();
-    let r = f(t);
-    c.level = t.level.take();
-    r
+/// Calls `f` on subflow `i`'s TCB with the hooks its MPTCP state plugs in (none for plain
+/// TCP): the subflow state with the connection level.
+pub(crate) fn with_hooks<R>(
+    c: &mut Conn,
+    i: usize,
+    f: impl FnOnce(&mut Tcb, &mut dyn SubflowHooks) -> R,
+) -> R {
+    let s = &mut c.subs[i];
+    match (s.mp.as_deref_mut(), c.level.as_deref_mut()) {
+        (Some(mp), Some(lv)) => f(&mut s.tcb, &mut MpHooks { mp, lv }),
+        _ => f(&mut s.tcb, &mut NoHooks),
+    }
 }
 
 /// Shortest wait for the infinite mapping that answers our MP_FAIL (else 8 RTOs).
@@ -479,7 +514,7 @@ pub(crate) fn fastclose(c: &mut Conn) -> u64 {
 /// Data is sent but not DATA_ACKed while every subflow has all it carried acknowledged: only
 /// the data level's retransmission can move it (the DATA_ACK was lost, or the peer dropped the
 /// data above its subflows).
-fn data_unacked_at_data_level(lv: &MpLevel, subs: &[Tcb]) -> bool {
+fn data_unacked_at_data_level(lv: &MpLevel, subs: &[Subflow]) -> bool {
     !lv.fallback
         && lv.data_una < lv.data_nxt
         && lv.reinject.is_empty()

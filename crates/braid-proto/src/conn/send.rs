@@ -2,8 +2,8 @@
 //! opportunistic retransmission, and the coupling input of the congestion controllers.
 
 use super::Conn;
+use super::Subflow;
 use crate::mptcp::sched::{Chunk, DataView, SubflowView};
-use crate::tcp::tcb::Tcb;
 use crate::time::Instant;
 
 /// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
@@ -116,12 +116,12 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
 }
 
 /// Established, join complete, can still send.
-fn sched_usable(t: &Tcb) -> bool {
+fn sched_usable(t: &Subflow) -> bool {
     t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready)
 }
 
 /// A subflow as the scheduler sees it.
-fn sched_view(t: &Tcb) -> SubflowView {
+fn sched_view(t: &Subflow) -> SubflowView {
     SubflowView {
         usable: sched_usable(t),
         backup: t.mp.as_deref().is_some_and(|m| m.is_backup()),
@@ -142,8 +142,9 @@ pub(crate) fn couple(c: &mut Conn) {
     if c.subs.len() < 2 || !c.subs[0].cc().coupled() {
         return;
     }
-    let carries =
-        |t: &Tcb| t.can_carry() && t.srtt().is_some() && t.mp.as_deref().is_some_and(|m| m.ready);
+    let carries = |t: &Subflow| {
+        t.can_carry() && t.srtt().is_some() && t.mp.as_deref().is_some_and(|m| m.ready)
+    };
     let mut shares = Vec::with_capacity(c.subs.len());
     let mut index = Vec::with_capacity(c.subs.len());
     for (i, t) in c.subs.iter().enumerate().filter(|(_, t)| carries(t)) {
@@ -187,7 +188,7 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
         lv.blest_lambda = (lv.blest_lambda - LAMBDA_DECAY * idle).max(1.0);
     }
     let subs = &mut c.subs;
-    let usable = |t: &Tcb| {
+    let usable = |t: &Subflow| {
         t.can_carry()
             && t.backoff() == 0
             && t.mp.as_deref().is_some_and(|m| m.ready && !m.is_backup())
@@ -216,7 +217,7 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
     {
         return false;
     }
-    let holds = |t: &Tcb| {
+    let holds = |t: &Subflow| {
         t.mp.as_deref()
             .and_then(|m| m.tx_of_data(a))
             .filter(|&(so, _)| so >= t.snd_una_offset())

@@ -2,15 +2,16 @@
 //!
 //! [`MpLevel`] belongs to the connection: keys, tokens, the data-level send and receive buffers
 //! (offset 0 = DSN IDSN+1), DATA_ACK / window / DATA_FIN state, reinjection ranges and the path
-//! manager's address lists. [`SubflowMp`] lives in each subflow's TCB: join handshake state,
-//! address id and the tx / rx mappings between subflow stream offsets and data offsets.
+//! manager's address lists. [`SubflowMp`] lives beside each subflow's TCB (`conn::Subflow`):
+//! join handshake state, address id and the tx / rx mappings between subflow stream offsets and
+//! data offsets.
 //!
-//! The endpoint moves the connection's `MpLevel` into the TCB it calls (a pointer swap), so the
-//! TCB's hooks ([`SubflowMp::on_input`] before it handles a segment, [`SubflowMp::write_options`]
-//! while it builds one) reach both levels. A plain TCP connection has neither and pays one
-//! `Option` check per packet.
+//! The TCB knows nothing of MPTCP: for each call the connection hands it [`MpHooks`] (the
+//! subflow state with its connection level) as `tcp::hooks::SubflowHooks` — options read
+//! before it handles a segment, options written while it builds one, segments bounded by the
+//! mappings. A plain TCP connection passes `NoHooks`.
 //!
-//! The endpoint does the rest (endpoint.rs, `mp_after`): it drains each subflow's in-order
+//! The connection does the rest (`conn`, `Conn::after_mptcp`): it drains each subflow's in-order
 //! bytes through the rx mappings into the data-level buffer, schedules data-level bytes onto
 //! subflows as the scheduler (`sched`) picks, reinjects a subflow's unacknowledged data when it
 //! dies or its RTO fires, and tells the path manager (`pm`) what happened. ADD_ADDR goes out
@@ -18,6 +19,7 @@
 
 use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
 use crate::counters::Counters;
+use crate::tcp::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use crate::tcp::recvbuf::RecvBuffer;
 use crate::tcp::sendbuf::SendBuffer;
 use crate::time::Instant;
@@ -371,52 +373,12 @@ pub(crate) struct SubflowMp {
     pub inf_map: Option<(u64, u64)>,
 }
 
-/// What the TCB knows about a segment it is building.
-pub(crate) struct OutSeg<'p> {
-    pub flags: u8,
-    /// Sequence number relative to our ISN.
-    pub rel_seq: u32,
-    /// Stream offset of the first payload byte (or of the FIN).
-    pub off: u64,
-    pub payload: &'p [u8],
-    /// The segment carries SACK blocks (room for an ADD_ADDR is then not there).
-    pub sack: bool,
-    /// Option bytes left for MPTCP on a data segment (its payload was sized with
-    /// [`SubflowMp::data_opt_len`]).
-    pub room: u32,
-}
-
-/// What the TCB knows when a segment arrives.
-pub(crate) struct InSeg {
-    /// The TCB is in SYN_SENT.
-    pub syn_sent: bool,
-    /// Sequence number of the segment relative to the peer's ISN (valid once synchronized).
-    pub rel_seq: u32,
-    /// Stream offset of the segment's first byte (valid once synchronized).
-    pub seg_off: u64,
-    /// Shift of the peer's window field.
-    pub wnd_shift: u8,
-    /// Capacity of the subflow's receive buffer (bounds the rx mappings kept).
-    pub rcv_capacity: usize,
-    /// The segment acknowledges some of our data (beyond the SYN).
-    pub acks_data: bool,
-}
-
 /// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).
 #[derive(Default)]
 struct Control<'a> {
     remove: Option<&'a [u8]>,
     prio: Option<(bool, Option<u8>)>,
     fastclose: Option<u64>,
-}
-
-/// What the TCB does with a segment after the MPTCP hook saw it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum InAction {
-    Continue,
-    Drop,
-    /// Reset the subflow (RST with the MP_TCPRST reason in `rst_reason`).
-    Reset,
 }
 
 impl SubflowMp {
@@ -1366,6 +1328,44 @@ fn expand(v: DataSeq, near: u64) -> u64 {
         cand.wrapping_add(1 << 32)
     } else {
         cand
+    }
+}
+
+/// The MPTCP level of one subflow as its TCB sees it: the subflow state with its connection
+/// level, for the duration of one TCB call.
+pub(crate) struct MpHooks<'a> {
+    pub mp: &'a mut SubflowMp,
+    pub lv: &'a mut MpLevel,
+}
+
+impl SubflowHooks for MpHooks<'_> {
+    fn option_reserve(&self) -> u32 {
+        if self.lv.fallback {
+            0
+        } else {
+            DSS_RESERVE
+        }
+    }
+    fn on_input(&mut self, c: &mut Counters, seg: &TcpRepr<'_>, i: &InSeg) -> InAction {
+        self.mp.on_input(self.lv, c, seg, i)
+    }
+    fn take_ack_now(&mut self) -> bool {
+        std::mem::take(&mut self.mp.ack_now)
+    }
+    fn take_fail_ack_due(&mut self) -> bool {
+        std::mem::take(&mut self.mp.fail_ack_due)
+    }
+    fn options(&mut self, s: &OutSeg<'_>, out: &mut [[u8; 40]; 2]) -> [usize; 2] {
+        self.mp.options(self.lv, s, out)
+    }
+    fn recv_window(&self) -> Option<usize> {
+        Some(self.lv.recv_window())
+    }
+    fn seg_limit(&self, off: u64) -> u64 {
+        self.mp.seg_limit(off)
+    }
+    fn data_opt_len(&self, off: u64) -> Option<u32> {
+        Some(self.mp.data_opt_len(self.lv, off))
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+pub(crate) mod hooks;
 pub mod recvbuf;
 pub mod rtt;
 pub mod sendbuf;

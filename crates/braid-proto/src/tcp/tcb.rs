@@ -7,13 +7,13 @@
 //! not do SACK; the scoreboard is one record per segment sent, with incremental byte counters so
 //! that the common path costs O(1) per ACK.
 
+use super::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use super::recvbuf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
 use super::{Seq, TcpConfig, TcpState};
 use crate::cc::{new_cc, CongestionControl};
 use crate::counters::Counters;
-use crate::mptcp::conn::{InAction, InSeg, MpLevel, OutSeg, SubflowMp, DSS_RESERVE};
 use crate::time::Instant;
 use braid_wire::{IpRepr, SackBlock, TcpFlags, TcpOptions, TcpRepr, Timestamps};
 use std::collections::VecDeque;
@@ -204,7 +204,7 @@ pub(crate) struct Tcb {
     last_send: Instant,
     /// In the last send opportunity we had less data than the window allowed.
     app_limited: bool,
-    /// The MSS was reduced by [`DSS_RESERVE`] for MPTCP options (RFC 8684 §3.3).
+    /// The MSS was reduced by the extension's option reserve (MPTCP: RFC 8684 §3.3).
     dss_reserved: u32,
     /// End of the last short segment sent (Minshall's Nagle: at most one unacknowledged).
     snd_sml: Seq,
@@ -261,10 +261,6 @@ pub(crate) struct Tcb {
     syn_sent_at: Option<Instant>,
     /// Out-of-order segments the receive buffer refused so far (to count the difference).
     stats_ooo_dropped: u64,
-    /// The MPTCP state of this subflow; `None` for plain TCP (RFC 8684).
-    pub(crate) mp: Option<Box<SubflowMp>>,
-    /// The connection level, lent by the endpoint for the duration of a call (see mptcp::conn).
-    pub(crate) level: Option<Box<MpLevel>>,
 }
 
 impl Tcb {
@@ -375,8 +371,6 @@ impl Tcb {
             rst_reply: None,
             syn_sent_at: None,
             stats_ooo_dropped: 0,
-            mp: None,
-            level: None,
             cfg: cfg.clone(),
         })
     }
@@ -417,7 +411,7 @@ impl Tcb {
         t.rcv_nxt = t.irs + 1u32;
         t.rcv_adv = t.rcv_nxt;
         t.last_ack_sent = t.rcv_nxt;
-        t.negotiate(&syn.options);
+        t.negotiate(&syn.options, &mut super::hooks::NoHooks);
         t.snd_wnd = syn.window as u32; // RFC 7323 §2.2: the window in a SYN is never scaled
         t.max_snd_wnd = t.snd_wnd;
         t.snd_wl1 = t.irs;
@@ -430,7 +424,7 @@ impl Tcb {
     }
 
     /// Applies the options of the peer's SYN: we use an option only if both sides offered it.
-    fn negotiate(&mut self, o: &TcpOptions<'_>) {
+    fn negotiate(&mut self, o: &TcpOptions<'_>, hk: &mut dyn SubflowHooks) {
         let peer_mss = o.mss.unwrap_or(DEFAULT_PEER_MSS).max(64);
         self.sack_ok = self.cfg.sack && o.sack_permitted;
         self.ts_ok = self.cfg.timestamps && o.timestamps.is_some();
@@ -442,14 +436,14 @@ impl Tcb {
             self.rcv_wscale = 0;
         }
         let mut opt = if self.ts_ok { TS_OPTION_LEN } else { 0 };
-        if self.mp.is_some() && self.level.as_ref().is_some_and(|l| !l.fallback) {
-            // Room for the DSS on every data segment (RFC 8684 §3.3; Linux does the same).
-            opt += DSS_RESERVE as u16;
-        }
+        // Room for the extension's option on every data segment (MPTCP's DSS, RFC 8684 §3.3;
+        // Linux does the same).
+        let reserve = hk.option_reserve().min(40) as u16;
+        opt += reserve;
         let mss = peer_mss.min(self.cfg.mss);
         self.smss = (mss.saturating_sub(opt)).max(32) as u32;
-        if self.mp.is_some() && self.level.as_ref().is_some_and(|l| !l.fallback) {
-            let full = (mss.saturating_sub(opt - DSS_RESERVE as u16)).max(32) as u32;
+        if reserve > 0 {
+            let full = (mss.saturating_sub(opt - reserve)).max(32) as u32;
             self.dss_reserved = full - self.smss;
         }
         self.rcv_mss = (self.cfg.mss.saturating_sub(opt)).max(32) as u32;
@@ -699,9 +693,9 @@ impl Tcb {
     // ------------------------------------------------------------------------------------------
 
     /// Handles one segment addressed to this connection.
-    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, hk: &mut dyn SubflowHooks) {
         self.stats.segments_received += 1;
-        if let (Some(mp), Some(lv)) = (self.mp.as_deref_mut(), self.level.as_deref_mut()) {
+        {
             let syn_sent = self.state == TcpState::SynSent;
             let seq = Seq(seg.seq);
             let seg_off = if syn_sent {
@@ -723,7 +717,7 @@ impl Tcb {
                     && Seq(seg.ack) > self.iss + 1u32
                     && Seq(seg.ack) <= self.snd_nxt,
             };
-            match mp.on_input(lv, ctx.counters, seg, &info) {
+            match hk.on_input(ctx.counters, seg, &info) {
                 InAction::Continue => {}
                 InAction::Drop => return,
                 InAction::Reset => {
@@ -735,17 +729,20 @@ impl Tcb {
         }
         match self.state {
             TcpState::Closed | TcpState::Listen => {}
-            TcpState::SynSent => self.on_segment_syn_sent(ctx, seg),
+            TcpState::SynSent => self.on_segment_syn_sent(ctx, seg, hk),
             _ => self.on_segment_synchronized(ctx, seg),
         }
-        if let Some(mp) = self.mp.as_deref_mut() {
-            if std::mem::take(&mut mp.ack_now) {
-                self.ack_now = true;
-            }
+        if hk.take_ack_now() {
+            self.ack_now = true;
         }
     }
 
-    fn on_segment_syn_sent(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    fn on_segment_syn_sent(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+        hk: &mut dyn SubflowHooks,
+    ) {
         let f = seg.flags;
         let now = ctx.now;
         if f.ack() {
@@ -772,7 +769,7 @@ impl Tcb {
         self.irs = Seq(seg.seq);
         self.rcv_nxt = self.irs + 1u32;
         self.rcv_adv = self.rcv_nxt;
-        self.negotiate(&seg.options);
+        self.negotiate(&seg.options, hk);
         if let Some(ts) = seg.options.timestamps.filter(|_| self.ts_ok) {
             self.ts_recent = ts.tsval;
             self.ts_recent_at = now;
@@ -1539,15 +1536,15 @@ impl Tcb {
     }
 
     /// The window we advertise now, as the header field, and the right edge it implies.
-    fn window_to_advertise(&mut self, syn: bool) -> u16 {
+    fn window_to_advertise(&mut self, syn: bool, hk: &mut dyn SubflowHooks) -> u16 {
         if syn {
             let w = self.recvbuf.window().min(65535) as u16;
             self.rcv_adv = self.rcv_nxt + w as u32;
             return w;
         }
-        let avail = match self.level.as_deref() {
+        let avail = match hk.recv_window() {
             // RFC 8684 §3.3.4: the connection-level window, on every subflow.
-            Some(l) => l.recv_window().saturating_sub(self.recvbuf.readable()) as u32,
+            Some(w) => w.saturating_sub(self.recvbuf.readable()) as u32,
             None => self.recvbuf.window() as u32,
         };
         let mut right = self.rcv_nxt + avail;
@@ -1567,7 +1564,13 @@ impl Tcb {
             .wrapping_add((now.as_nanos() / 1_000_000) as u32)
     }
 
-    fn base_repr(&mut self, now: Instant, seq: Seq, flags: u8) -> TcpRepr<'static> {
+    fn base_repr(
+        &mut self,
+        now: Instant,
+        seq: Seq,
+        flags: u8,
+        hk: &mut dyn SubflowHooks,
+    ) -> TcpRepr<'static> {
         let syn = flags & TcpFlags::SYN != 0;
         let mut r = TcpRepr {
             src_port: self.local.port(),
@@ -1580,7 +1583,7 @@ impl Tcb {
         };
         if flags & TcpFlags::RST == 0 {
             // Every segment but a RST carries our window; a SYN's is never scaled (RFC 7323 §2.2).
-            r.window = self.window_to_advertise(syn);
+            r.window = self.window_to_advertise(syn, hk);
         }
         if flags & TcpFlags::ACK != 0 {
             r.ack = self.rcv_nxt.0;
@@ -1624,8 +1627,13 @@ impl Tcb {
     }
 
     /// Emits the next segment this connection wants to send into `buf` (a whole IP packet).
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
-        let emitted = self.next_segment(now, buf);
+    pub fn poll_transmit(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
+    ) -> bool {
+        let emitted = self.next_segment(now, buf, hk);
         if emitted {
             self.stats.segments_sent += 1;
             self.last_send = now;
@@ -1633,18 +1641,20 @@ impl Tcb {
         emitted
     }
 
-    fn emit(&mut self, repr: &TcpRepr<'_>, buf: &mut Vec<u8>) {
+    fn emit(&mut self, repr: &TcpRepr<'_>, buf: &mut Vec<u8>, hk: &mut dyn SubflowHooks) {
         let off = self.sendbuf.end();
-        self.emit_seg(repr, off, buf);
+        self.emit_seg(repr, off, buf, hk);
     }
 
     /// Emits a segment whose first payload byte (or FIN) is at stream offset `off`, decorated
-    /// with the MPTCP option of the connection level when there is one.
-    fn emit_seg(&mut self, repr: &TcpRepr<'_>, off: u64, buf: &mut Vec<u8>) {
-        let (Some(mp), Some(lv)) = (self.mp.as_deref_mut(), self.level.as_deref_mut()) else {
-            braid_wire::emit_ip_tcp(&self.ip, repr, buf);
-            return;
-        };
+    /// with the extension's options (MPTCP) when there are any.
+    fn emit_seg(
+        &mut self,
+        repr: &TcpRepr<'_>,
+        off: u64,
+        buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
+    ) {
         let mut body = [[0u8; 40]; 2];
         let out = OutSeg {
             flags: repr.flags.0,
@@ -1654,7 +1664,7 @@ impl Tcb {
             sack: !repr.options.sack.is_empty(),
             room: (self.smss + self.dss_reserved).saturating_sub(repr.payload.len() as u32),
         };
-        let n = mp.options(lv, &out, &mut body);
+        let n = hk.options(&out, &mut body);
         if n == [0, 0] {
             braid_wire::emit_ip_tcp(&self.ip, repr, buf);
             return;
@@ -1670,17 +1680,16 @@ impl Tcb {
         braid_wire::emit_ip_tcp(&self.ip, &r, buf);
     }
 
-    /// Attaches the per-subflow MPTCP state (passive open: after `accept_syn` negotiated);
-    /// `reserve` takes the DSS room out of the MSS.
-    pub(crate) fn set_mptcp(&mut self, mp: SubflowMp, reserve: bool) {
-        if self.state == TcpState::SynReceived && reserve {
+    /// Keeps `bytes` of option room free on every data segment (passive open: after
+    /// `accept_syn` negotiated, when an extension such as MPTCP was agreed).
+    pub(crate) fn reserve_option_room(&mut self, bytes: u32) {
+        if self.state == TcpState::SynReceived && bytes > 0 {
             let full = self.smss;
-            self.smss = self.smss.saturating_sub(DSS_RESERVE).max(32);
+            self.smss = self.smss.saturating_sub(bytes).max(32);
             self.dss_reserved = full - self.smss;
-            self.rcv_mss = self.rcv_mss.saturating_sub(DSS_RESERVE).max(32);
+            self.rcv_mss = self.rcv_mss.saturating_sub(bytes).max(32);
             self.cc.set_mss(self.smss);
         }
-        self.mp = Some(Box::new(mp));
     }
 
     // --- for the MPTCP connection level (endpoint) ---
@@ -1781,11 +1790,11 @@ impl Tcb {
         matches!(self.state, TcpState::Established | TcpState::CloseWait) && !self.fin_queued
     }
 
-    fn next_segment(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    fn next_segment(&mut self, now: Instant, buf: &mut Vec<u8>, hk: &mut dyn SubflowHooks) -> bool {
         if self.rst_pending {
             self.rst_pending = false;
-            let r = self.base_repr(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK);
-            self.emit(&r, buf);
+            let r = self.base_repr(now, self.snd_nxt, TcpFlags::RST | TcpFlags::ACK, hk);
+            self.emit(&r, buf, hk);
             return true;
         }
         if let Some((seq, ack, with_ack)) = self.rst_reply.take() {
@@ -1802,14 +1811,14 @@ impl Tcb {
                 flags: TcpFlags(flags),
                 ..Default::default()
             };
-            self.emit(&r, buf);
+            self.emit(&r, buf, hk);
             return true;
         }
         match self.state {
             TcpState::Closed | TcpState::Listen => false,
             TcpState::SynSent | TcpState::SynReceived => {
                 if !self.syn_pending {
-                    return self.send_pure_ack_if_needed(now, buf);
+                    return self.send_pure_ack_if_needed(now, buf, hk);
                 }
                 self.syn_pending = false;
                 let flags = if self.state == TcpState::SynSent {
@@ -1817,8 +1826,8 @@ impl Tcb {
                 } else {
                     TcpFlags::SYN | TcpFlags::ACK
                 };
-                let r = self.base_repr(now, self.iss, flags);
-                self.emit(&r, buf);
+                let r = self.base_repr(now, self.iss, flags, hk);
+                self.emit(&r, buf, hk);
                 if self.retries == 0 {
                     self.syn_sent_at = Some(now);
                 }
@@ -1828,17 +1837,13 @@ impl Tcb {
                 true
             }
             _ => {
-                if self
-                    .mp
-                    .as_deref_mut()
-                    .is_some_and(|m| std::mem::take(&mut m.fail_ack_due))
-                {
+                if hk.take_fail_ack_due() {
                     // An ACK of its own for the MP_FAIL (RFC 8684 §3.7), which a data
                     // segment has no room for.
                     self.ack_now = true;
-                    return self.send_pure_ack_if_needed(now, buf);
+                    return self.send_pure_ack_if_needed(now, buf, hk);
                 }
-                if self.send_data(now, buf) {
+                if self.send_data(now, buf, hk) {
                     return true;
                 }
                 if self.persist_probe_pending || self.keepalive_probe_pending {
@@ -1846,16 +1851,21 @@ impl Tcb {
                     // carrying the peer's current window (RFC 9293 §3.8.4, §3.8.6.1).
                     self.persist_probe_pending = false;
                     self.keepalive_probe_pending = false;
-                    let r = self.base_repr(now, self.snd_una - 1u32, TcpFlags::ACK);
-                    self.emit(&r, buf);
+                    let r = self.base_repr(now, self.snd_una - 1u32, TcpFlags::ACK, hk);
+                    self.emit(&r, buf, hk);
                     return true;
                 }
-                self.send_pure_ack_if_needed(now, buf)
+                self.send_pure_ack_if_needed(now, buf, hk)
             }
         }
     }
 
-    fn send_pure_ack_if_needed(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    fn send_pure_ack_if_needed(
+        &mut self,
+        now: Instant,
+        buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
+    ) -> bool {
         if !self.ack_now || matches!(self.state, TcpState::SynSent | TcpState::Closed) {
             return false;
         }
@@ -1864,13 +1874,13 @@ impl Tcb {
         } else {
             self.snd_nxt
         };
-        let r = self.base_repr(now, seq, TcpFlags::ACK);
-        self.emit(&r, buf);
+        let r = self.base_repr(now, seq, TcpFlags::ACK, hk);
+        self.emit(&r, buf, hk);
         true
     }
 
     /// Sends one data (or FIN) segment if the windows and Nagle allow (RFC 6675 NextSeg first).
-    fn send_data(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
+    fn send_data(&mut self, now: Instant, buf: &mut Vec<u8>, hk: &mut dyn SubflowHooks) -> bool {
         if !matches!(
             self.state,
             TcpState::Established
@@ -1894,7 +1904,7 @@ impl Tcb {
         // 1. Retransmit a lost segment.
         if self.recovery != Recovery::Open {
             if let Some(i) = self.next_lost() {
-                return self.retransmit(now, i, buf);
+                return self.retransmit(now, i, buf, hk);
             }
         }
         // 2. New data (and FIN).
@@ -1903,19 +1913,17 @@ impl Tcb {
         let mut avail = data_end.saturating_sub(off);
         let mut cut = false;
         let mut mss = self.smss;
-        if let Some(mp) = self.mp.as_deref() {
-            // RFC 8684 §3.3.1: a segment never spans two mappings.
-            let lim = mp.seg_limit(off);
-            if lim < avail {
-                avail = lim;
-                cut = true;
-            }
-            // The MSS was reduced by the largest DSS; a segment that carries less gets the
-            // difference back as payload.
-            if let Some(lv) = self.level.as_deref() {
-                let r = self.dss_reserved;
-                mss = self.smss + r - mp.data_opt_len(lv, off).min(r);
-            }
+        // RFC 8684 §3.3.1: a segment never spans two mappings.
+        let lim = hk.seg_limit(off);
+        if lim < avail {
+            avail = lim;
+            cut = true;
+        }
+        // The MSS was reduced by the largest option; a segment that carries less gets the
+        // difference back as payload.
+        if let Some(need) = hk.data_opt_len(off) {
+            let r = self.dss_reserved;
+            mss = self.smss + r - need.min(r);
         }
         let fin_now = self.fin_queued && self.fin_seq.is_none();
         if avail == 0 && !fin_now {
@@ -1977,7 +1985,7 @@ impl Tcb {
         if len as u64 == avail && len > 0 && !cut {
             flags |= TcpFlags::PSH;
         }
-        self.build_data_segment(now, seq, off, len, flags, buf);
+        self.build_data_segment(now, seq, off, len, flags, buf, hk);
         let end = seq + len + fin as u32;
         self.snd_nxt = end;
         if len < mss {
@@ -2037,7 +2045,13 @@ impl Tcb {
         None
     }
 
-    fn retransmit(&mut self, now: Instant, i: usize, buf: &mut Vec<u8>) -> bool {
+    fn retransmit(
+        &mut self,
+        now: Instant,
+        i: usize,
+        buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
+    ) -> bool {
         let s = self.sent[i];
         let len = s.len() - s.fin as u32;
         let off = self.snd_off(s.start);
@@ -2045,7 +2059,7 @@ impl Tcb {
         if s.fin {
             flags |= TcpFlags::FIN;
         }
-        self.build_data_segment(now, s.start, off, len, flags, buf);
+        self.build_data_segment(now, s.start, off, len, flags, buf, hk);
         let seg = &mut self.sent[i];
         seg.retx = true;
         seg.ever_retx = true;
@@ -2062,6 +2076,7 @@ impl Tcb {
         true
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn build_data_segment(
         &mut self,
         now: Instant,
@@ -2070,14 +2085,15 @@ impl Tcb {
         len: u32,
         flags: u8,
         buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
     ) {
         let mut payload = std::mem::take(&mut self.payload_scratch);
         payload.resize(len as usize, 0);
         let got = self.sendbuf.read_at(off, &mut payload);
         payload.truncate(got);
-        let mut r = self.base_repr(now, seq, flags);
+        let mut r = self.base_repr(now, seq, flags, hk);
         r.payload = &payload;
-        self.emit_seg(&r, off, buf);
+        self.emit_seg(&r, off, buf, hk);
         self.payload_scratch = payload;
     }
 
