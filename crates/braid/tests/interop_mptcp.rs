@@ -545,6 +545,19 @@ fn braid_to_linux(
     server_args: &[&str],
     pcap: &str,
 ) -> (serde_json::Value, PeerReport, KernelView) {
+    braid_to_linux_with(topo, port, size, server_args, pcap, 2, &[])
+}
+
+/// [`braid_to_linux`] over braid's first `paths` paths, with more braid arguments.
+fn braid_to_linux_with(
+    topo: &Topo,
+    port: u16,
+    size: u64,
+    server_args: &[&str],
+    pcap: &str,
+    paths: usize,
+    braid_args: &[&str],
+) -> (serde_json::Value, PeerReport, KernelView) {
     let port_s = port.to_string();
     let size_s = size.to_string();
     let mut sargs = vec!["server", "--port", &port_s, "--send", &size_s];
@@ -558,28 +571,26 @@ fn braid_to_linux(
     let (p0, p1) = (topo.path(0, ""), topo.path(1, ""));
     let target = topo.linux_target(0, port);
     let rx = topo.file("received.bin");
-    let mut client = braid(
-        "braid connect",
-        &[
-            "connect",
-            "--path",
-            &p0,
-            "--path",
-            &p1,
-            &target,
-            "--bytes",
-            &size_s,
-            "--out",
-            &rx,
-            "--json",
-            "--seed",
-            "7",
-            "--timeout",
-            "100s",
-            "--pcap",
-            pcap,
-        ],
-    );
+    let mut args: Vec<&str> = vec!["connect", "--path", &p0];
+    if paths > 1 {
+        args.extend(["--path", &p1]);
+    }
+    args.extend_from_slice(braid_args);
+    args.extend([
+        &target,
+        "--bytes",
+        &size_s,
+        "--out",
+        &rx,
+        "--json",
+        "--seed",
+        "7",
+        "--timeout",
+        "100s",
+        "--pcap",
+        pcap,
+    ]);
+    let mut client = braid("braid connect", &args);
     let (st, out) = client.finish(DEADLINE);
     let view = sampler.finish();
     assert!(
@@ -624,28 +635,40 @@ fn linux_to_braid(
     setup: &dyn Fn(&Topo),
     pcap: &str,
 ) -> (serde_json::Value, PeerReport, KernelView) {
+    linux_to_braid_with(topo, port, size, client_args, setup, pcap, &[])
+}
+
+/// [`linux_to_braid`] with more arguments for braid listen.
+fn linux_to_braid_with(
+    topo: &Topo,
+    port: u16,
+    size: u64,
+    client_args: &[&str],
+    setup: &dyn Fn(&Topo),
+    pcap: &str,
+    braid_args: &[&str],
+) -> (serde_json::Value, PeerReport, KernelView) {
     let port_s = port.to_string();
     let size_s = size.to_string();
     let (p0, p1) = (topo.path(0, ""), topo.path(1, ""));
-    let mut server = braid(
-        "braid listen",
-        &[
-            "listen",
-            "--path",
-            &p0,
-            "--path",
-            &p1,
-            "--port",
-            &port_s,
-            "--json",
-            "--seed",
-            "9",
-            "--timeout",
-            "100s",
-            "--pcap",
-            pcap,
-        ],
-    );
+    let mut sargs: Vec<&str> = vec![
+        "listen",
+        "--path",
+        &p0,
+        "--path",
+        &p1,
+        "--port",
+        &port_s,
+        "--json",
+        "--seed",
+        "9",
+        "--timeout",
+        "100s",
+        "--pcap",
+        pcap,
+    ];
+    sargs.extend_from_slice(braid_args);
+    let mut server = braid("braid listen", &sargs);
     topo.wait_devices(&server);
     setup(topo);
     let sampler = SsSampler::start(&topo.ns.0, port);
@@ -868,6 +891,135 @@ fn braid_client_joins_address_linux_announces() {
         "braid reports no subflow to the announced 10.78.2.2: {report}"
     );
     check_pcap(&pcap, 5002);
+}
+
+/// Path manager `ndiffports=4` over one path: braid opens 3 more subflows over the same address
+/// pair from other source ports (MP_JOIN with address id 0); Linux (limit raised to 4 extra
+/// subflows) accepts them all and the data is intact both ways.
+#[test]
+fn ndiffports_opens_four_subflows_linux_accepts() {
+    let _g = serial();
+    if !can_run("ndiffports_opens_four_subflows_linux_accepts") {
+        return;
+    }
+    let topo = Topo::new(false);
+    let pcap = topo.file("nd.pcap");
+    let (report, peer, view) = braid_to_linux_with(
+        &topo,
+        5010,
+        SMALL,
+        &[],
+        &pcap,
+        1,
+        &["--path-manager", "ndiffports=4"],
+    );
+    let c = topo.counters();
+    assert!(peer.mptcp, "the Linux socket fell back to TCP: {peer:?}");
+    assert!(
+        ctr(&c, "MPJoinSynRx") >= 3 && ctr(&c, "MPJoinAckRx") >= 3,
+        "Linux did not take 3 joins: {}",
+        nonzero(&c)
+    );
+    assert_eq!(ctr(&c, "MPJoinRejected"), 0, "{}", nonzero(&c));
+    assert_no_kernel_faults(&c);
+    assert!(peer.extra_subflows >= 3, "{peer:?}");
+    // The kernel's view: 4 MPTCP subflows from braid's one address, 4 source ports.
+    let ports: std::collections::BTreeSet<String> = view
+        .flows
+        .iter()
+        .filter(|(_, f)| f.mptcp)
+        .filter_map(|(k, _)| k.split(' ').nth(1).map(str::to_string))
+        .filter(|p| host_of(p) == "10.78.1.1")
+        .collect();
+    assert!(ports.len() >= 4, "ss saw subflows from {ports:?}");
+    let sf = braid_subflows(&report);
+    assert_eq!(sf.len(), 4, "braid's subflows: {report}");
+    let locals: std::collections::BTreeSet<&str> = sf.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(locals.len(), 4, "source ports not distinct: {report}");
+    assert!(sf
+        .iter()
+        .all(|s| host_of(&s.0) == "10.78.1.1" && host_of(&s.1) == "10.78.1.2"));
+    assert!(
+        sf.iter().filter(|s| s.2 > 0).count() >= 2,
+        "fewer than 2 subflows carried data: {report}"
+    );
+    assert_eq!(braid_fallback(&report), Some(false), "{report}");
+    let (conns, _) = check_pcap(&pcap, 5010);
+    assert_eq!(conns, 1, "tshark: MPTCP connections in the capture");
+}
+
+/// braid listen with `--path-manager signal` announces its path-1 address (ADD_ADDR); the
+/// Linux client (add_addr_accepted raised, no endpoints of its own) joins it.
+#[test]
+fn linux_client_joins_address_braid_signals() {
+    let _g = serial();
+    if !can_run("linux_client_joins_address_braid_signals") {
+        return;
+    }
+    let topo = Topo::new(false);
+    let pcap = topo.file("sig.pcap");
+    let (report, peer, view) = linux_to_braid_with(
+        &topo,
+        5011,
+        SMALL,
+        &[],
+        &|_| {},
+        &pcap,
+        &["--path-manager", "signal"],
+    );
+    let c = topo.counters();
+    assert!(peer.mptcp, "the Linux socket fell back to TCP: {peer:?}");
+    assert!(
+        ctr(&c, "AddAddr") >= 1,
+        "Linux received no ADD_ADDR: {}",
+        nonzero(&c)
+    );
+    assert!(
+        ctr(&c, "MPJoinSynAckRx") >= 1,
+        "Linux joined nothing: {}",
+        nonzero(&c)
+    );
+    assert_no_kernel_faults(&c);
+    assert!(peer.extra_subflows >= 1, "{peer:?}");
+    assert!(
+        view.flows
+            .iter()
+            .any(|(k, f)| f.mptcp && host_of(k.split(' ').nth(1).unwrap()) == "10.78.2.1"),
+        "ss saw no subflow to the announced 10.78.2.1: {:?}",
+        view.flows
+    );
+    let sf = braid_subflows(&report);
+    assert!(
+        sf.iter().any(|s| host_of(&s.0) == "10.78.2.1"),
+        "braid reports no subflow on its announced 10.78.2.1: {report}"
+    );
+    assert_eq!(braid_fallback(&report), Some(false), "{report}");
+    check_pcap(&pcap, 5011);
+}
+
+/// Coupled congestion control (`--cc lia`, RFC 6356) braid → Linux on two paths: intact both
+/// ways, both subflows carry data, nothing the kernel counts as a fault.
+#[test]
+fn lia_braid_client_to_linux_two_paths() {
+    let _g = serial();
+    if !can_run("lia_braid_client_to_linux_two_paths") {
+        return;
+    }
+    let topo = Topo::new(false);
+    let pcap = topo.file("lia.pcap");
+    let (report, peer, _view) =
+        braid_to_linux_with(&topo, 5012, SMALL, &[], &pcap, 2, &["--cc", "lia"]);
+    let c = topo.counters();
+    assert!(peer.mptcp, "the Linux socket fell back to TCP: {peer:?}");
+    assert_no_kernel_faults(&c);
+    let sf = braid_subflows(&report);
+    assert!(
+        sf.iter().filter(|s| s.2 >= 1 << 20).count() >= 2,
+        "braid reports fewer than 2 subflows carrying 1 MiB: {report}"
+    );
+    assert_eq!(braid_fallback(&report), Some(false), "{report}");
+    let (conns, _) = check_pcap(&pcap, 5012);
+    assert_eq!(conns, 1, "tshark: MPTCP connections in the capture");
 }
 
 /// MP_CAPABLE accepted both ways, one subflow at least: braid client → Linux MPTCP server over
