@@ -367,6 +367,8 @@ pub(crate) struct SubflowMp {
     pub ack_now: bool,
     /// Payload bytes first sent on this subflow for the data level.
     pub bytes_scheduled: u64,
+    /// The redundant scheduler: data offset this subflow sends next.
+    pub redundant_next: u64,
     /// Some rx mapping was not the identity (subflow offset != data offset).
     pub rx_shifted: bool,
     /// The peer asked us to send on this subflow only when no regular one can (B bit of its
