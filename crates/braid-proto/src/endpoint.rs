@@ -2201,8 +2201,7 @@ fn redundant_fill(
         if !usable(t) || (any_regular && is_backup(t)) {
             continue;
         }
-        loop {
-            let Some(mp) = t.mp.as_deref() else { break };
+        while let Some(mp) = t.mp.as_deref() {
             let from = mp.redundant_next.max(floor);
             if from >= end {
                 break;
