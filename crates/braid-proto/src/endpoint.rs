@@ -325,7 +325,7 @@ impl Endpoint {
             return Err(Error::AddrInUse);
         }
         let l = self.pick_port(local, remote).ok_or(Error::AddrInUse)?;
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
             .ok_or(Error::AddrNotAvailable)?;
         self.counters.active_opens += 1;
@@ -336,7 +336,7 @@ impl Endpoint {
             mp = Some(SubflowMp::initial());
             level = Some(Box::new(MpLevel::client(
                 key,
-                self.config.mptcp.checksum,
+                &self.config.mptcp,
                 self.config.tcp.send_buffer,
                 self.config.tcp.recv_buffer,
             )));
@@ -515,7 +515,7 @@ impl Endpoint {
                 self.counters.listen_overflows += 1;
                 return;
             }
-            let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+            let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
             let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
             else {
                 return;
@@ -528,12 +528,11 @@ impl Endpoint {
                 // RFC 8684 §3.1: only version 1 is spoken; another version gets plain TCP.
                 if m.version == braid_wire::mptcp::MPTCP_VERSION {
                     let key = self.fresh_key();
-                    let checksum = self.config.mptcp.checksum;
                     tcb.reserve_option_room(DSS_RESERVE);
                     mp = Some(SubflowMp::initial());
                     level = Some(Box::new(MpLevel::server(
                         key,
-                        checksum,
+                        &self.config.mptcp,
                         &m,
                         self.config.tcp.send_buffer,
                         self.config.tcp.recv_buffer,
@@ -612,7 +611,7 @@ impl Endpoint {
             self.refuse_join(local, remote, seg, true);
             return;
         }
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
         else {
             return;
@@ -665,7 +664,7 @@ impl Endpoint {
         let Some(l) = self.pick_port(local, remote) else {
             return;
         };
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
             return;
         };
@@ -1271,6 +1270,16 @@ impl Endpoint {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+}
+
+/// A new subflow's initial sequence number and timestamp offset: random, or the ISN placed by
+/// the [`TcpConfig::iss_base`] test hook.
+fn initial_seq(rng: &mut Rng, cfg: &TcpConfig) -> (u32, u32) {
+    let (iss, ts) = (rng.next_u32(), rng.next_u32());
+    match cfg.iss_base {
+        Some(b) => (b.wrapping_add(iss & 0xffff), ts),
+        None => (iss, ts),
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::Conn;
 use super::Subflow;
+use crate::mptcp::conn::MpLevel;
 use crate::mptcp::sched::{Chunk, DataView, SubflowView};
 use crate::time::Instant;
 
@@ -46,6 +47,11 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             // subflow anyway, whose persist timer then probes the window (RFC 9293 §3.8.6.1).
             let probe = if lv.data_una >= lv.data_nxt { 1460 } else { 0 };
             let end = lv.sendbuf.end().min(lv.snd_right.max(lv.data_una + probe));
+            if sched.every_subflow() {
+                // New data goes to every subflow from its own cursor (below).
+                redundant_fill(lv, subs, end, scratch);
+                break;
+            }
             if lv.data_nxt >= end {
                 break;
             }
@@ -90,18 +96,6 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             mp.push_tx(sub_off, d_off, w);
             mp.bytes_scheduled += w;
         }
-        if sched.duplicate() {
-            // The same bytes on every other usable subflow.
-            for (j, u) in subs.iter_mut().enumerate() {
-                if j != pick.sub && sched_usable(u) && u.send_free() as u64 >= w {
-                    let so = u.send_end();
-                    let w2 = u.send(&scratch[..w as usize]) as u64;
-                    if let Some(mp) = u.mp.as_deref_mut() {
-                        mp.push_tx(so, d_off, w2);
-                    }
-                }
-            }
-        }
         if reinj {
             if let Some(front) = lv.reinject.front_mut() {
                 front.0 = d_off + w;
@@ -111,6 +105,51 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             }
         } else {
             lv.data_nxt += w;
+        }
+    }
+}
+
+/// The redundant scheduler's new data: every usable subflow sends every byte up to `end`, each
+/// from its own cursor, as far as its window and buffer allow; a subflow that lags skips what the
+/// peer has already DATA_ACKed (it cannot help any more). Backup subflows take part only when no
+/// regular one can.
+fn redundant_fill(lv: &mut MpLevel, subs: &mut [Subflow], end: u64, scratch: &mut [u8]) {
+    let is_backup = |t: &Subflow| t.mp.as_deref().is_some_and(|m| m.is_backup());
+    let any_regular = subs.iter().any(|t| sched_usable(t) && !is_backup(t));
+    let floor = lv.data_una.max(lv.sendbuf.start());
+    for t in subs.iter_mut() {
+        if !sched_usable(t) || (any_regular && is_backup(t)) {
+            continue;
+        }
+        while let Some(mp) = t.mp.as_deref() {
+            let from = mp.redundant_next.max(floor);
+            if from >= end {
+                break;
+            }
+            let want = end - from;
+            let mut n = want
+                .min(t.sched_room())
+                .min(t.send_free() as u64)
+                .min(scratch.len() as u64);
+            if n < want {
+                n = t.whole_segments(n, lv.csum);
+            }
+            if n == 0 {
+                break;
+            }
+            let got = lv.sendbuf.read_at(from, &mut scratch[..n as usize]);
+            let sub_off = t.send_end();
+            let w = t.send(&scratch[..got]) as u64;
+            let Some(mp) = t.mp.as_deref_mut() else {
+                break;
+            };
+            if w == 0 {
+                break;
+            }
+            mp.push_tx(sub_off, from, w);
+            mp.bytes_scheduled += w;
+            mp.redundant_next = from + w;
+            lv.data_nxt = lv.data_nxt.max(from + w);
         }
     }
 }

@@ -90,8 +90,9 @@ pub trait Scheduler: std::fmt::Debug + Send {
     fn name(&self) -> &'static str;
     /// Which subflow takes (part of) `chunk`; `None` waits (no room, or waiting is better).
     fn pick(&mut self, subs: &[SubflowView], data: &DataView, chunk: Chunk) -> Option<Pick>;
-    /// The bytes just placed also go on every other usable subflow.
-    fn duplicate(&self) -> bool {
+    /// New data goes to every usable subflow, each from its own cursor as far as it keeps up
+    /// (redundant); `pick` then places reinjections only.
+    fn every_subflow(&self) -> bool {
         false
     }
     /// Opportunistic retransmission with penalisation of the slower subflow may run.

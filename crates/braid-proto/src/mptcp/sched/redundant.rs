@@ -1,5 +1,6 @@
-//! Redundant: every chunk on the lowest-RTT subflow with room and, as well, on every other
-//! usable subflow (RFC 8684 leaves this open): latency at the price of capacity.
+//! Redundant: every subflow sends every byte, each from its own cursor as far as its window and
+//! buffer keep up; a lagging subflow skips what the peer already DATA_ACKed (RFC 8684 leaves
+//! this open): latency at the price of capacity. Reinjections go to the lowest-RTT subflow.
 
 use super::{lowest_rtt, Chunk, DataView, Pick, Scheduler, SubflowView};
 
@@ -14,7 +15,7 @@ impl Scheduler for Redundant {
         let sub = lowest_rtt(subs, chunk.len)?;
         Some(Pick { sub, max: u64::MAX })
     }
-    fn duplicate(&self) -> bool {
+    fn every_subflow(&self) -> bool {
         true
     }
     fn opportunistic(&self) -> bool {
@@ -28,13 +29,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lowest_rtt_first_then_copies() {
+    fn every_subflow_and_reinjections_on_the_lowest_rtt() {
         let subs = [sub(50, 10_000, 10_000), sub(10, 10_000, 10_000)];
         let c = Chunk {
             len: 1000,
             reinject: false,
         };
         assert_eq!(Redundant.pick(&subs, &data(1000), c).unwrap().sub, 1);
-        assert!(Redundant.duplicate());
+        assert!(Redundant.every_subflow());
     }
 }
