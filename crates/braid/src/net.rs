@@ -46,18 +46,18 @@ pub struct NetArgs {
     #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
     paths: Vec<PathSpec>,
     /// Congestion control.
-    #[arg(long, value_name = "NAME", default_value = "cubic", value_parser = parse_cc,
+    #[arg(long, default_value = "cubic", value_parser = parse_cc,
           help = names_help("Congestion control (lia, olia, balia couple the MPTCP subflows)", &braid_proto::cc::names()))]
     cc: String,
     /// Plain TCP only: do not offer or accept Multipath TCP.
     #[arg(long)]
     no_mptcp: bool,
     /// MPTCP packet scheduler.
-    #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = parse_scheduler,
+    #[arg(long, default_value = "minrtt", value_parser = parse_scheduler,
           help = names_help("MPTCP packet scheduler", &braid_proto::mptcp::sched::names()))]
     scheduler: String,
     /// MPTCP path manager (fullmesh: a subflow from every local address).
-    #[arg(long, value_name = "NAME", default_value = "fullmesh", value_parser = parse_path_manager,
+    #[arg(long, default_value = "fullmesh", value_parser = parse_path_manager,
           help = names_help("MPTCP path manager (fullmesh: a subflow from every local address)", &braid_proto::mptcp::pm::names()))]
     path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).

@@ -26,11 +26,11 @@ pub struct SimArgs {
     #[arg(long = "path", value_name = "SPEC")]
     paths: Vec<String>,
     /// MPTCP packet scheduler.
-    #[arg(long, value_name = "NAME", default_value = "minrtt", value_parser = crate::net::parse_scheduler,
+    #[arg(long, default_value = "minrtt", value_parser = crate::net::parse_scheduler,
           help = crate::net::names_help("MPTCP packet scheduler", &braid_proto::mptcp::sched::names()))]
     scheduler: String,
     /// MPTCP path manager.
-    #[arg(long, value_name = "NAME", default_value = "fullmesh", value_parser = crate::net::parse_path_manager,
+    #[arg(long, default_value = "fullmesh", value_parser = crate::net::parse_path_manager,
           help = crate::net::names_help("MPTCP path manager", &braid_proto::mptcp::pm::names()))]
     path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
@@ -43,7 +43,7 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Congestion control.
-    #[arg(long, value_name = "NAME", default_value = "cubic", value_parser = crate::net::parse_cc,
+    #[arg(long, default_value = "cubic", value_parser = crate::net::parse_cc,
           help = crate::net::names_help("Congestion control (lia, olia, balia couple the MPTCP subflows)", &braid_proto::cc::names()))]
     cc: String,
     /// Print exactly one JSON object (the report) on stdout.

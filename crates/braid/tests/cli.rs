@@ -271,3 +271,66 @@ fn sim_pcap_captures_every_packet_sent() {
         stderr(&o)
     );
 }
+
+/// Every registered congestion controller, scheduler and path manager runs a transfer intact
+/// (the list comes from the engine's registries, as `--help` does); unknown names are refused
+/// with the known ones.
+#[test]
+fn every_registered_policy_runs_and_unknown_names_list_the_known() {
+    let run = |opt: &str, name: &str| {
+        let o = braid(&[
+            "sim",
+            "--json",
+            "--quiet",
+            "--bytes",
+            "2MiB",
+            "--path",
+            "20mbit/5ms",
+            "--path",
+            "10mbit/20ms",
+            opt,
+            name,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{opt} {name}: {}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON object");
+        assert_eq!(v["intact"], true, "{opt} {name}");
+        v
+    };
+    for cc in braid_proto::cc::names() {
+        run("--cc", cc);
+    }
+    for s in braid_proto::mptcp::sched::names() {
+        run("--scheduler", s);
+    }
+    for pm in braid_proto::mptcp::pm::names() {
+        let pm = pm.replace("=N", "=3");
+        let v = run("--path-manager", &pm);
+        let subflows = v["subflows"].as_array().map_or(0, |a| a.len());
+        let want = match pm.as_str() {
+            "ndiffports=3" => 3,
+            "fullmesh" => 2,
+            _ => 1,
+        };
+        assert_eq!(subflows, want, "--path-manager {pm}: {v}");
+    }
+    for (opt, bad, known) in [
+        ("--cc", "vegas", "reno, cubic, lia, olia, balia"),
+        ("--scheduler", "blest", "minrtt, roundrobin, redundant"),
+        (
+            "--path-manager",
+            "mesh",
+            "fullmesh, ndiffports=N, signal, none",
+        ),
+    ] {
+        let o = braid(&["sim", opt, bad]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(
+            stderr(&o).contains(&format!("(known: {known})")),
+            "{opt} {bad}: {}",
+            stderr(&o)
+        );
+    }
+    let h = String::from_utf8_lossy(&braid(&["sim", "--help"]).stdout).into_owned();
+    assert!(h.contains("reno, cubic, lia, olia, balia"), "{h}");
+    assert!(h.contains("fullmesh, ndiffports=N, signal, none"), "{h}");
+}
