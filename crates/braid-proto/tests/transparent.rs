@@ -48,7 +48,7 @@ fn held_syn_is_answered_only_when_accepted() {
     assert_eq!(remote, l.peer);
     assert_eq!(l.ep.pending_count(), 1);
     // A retransmitted SYN while the decision is pending: no second event, no answer.
-    l.now = l.now + Duration::from_secs(1);
+    l.now += Duration::from_secs(1);
     assert!(l.input(&syn(5000)).is_empty());
     assert_eq!(pending(&l).len(), 1);
 
