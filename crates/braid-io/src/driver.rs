@@ -303,6 +303,17 @@ impl Driver {
     /// [`Driver::wait`] watching several application descriptors (at most 64; bit `i` of
     /// [`Wake::ready`] tells about `fds[i]`).
     pub fn wait_fds(&mut self, max_wait: Option<Duration>, fds: &[RawFd]) -> io::Result<Wake> {
+        self.wait_rw(max_wait, fds, &[])
+    }
+
+    /// [`Driver::wait_fds`] that also wakes when one of `write_fds` becomes writable (bit
+    /// `fds.len() + j` of [`Wake::ready`] for `write_fds[j]`; only the first 64 have bits).
+    pub fn wait_rw(
+        &mut self,
+        max_wait: Option<Duration>,
+        fds: &[RawFd],
+        write_fds: &[RawFd],
+    ) -> io::Result<Wake> {
         self.flush();
         let now = self.clock.now();
         let mut deadline = self.endpoint.poll_timeout();
@@ -321,8 +332,15 @@ impl Driver {
             self.pollfds.len() - 1
         });
         let app_first = self.pollfds.len();
-        for &fd in fds.iter().take(64) {
+        for &fd in fds {
             self.pollfds.push(pollfd(fd));
+        }
+        for &fd in write_fds {
+            self.pollfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            });
         }
         let ts = deadline.map(|d| {
             let left = d.saturating_duration_since(now);
@@ -358,7 +376,7 @@ impl Driver {
             }
             wake.interrupted = signal::interrupted();
         }
-        for (i, p) in self.pollfds[app_first..].iter().enumerate() {
+        for (i, p) in self.pollfds[app_first..].iter().enumerate().take(64) {
             if p.revents != 0 {
                 wake.ready |= 1 << i;
             }

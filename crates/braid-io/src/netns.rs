@@ -75,29 +75,35 @@ pub fn invoking_user() -> Option<Identity> {
     Some(Identity { uid, gid, groups })
 }
 
-/// Starts `cmd` inside the network namespace `ns`; with `resolv`, in a mount namespace of its
-/// own where that file is bind-mounted over /etc/resolv.conf; as `who` when given. stdio and
-/// the process group are inherited (the terminal's Ctrl-C reaches the program).
+/// Starts `cmd` inside the network namespace `ns` (braid's own when `None`); with `resolv`, in a
+/// mount namespace of its own where that file is bind-mounted over /etc/resolv.conf; as `who`
+/// when given. stdio and the process group are inherited (the terminal's Ctrl-C reaches the
+/// program).
 pub fn spawn_in(
-    ns: &Netns,
+    ns: Option<&Netns>,
     resolv: Option<&Path>,
     who: Option<&Identity>,
     cmd: &mut Command,
 ) -> io::Result<Child> {
-    let ns_file = File::open(ns.path())
-        .map_err(|e| io::Error::new(e.kind(), format!("opening {}: {e}", ns.path().display())))?;
+    let ns_file = ns
+        .map(|ns| {
+            File::open(ns.path()).map_err(|e| {
+                io::Error::new(e.kind(), format!("opening {}: {e}", ns.path().display()))
+            })
+        })
+        .transpose()?;
     let resolv = resolv
         .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
         .transpose()
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in a path"))?;
     let who = who.cloned();
-    let ns_fd = ns_file.as_raw_fd();
+    let ns_fd = ns_file.as_ref().map_or(-1, |f| f.as_raw_fd());
     // SAFETY: the closure runs in the forked child before exec and only makes system calls
     // (setns, unshare, mount, setgroups, setgid, setuid, prctl) on values prepared before the
     // fork: it allocates nothing and takes no locks.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
+            if ns_fd >= 0 && libc::setns(ns_fd, libc::CLONE_NEWNET) != 0 {
                 return Err(io::Error::last_os_error());
             }
             if let Some(r) = &resolv {
@@ -173,5 +179,23 @@ pub fn terminal_sends_sigint() -> bool {
     unsafe {
         let fg = libc::tcgetpgrp(0);
         fg > 0 && fg == libc::getpgrp()
+    }
+}
+
+/// Makes closing `fd` (a TCP socket) send a RST instead of a FIN (SO_LINGER with zero time).
+pub fn reset_on_close(fd: RawFd) {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: setsockopt reads one `linger` from a live value of its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }

@@ -14,7 +14,7 @@ use braid_io::capture::{CaptureDev, BRAID_V4};
 use braid_io::netns::{self, Netns};
 use braid_io::{signal, Driver, DriverConfig, PathSpec};
 use braid_proto::mptcp::crypto::KeySource;
-use braid_proto::{Endpoint, EndpointConfig};
+use braid_proto::{Endpoint, EndpointConfig, Instant};
 use clap::Args;
 use std::fs::File;
 use std::io::Read;
@@ -200,7 +200,7 @@ pub fn main(args: RunArgs) -> ExitCode {
     let who = netns::invoking_user();
     let mut cmd = Command::new(&args.command[0]);
     cmd.args(&args.command[1..]);
-    let mut child = match netns::spawn_in(&ns, Some(&resolv), who.as_ref(), &mut cmd) {
+    let child = match netns::spawn_in(Some(&ns), Some(&resolv), who.as_ref(), &mut cmd) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("braid: cannot run {}: {e}", args.command[0]);
@@ -218,13 +218,8 @@ pub fn main(args: RunArgs) -> ExitCode {
             paths.join(", ")
         );
     }
-    let pfd = netns::pidfd(cpid).ok();
-    let tty_sigint = netns::terminal_sends_sigint();
     let locals = path_locals(&drv);
-    let mut status: Option<std::process::ExitStatus> = None;
-    let mut exit_end = None;
-    let mut term_end = None;
-    let mut signals_seen = signal::count();
+    let mut sup = Supervisor::new(child);
     let mut fds: Vec<RawFd> = Vec::new();
     loop {
         let now = drv.now();
@@ -235,45 +230,18 @@ pub fn main(args: RunArgs) -> ExitCode {
             };
             cap.service(now, &mut up);
         }
-        if status.is_none() {
-            if let Ok(Some(st)) = child.try_wait() {
-                status = Some(st);
-                exit_end = Some(now + EXIT_GRACE);
-            }
-        }
-        if status.is_none() && signal::count() > signals_seen {
-            // Ctrl-C on the terminal reaches PROG itself (same process group); a SIGTERM or a
-            // SIGINT sent to braid alone is passed on, and PROG gets TERM_GRACE to exit.
-            signals_seen = signal::count();
-            let sig = signal::last_signal().unwrap_or(libc::SIGTERM);
-            if sig != libc::SIGINT || !tty_sigint {
-                netns::kill(cpid, sig);
-                term_end.get_or_insert(now + TERM_GRACE);
-            }
-        }
-        if status.is_none() && term_end.is_some_and(|t| now >= t) {
-            let _ = child.kill();
-        }
-        if status.is_some() && (cap.active() == 0 || exit_end.is_some_and(|t| now >= t)) {
+        if sup.check(now, cap.active()) {
             break;
         }
         fds.clear();
         cap.fds(&mut fds);
-        if let Some(p) = &pfd {
-            fds.push(p.as_raw_fd());
-        }
-        let mut max_wait = Some(Duration::from_millis(if pfd.is_some() { 1000 } else { 50 }));
+        let mut max_wait = sup.max_wait(now, &mut fds);
         if let Some(t) = cap.poll_timeout() {
-            let left = t.saturating_duration_since(now);
-            max_wait = max_wait.map(|m| m.min(left));
+            max_wait = max_wait.min(t.saturating_duration_since(now));
         }
-        if let Some(t) = exit_end {
-            max_wait = max_wait.map(|m| m.min(t.saturating_duration_since(now)));
-        }
-        if let Err(e) = drv.wait_fds(max_wait, &fds) {
+        if let Err(e) = drv.wait_fds(Some(max_wait), &fds) {
             eprintln!("braid: event loop: {e}");
-            let _ = child.kill();
-            let _ = child.wait();
+            sup.kill();
             break;
         }
     }
@@ -299,14 +267,88 @@ pub fn main(args: RunArgs) -> ExitCode {
     drop(cap);
     drop(ns);
     drop(dir);
-    let status = match status {
-        Some(s) => s,
-        None => match child.wait() {
-            Ok(s) => s,
-            Err(_) => return ExitCode::from(1),
-        },
-    };
-    exit_code(status)
+    sup.exit_code()
+}
+
+/// Watches PROG: its exit (through a pidfd), signals to pass on, the grace after its exit.
+pub struct Supervisor {
+    child: std::process::Child,
+    pidfd: Option<std::os::fd::OwnedFd>,
+    tty_sigint: bool,
+    signals_seen: u64,
+    term_end: Option<Instant>,
+    status: Option<std::process::ExitStatus>,
+    exit_end: Option<Instant>,
+}
+
+impl Supervisor {
+    pub fn new(child: std::process::Child) -> Supervisor {
+        Supervisor {
+            pidfd: netns::pidfd(child.id()).ok(),
+            child,
+            tty_sigint: netns::terminal_sends_sigint(),
+            signals_seen: signal::count(),
+            term_end: None,
+            status: None,
+            exit_end: None,
+        }
+    }
+
+    /// Looks after PROG; true when braid should stop: PROG exited and its connections
+    /// (`active`) are done or had EXIT_GRACE to finish.
+    pub fn check(&mut self, now: Instant, active: usize) -> bool {
+        if self.status.is_none() {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                self.status = Some(st);
+                self.exit_end = Some(now + EXIT_GRACE);
+            }
+        }
+        if self.status.is_none() && signal::count() > self.signals_seen {
+            // Ctrl-C on the terminal reaches PROG itself (same process group); a SIGTERM or a
+            // SIGINT sent to braid alone is passed on, and PROG gets TERM_GRACE to exit.
+            self.signals_seen = signal::count();
+            let sig = signal::last_signal().unwrap_or(libc::SIGTERM);
+            if sig != libc::SIGINT || !self.tty_sigint {
+                netns::kill(self.child.id(), sig);
+                self.term_end.get_or_insert(now + TERM_GRACE);
+            }
+        }
+        if self.status.is_none() && self.term_end.is_some_and(|t| now >= t) {
+            let _ = self.child.kill();
+        }
+        self.status.is_some() && (active == 0 || self.exit_end.is_some_and(|t| now >= t))
+    }
+
+    /// Adds the pidfd to `fds`; the longest the loop may sleep.
+    pub fn max_wait(&self, now: Instant, fds: &mut Vec<RawFd>) -> Duration {
+        let mut m = match &self.pidfd {
+            Some(p) => {
+                fds.push(p.as_raw_fd());
+                Duration::from_secs(1)
+            }
+            None => Duration::from_millis(50),
+        };
+        for t in [self.exit_end, self.term_end].into_iter().flatten() {
+            m = m.min(t.saturating_duration_since(now));
+        }
+        m
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// PROG's status as braid's (waiting for it if it still runs).
+    pub fn exit_code(mut self) -> ExitCode {
+        let st = match self.status.take() {
+            Some(s) => s,
+            None => match self.child.wait() {
+                Ok(s) => s,
+                Err(_) => return ExitCode::from(1),
+            },
+        };
+        exit_code(st)
+    }
 }
 
 /// PROG's status as braid's: its exit code, or 128+N when signal N killed it.
