@@ -552,3 +552,143 @@ fn bad_input_is_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "no program given");
 }
+
+/// The shim next to the braid binary, built when `cargo test -p braid` did not build it.
+fn ensure_shim() {
+    let bin = Path::new(env!("CARGO_BIN_EXE_braid"));
+    let dir = bin.parent().expect("binary dir");
+    if dir.join("libbraid_preload.so").is_file() {
+        return;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "-p", "braid-preload"]);
+    if dir.ends_with("release") {
+        cmd.arg("--release");
+    }
+    let st = cmd.status().expect("cargo build -p braid-preload");
+    assert!(st.success() && dir.join("libbraid_preload.so").is_file());
+}
+
+#[test]
+fn preload_curl_downloads_over_mptcp_with_a_joined_subflow() {
+    let _g = serial();
+    if !can_run("preload_curl_downloads_over_mptcp_with_a_joined_subflow") {
+        return;
+    }
+    ensure_shim();
+    let s = Server::new();
+    let before = s.counters();
+    let out = s.file("big.out");
+    let mut a = s.args("run");
+    a.push("--preload".into());
+    a.extend(
+        [
+            "--",
+            "curl",
+            "-sS",
+            "-o",
+            &out,
+            "-w",
+            "%{remote_ip}:%{remote_port}",
+            &format!("http://10.84.1.2:{PORT}/big.bin"),
+        ]
+        .map(String::from),
+    );
+    let (code, stdout, err, pid) = finish("braid run --preload curl", braid_cmd(&a));
+    assert_eq!(code, Some(0), "{err}");
+    // curl asks getpeername(): the original destination, not braid's loopback listener.
+    assert_eq!(stdout.trim(), format!("10.84.1.2:{PORT}"), "{err}");
+    let got = std::fs::read(&out).expect("curl's output");
+    assert_eq!(got.len(), BIG, "{err}");
+    assert_eq!(sha256(&got), s.sha, "the bytes differ");
+    assert_mptcp_with_join(&before, &s.counters());
+    assert_nothing_left(pid);
+    // A closed port: connect() fails with ECONNREFUSED, curl exits 7.
+    let mut a = s.args("run");
+    a.push("--preload".into());
+    a.extend(
+        [
+            "--",
+            "curl",
+            "-sS",
+            &format!("http://10.84.1.2:{CLOSED_PORT}/"),
+        ]
+        .map(String::from),
+    );
+    let (code, _, err, _) = finish("preload closed", braid_cmd(&a));
+    assert_eq!(code, Some(7), "{err}");
+}
+
+/// A non-blocking connect() through the shim: EINPROGRESS, then writable with SO_ERROR 0,
+/// getpeername() the original destination, and an HTTP exchange. An existing LD_PRELOAD stays.
+const NONBLOCKING_PY: &str = r#"
+import os, select, socket, sys
+print("LD_PRELOAD", os.environ["LD_PRELOAD"])
+s = socket.socket()
+s.setblocking(False)
+try:
+    s.connect((sys.argv[1], int(sys.argv[2])))
+    print("connected at once")
+except BlockingIOError:
+    print("EINPROGRESS")
+select.select([], [s], [], 10)
+print("SO_ERROR", s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+print("peer", "%s:%d" % s.getpeername())
+s.setblocking(True)
+s.sendall(b"GET /hello.txt HTTP/1.0\r\n\r\n")
+data = b""
+while True:
+    b = s.recv(65536)
+    if not b:
+        break
+    data += b
+print(data.split(b"\r\n\r\n", 1)[1].decode().strip())
+"#;
+
+#[test]
+fn preload_non_blocking_connect_and_kept_ld_preload() {
+    let _g = serial();
+    if !can_run("preload_non_blocking_connect_and_kept_ld_preload") {
+        return;
+    }
+    ensure_shim();
+    let s = Server::new();
+    let mut a = s.args("run");
+    a.extend(
+        [
+            "--preload",
+            "--quiet",
+            "--",
+            "python3",
+            "-c",
+            NONBLOCKING_PY,
+            "10.84.1.2",
+        ]
+        .map(String::from),
+    );
+    a.push(PORT.to_string());
+    // Another preload library the program had: kept, after braid's shim.
+    let libc = [
+        "/lib/x86_64-linux-gnu/libc.so.6",
+        "/lib64/libc.so.6",
+        "/usr/lib/libc.so.6",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists());
+    let mut cmd = braid_cmd(&a);
+    if let Some(l) = libc {
+        cmd.env("LD_PRELOAD", l);
+    }
+    let (code, out, err, _) = finish("preload python", cmd);
+    assert_eq!(code, Some(0), "{out} {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("libbraid_preload.so"), "{out}");
+    if let Some(l) = libc {
+        assert!(lines[0].ends_with(&format!(":{l}")), "{out}");
+    }
+    assert_eq!(lines[1], "EINPROGRESS", "{out}");
+    assert_eq!(lines[2], "SO_ERROR 0", "{out}");
+    assert_eq!(lines[3], format!("peer 10.84.1.2:{PORT}"), "{out}");
+    assert_eq!(lines[4], "hello from the MPTCP server", "{out}");
+}
