@@ -102,15 +102,16 @@ mptcp_counters() {
 
 echo "bench-run: iperf3 -t $secs, 2 paths x 100 Mbit/s (tbf both ways)" >&2
 b_up=$(iperf_row bup timeout 120 "$BRAID" run "${paths[@]}" --quiet -- iperf3 -J -c 10.79.1.2 -p 5201 -t "$secs")
-c1=$(mptcp_counters)
 b_down=$(iperf_row bdown timeout 120 "$BRAID" run "${paths[@]}" --quiet -- iperf3 -J -R -c 10.79.1.2 -p 5201 -t "$secs")
+c1=$(mptcp_counters)
 l_up=$(iperf_row lup timeout 120 ip netns exec "$C" mptcpize run iperf3 -J -c 10.79.1.2 -p 5201 -t "$secs")
 l_down=$(iperf_row ldown timeout 120 ip netns exec "$C" mptcpize run iperf3 -J -R -c 10.79.1.2 -p 5201 -t "$secs")
 c2=$(mptcp_counters)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "?" }'; }
 printf '\niperf3, 2 paths x 100 Mbit/s (tbf both ways), %s s per run\n' "$secs"
-printf '%-28s %12s %12s %10s\n' "direction" "braid run" "Linux<->Linux" "ratio"
-printf '%-28s %12s %12s %10s\n' "upload (client sends)" "$b_up" "$l_up" "$(ratio "$b_up" "$l_up")"
-printf '%-28s %12s %12s %10s\n' "download (-R, server sends)" "$b_down" "$l_down" "$(ratio "$b_down" "$l_down")"
-echo "(Mbit/s, iperf3's receiver figure; P's MPTcpExt after the braid rows: $c1; at the end: $c2)"
+printf '%-28s %12s %14s %8s\n' "direction" "braid run" "Linux<->Linux" "ratio"
+printf '%-28s %12s %14s %8s\n' "upload (client sends)" "$b_up" "$l_up" "$(ratio "$b_up" "$l_up")"
+printf '%-28s %12s %14s %8s\n' "download (-R, server sends)" "$b_down" "$l_down" "$(ratio "$b_down" "$l_down")"
+echo "(Mbit/s, iperf3's receiver figure; P's MPTcpExt after the two braid rows: $c1; at the end: $c2;"
+echo " iperf3 opens two connections per run, control and data: each one MP_CAPABLE and joined)"

@@ -692,3 +692,60 @@ fn preload_non_blocking_connect_and_kept_ld_preload() {
     assert_eq!(lines[3], format!("peer 10.84.1.2:{PORT}"), "{out}");
     assert_eq!(lines[4], "hello from the MPTCP server", "{out}");
 }
+
+/// A statically linked client (no libc to preload, its own resolver-free connect): it fetches
+/// /hello.txt with raw socket calls.
+const STATIC_C: &str = r#"
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(atoi(argv[2]));
+    inet_pton(AF_INET, argv[1], &a.sin_addr);
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 3; }
+    const char *req = "GET /hello.txt HTTP/1.0\r\n\r\n";
+    write(s, req, strlen(req));
+    shutdown(s, SHUT_WR);
+    char buf[4096]; size_t n = 0; ssize_t k;
+    while ((k = read(s, buf + n, sizeof buf - 1 - n)) > 0) n += k;
+    buf[n] = 0;
+    char *body = strstr(buf, "\r\n\r\n");
+    fputs(body ? body + 4 : buf, stdout);
+    return 0;
+}
+"#;
+
+#[test]
+fn run_carries_a_static_binary() {
+    let _g = serial();
+    if !can_run("run_carries_a_static_binary") {
+        return;
+    }
+    let s = Server::new();
+    let src = s.file("client.c");
+    let bin = s.file("client-static");
+    std::fs::write(&src, format!("#include <stdlib.h>\n{STATIC_C}")).unwrap();
+    let cc = Command::new("cc")
+        .args(["-static", "-O1", "-o", &bin, &src])
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        other => {
+            eprintln!(
+                "*** SKIPPING run_carries_a_static_binary: no static C toolchain ({other:?}) ***"
+            );
+            return;
+        }
+    }
+    let mut a = s.args("run");
+    a.extend(["--", &bin, "10.84.1.2", &PORT.to_string()].map(String::from));
+    let (code, out, err, _) = finish("braid run static", braid_cmd(&a));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "hello from the MPTCP server\n", "{err}");
+    assert!(err.contains("over MPTCP"), "{err}");
+}
