@@ -5,7 +5,7 @@
 //! rules and the device are removed on exit (SIGINT/SIGTERM).
 
 use crate::relay::{Capture, EngineUpstream};
-use crate::run::{failure, open_upstream, path_locals, CaptureNetArgs, SPEC_HELP};
+use crate::run::{failure, linger, open_upstream, path_locals, CaptureNetArgs, LINGER, SPEC_HELP};
 use braid_io::capture::{parse_prefix, CaptureDev, Prefix};
 use clap::Args;
 use std::os::fd::RawFd;
@@ -93,6 +93,7 @@ pub fn main(args: CaptureArgs) -> ExitCode {
         };
         cap.abort_all(now, &mut up);
     }
+    linger(&mut drv, LINGER);
     let _ = drv.drain(Duration::from_millis(500));
     if let Err(e) = drv.finish_capture() {
         eprintln!("braid: writing capture: {e}");

@@ -8,7 +8,7 @@
 //! connect() (static or Go binaries) are not redirected: use the namespace mode for them.
 
 use crate::relay::{EngineUpstream, Upstream};
-use crate::run::{failure, open_upstream, path_locals, RunArgs, Supervisor};
+use crate::run::{failure, linger, open_upstream, path_locals, RunArgs, Supervisor, LINGER};
 use braid_io::netns;
 use braid_proto::endpoint::CloseReason;
 use braid_proto::{ConnHandle, Error as EngineError, Event, Instant};
@@ -26,6 +26,8 @@ pub const SHIM: &str = "libbraid_preload.so";
 /// How long an opened upstream connection waits for the program's socket to arrive.
 const ARRIVAL: Duration = Duration::from_secs(30);
 const CHUNK: usize = 64 * 1024;
+/// Most requests waiting for a verdict; beyond it new ones are closed (ECONNREFUSED for the shim).
+const MAX_ASKS: usize = 1024;
 
 /// A shim's request, waiting for the upstream verdict.
 struct Ask {
@@ -168,7 +170,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         // New requests from the shim.
         while let Ok((s, _)) = ctl.accept() {
-            if s.set_nonblocking(true).is_ok() {
+            if asks.len() < MAX_ASKS && s.set_nonblocking(true).is_ok() {
                 asks.push(Ask {
                     stream: s,
                     buf: Vec::new(),
@@ -342,6 +344,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         let _ = drv.endpoint.abort(now, r.up);
         drv.endpoint.release(now, r.up);
     }
+    linger(&mut drv, LINGER);
     let _ = drv.drain(Duration::from_millis(500));
     if let Err(e) = drv.finish_capture() {
         eprintln!("braid: writing capture: {e}");

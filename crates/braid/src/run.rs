@@ -253,6 +253,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
         cap.abort_all(now, &mut up);
     }
+    linger(&mut drv, LINGER);
     let _ = drv.drain(Duration::from_millis(500));
     if let Err(e) = drv.finish_capture() {
         eprintln!("braid: writing capture: {e}");
@@ -268,6 +269,25 @@ pub fn main(args: RunArgs) -> ExitCode {
     drop(ns);
     drop(dir);
     sup.exit_code()
+}
+
+/// How long braid keeps running at exit so that released upstream connections finish their
+/// closing handshakes (our last FIN or ACK retransmitted if lost).
+pub const LINGER: Duration = Duration::from_millis(500);
+
+/// Runs the engine until no connection is left or `limit` passed.
+pub fn linger(drv: &mut Driver, limit: Duration) {
+    let end = drv.now() + limit;
+    while drv.endpoint.connection_count() > 0 {
+        let now = drv.now();
+        if now >= end
+            || drv
+                .wait(Some(end.saturating_duration_since(now)), None)
+                .is_err()
+        {
+            break;
+        }
+    }
 }
 
 /// Watches PROG: its exit (through a pidfd), signals to pass on, the grace after its exit.

@@ -749,3 +749,55 @@ fn run_carries_a_static_binary() {
     assert_eq!(out, "hello from the MPTCP server\n", "{err}");
     assert!(err.contains("over MPTCP"), "{err}");
 }
+
+/// An MPTCP server in P that reads until the client's FIN, then answers with the SHA-256 of what
+/// it read and closes: the client's half-close must reach it, and its answer must come back
+/// after that.
+const HALF_CLOSE_SERVER: &str = r#"
+import hashlib, socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept(); h = hashlib.sha256(); n = 0
+while True:
+    b = c.recv(65536)
+    if not b: break
+    h.update(b); n += len(b)
+c.sendall(("%d %s\n" % (n, h.hexdigest())).encode()); c.close()
+"#;
+
+const HALF_CLOSE_CLIENT: &str = r#"
+import hashlib, os, socket, sys
+data = os.urandom(3 << 20)
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+c.sendall(data); c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    b = c.recv(65536)
+    if not b: break
+    got += b
+want = "%d %s" % (len(data), hashlib.sha256(data).hexdigest())
+print("ok" if got.decode().strip() == want else "mismatch: %r vs %r" % (got, want))
+"#;
+
+#[test]
+fn run_relays_a_half_close() {
+    let _g = serial();
+    if !can_run("run_relays_a_half_close") {
+        return;
+    }
+    let s = Server::new();
+    let port = 8100u16;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &s.ns.0, "python3", "-c", HALF_CLOSE_SERVER])
+        .arg(port.to_string());
+    let server = Proc::spawn("half-close server", &mut cmd);
+    server.expect_line("ready", Duration::from_secs(10));
+    let mut a = s.args("run");
+    a.extend(["--", "python3", "-c", HALF_CLOSE_CLIENT, "10.84.1.2"].map(String::from));
+    a.push(port.to_string());
+    let (code, out, err, _) = finish("braid run half-close", braid_cmd(&a));
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.trim(), "ok", "{err}");
+}
