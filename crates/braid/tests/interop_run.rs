@@ -801,3 +801,60 @@ fn run_relays_a_half_close() {
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(out.trim(), "ok", "{err}");
 }
+
+#[test]
+fn run_ctrl_c_on_the_terminal_reaches_the_program() {
+    let _g = serial();
+    if !can_run("run_ctrl_c_on_the_terminal_reaches_the_program") {
+        return;
+    }
+    if !have("script", "--version") {
+        eprintln!("*** SKIPPING: script (util-linux) missing ***");
+        return;
+    }
+    let s = Server::new();
+    // `script` gives braid a terminal; ETX typed into it is Ctrl-C for the foreground group.
+    let inner = format!(
+        "{} {} -- sh -c 'trap \"echo got-sigint; exit 42\" INT; echo started; sleep 30 & wait'; echo braid-exit=$?",
+        env!("CARGO_BIN_EXE_braid"),
+        s.args("run").join(" ")
+    );
+    let mut child = Command::new("script")
+        .args(["-qfec", &inner, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script");
+    let mut stdin = child.stdin.take().unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = thread::spawn(move || {
+        use std::io::Read;
+        let mut s = String::new();
+        let _ = std::io::BufReader::new(out).read_to_string(&mut s);
+        s
+    });
+    thread::sleep(Duration::from_secs(2));
+    use std::io::Write;
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    let mut waited = 0;
+    while child.try_wait().unwrap().is_none() && waited < 200 {
+        thread::sleep(Duration::from_millis(100));
+        waited += 1;
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    drop(stdin);
+    let text = reader.join().unwrap();
+    assert!(text.contains("started"), "{text}");
+    assert!(
+        text.contains("got-sigint"),
+        "the program saw Ctrl-C: {text}"
+    );
+    assert!(
+        text.contains("braid-exit=42"),
+        "braid exits with the program's status: {text}"
+    );
+}
