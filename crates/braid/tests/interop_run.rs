@@ -137,17 +137,17 @@ impl Server {
             sha,
             _http: http,
         };
-        s.wait_listening();
+        s.wait_listening(PORT);
         s
     }
 
-    fn wait_listening(&self) {
+    fn wait_listening(&self, port: u16) {
         for _ in 0..250 {
             let out = Command::new("ip")
                 .args(["netns", "exec", &self.ns.0, "ss", "-Hltn"])
                 .output()
                 .expect("ss");
-            if String::from_utf8_lossy(&out.stdout).contains(&format!(":{PORT} ")) {
+            if String::from_utf8_lossy(&out.stdout).contains(&format!(":{port} ")) {
                 return;
             }
             thread::sleep(Duration::from_millis(20));
@@ -857,4 +857,51 @@ fn run_ctrl_c_on_the_terminal_reaches_the_program() {
         text.contains("braid-exit=42"),
         "braid exits with the program's status: {text}"
     );
+}
+
+#[test]
+fn run_curl_over_ipv6_paths() {
+    let _g = serial();
+    if !can_run("run_curl_over_ipv6_paths") {
+        return;
+    }
+    let s = Server::new();
+    let port = 8006u16;
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &s.ns.0, "mptcpize", "run", "python3", "-m"])
+        .args(["http.server", &port.to_string(), "--bind", "::"])
+        .arg("--directory")
+        .arg(s.dir.0.join("www"));
+    let _http6 = Proc::spawn("http.server v6", &mut cmd);
+    s.wait_listening(port);
+    let before = s.counters();
+    let mut a = vec!["run".to_string()];
+    for (i, t) in s.tuns.iter().enumerate() {
+        let x = i + 1;
+        a.push("--path".into());
+        a.push(format!(
+            "tun={t},local=fd00:84:{x}::1,peer=fd00:84:{x}::2/64,netns={}",
+            s.ns.0
+        ));
+    }
+    let out = s.file("big6.out");
+    a.extend(
+        [
+            "--",
+            "curl",
+            "-sS",
+            "-g",
+            "-o",
+            &out,
+            &format!("http://[fd00:84:1::2]:{port}/big.bin"),
+        ]
+        .map(String::from),
+    );
+    let (code, _, err, pid) = finish("braid run curl v6", braid_cmd(&a));
+    assert_eq!(code, Some(0), "{err}");
+    let got = std::fs::read(&out).expect("curl's output");
+    assert_eq!(sha256(&got), s.sha, "the bytes differ");
+    assert!(err.contains("-> [fd00:84:1::2]:8006 over MPTCP"), "{err}");
+    assert_mptcp_with_join(&before, &s.counters());
+    assert_nothing_left(pid);
 }
