@@ -109,17 +109,24 @@ pub fn main(args: SimArgs) -> ExitCode {
     let mut print_progress = |p: &Progress| {
         // Short runs stay quiet: only runs past ~2 s of wall time report progress.
         if p.wall_seconds >= 2.0 {
+            // Rounded down, and the bytes to go when the rounded sizes look equal: a transfer
+            // stuck a few bytes short must not show 100%.
             let pct = if p.bytes_total > 0 {
-                p.bytes_delivered as f64 * 100.0 / p.bytes_total as f64
+                (p.bytes_delivered as f64 * 1000.0 / p.bytes_total as f64).floor() / 10.0
             } else {
                 100.0
             };
+            let (done, total) = (fmt_bytes(p.bytes_delivered), fmt_bytes(p.bytes_total));
+            let left = p.bytes_total.saturating_sub(p.bytes_delivered);
+            let to_go = if left > 0 && done == total {
+                format!(", {left} bytes to go")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "[{:6.1} s] sim {:.3} s  {} / {} ({pct:.1}%)  {:.2} Mbit/s",
+                "[{:6.1} s] sim {:.3} s  {done} / {total} ({pct:.1}%{to_go})  {:.2} Mbit/s",
                 p.wall_seconds,
                 p.sim_time.as_secs_f64(),
-                fmt_bytes(p.bytes_delivered),
-                fmt_bytes(p.bytes_total),
                 p.goodput_mbps
             );
         }
