@@ -1625,6 +1625,7 @@ impl Endpoint {
                         bytes_sent: t.stats.bytes_sent,
                         bytes_retransmitted: t.stats.bytes_retransmitted,
                         bytes_acked: t.stats.bytes_acked,
+                        bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),
