@@ -19,6 +19,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod transparent;
+pub use transparent::PendingId;
+
 /// A connection, as the application names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnHandle(pub u64);
@@ -112,6 +115,13 @@ pub enum Event {
     Writable(ConnHandle),
     /// The connection is gone; its handle stays valid for `conn_info` until `release`.
     Closed(ConnHandle, CloseReason),
+    /// A transparent endpoint holds a SYN from `remote` to `local` (the original destination)
+    /// until `accept_pending`, `refuse_pending` or `forget_pending` (see `listen_transparent`).
+    PendingSyn {
+        id: PendingId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// One packet to send: the IP packet is in the caller's buffer.
@@ -195,6 +205,8 @@ pub struct Endpoint {
     tokens: HashMap<u32, ConnHandle, KeyedState>,
     /// Copy space between subflow and connection-level buffers.
     scratch: Vec<u8>,
+    /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
+    transparent: Option<Box<transparent::Transparent>>,
 }
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
@@ -230,6 +242,7 @@ impl Endpoint {
             keys,
             tokens: HashMap::with_hasher(hash_key),
             scratch: vec![0; 64 << 10],
+            transparent: None,
             config,
         }
     }
@@ -423,7 +436,7 @@ impl Endpoint {
                 return;
             }
         };
-        if !self.local_addrs.contains(&ip.dst()) {
+        if !self.local_addrs.contains(&ip.dst()) && self.transparent.is_none() {
             self.counters.not_for_us += 1;
             return;
         }
@@ -543,6 +556,9 @@ impl Endpoint {
                 l.half_open += 1;
             }
             self.insert(Subflow::new(tcb, mp), level, Some(seg.dst_port), false);
+            return;
+        }
+        if f.syn() && !f.ack() && self.hold_syn(_ip, seg, local, remote) {
             return;
         }
         if self.config.mptcp.enabled && f.syn() && !f.ack() {
@@ -785,6 +801,9 @@ impl Endpoint {
             }
             c.visible = true;
             self.events.push_back(Event::Incoming { port, conn: h });
+        } else if c.visible && c.level.is_none() {
+            // An accepted transparent SYN (`accept_pending`): the application holds the handle.
+            self.events.push_back(Event::Connected(h));
         }
     }
 
@@ -1240,6 +1259,7 @@ impl Endpoint {
                         bytes_sent: t.stats.bytes_sent,
                         bytes_retransmitted: t.stats.bytes_retransmitted,
                         bytes_acked: t.stats.bytes_acked,
+                        bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),
