@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod net;
+mod plot;
 mod sim;
+mod trace;
 mod units;
 
 #[derive(Parser, Debug)]
