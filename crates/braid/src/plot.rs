@@ -62,8 +62,9 @@ fn panels(samples: &[Sample]) -> [Vec<Line>; 3] {
         .filter(|s| s.event == SampleEvent::Tick)
         .collect();
     let span = samples.last().map_or(0.0, |s| s.t);
-    // About 100 points across the run, over windows of 10 to 100 ms.
-    let window = ((span / SAMPLE_INTERVAL.as_secs_f64() / 100.0).round() as usize).clamp(1, 10);
+    // About 100 points across the run, over windows of 50 to 200 ms (shorter ones show the
+    // bursts in which a receiver reads, not a rate).
+    let window = ((span / SAMPLE_INTERVAL.as_secs_f64() / 100.0).round() as usize).clamp(5, 20);
     let subflows = samples.iter().map(|s| s.subflows.len()).max().unwrap_or(0);
     let competing = samples.iter().map(|s| s.competing.len()).max().unwrap_or(0);
     let sf_label = |i: usize| {
