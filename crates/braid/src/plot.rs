@@ -62,9 +62,9 @@ fn panels(samples: &[Sample]) -> [Vec<Line>; 3] {
         .filter(|s| s.event == SampleEvent::Tick)
         .collect();
     let span = samples.last().map_or(0.0, |s| s.t);
-    // About 100 points across the run, over windows of 50 to 200 ms (shorter ones show the
-    // bursts in which a receiver reads, not a rate).
-    let window = ((span / SAMPLE_INTERVAL.as_secs_f64() / 100.0).round() as usize).clamp(5, 20);
+    // Goodput over sliding windows of a fortieth of the run, 100 to 500 ms: shorter ones
+    // show the bursts in which a receiver reads and an ACK clock sends, not a rate.
+    let window = ((span / SAMPLE_INTERVAL.as_secs_f64() / 40.0).round() as usize).clamp(10, 50);
     let subflows = samples.iter().map(|s| s.subflows.len()).max().unwrap_or(0);
     let competing = samples.iter().map(|s| s.competing.len()).max().unwrap_or(0);
     let sf_label = |i: usize| {
@@ -160,7 +160,8 @@ fn draw(path: &Path, title: &str, samples: &[Sample]) -> Result<(), Box<dyn std:
             .iter()
             .flat_map(|l| l.points.iter().map(|p| p.1))
             .fold(0.0f64, f64::max);
-        let y_max = if y_max > 0.0 { y_max * 1.1 } else { 1.0 };
+        // Headroom above the lines for the legend.
+        let y_max = if y_max > 0.0 { y_max * 1.4 } else { 1.0 };
         let mut chart = ChartBuilder::on(area)
             .caption(name, ("sans-serif", 18))
             .margin(10)
