@@ -369,7 +369,9 @@ fn take_sample(net: &Network<EngineHost>, t: Duration, event: SampleEvent) -> Sa
     Sample {
         t: t.as_secs_f64(),
         event,
-        subflows: info.as_ref().map_or_else(Vec::new, series::subflow_samples),
+        subflows: info
+            .as_ref()
+            .map_or_else(Vec::new, |i| series::subflow_samples(i, &addr::path_of)),
         send_queue: info.as_ref().map_or(0, |i| i.send_queue),
         recv_queue,
         bytes_read: server.server().received,

@@ -3,8 +3,8 @@
 //! slow-start threshold changes — a loss or timeout — and the end of the run), handed to the
 //! caller of [`crate::run_with`] as it happens.
 
-use crate::addr;
 use braid_proto::{ConnInfo, TcpState};
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// Simulated time between two periodic samples.
@@ -91,15 +91,19 @@ fn state_name(s: TcpState) -> String {
     out
 }
 
-/// The subflows of `info` (the connection itself when it has no MPTCP subflows).
-pub(crate) fn subflow_samples(info: &ConnInfo) -> Vec<SubflowSample> {
+/// The subflows of `info` (the connection itself when it has no MPTCP subflows); `path_of`
+/// names the path of a local address.
+pub fn subflow_samples(
+    info: &ConnInfo,
+    path_of: &dyn Fn(IpAddr) -> Option<usize>,
+) -> Vec<SubflowSample> {
     let ss = |v: u32| (v < u32::MAX / 2).then_some(v);
     match info.mptcp.as_ref().filter(|m| !m.subflows.is_empty()) {
         Some(m) => m
             .subflows
             .iter()
             .map(|sf| SubflowSample {
-                path: addr::path_of(sf.local.ip()).unwrap_or(usize::MAX),
+                path: path_of(sf.local.ip()).unwrap_or(usize::MAX),
                 state: state_name(sf.state),
                 cwnd: sf.cwnd,
                 ssthresh: ss(sf.ssthresh),
@@ -110,7 +114,7 @@ pub(crate) fn subflow_samples(info: &ConnInfo) -> Vec<SubflowSample> {
             })
             .collect(),
         None => vec![SubflowSample {
-            path: addr::path_of(info.local.ip()).unwrap_or(0),
+            path: path_of(info.local.ip()).unwrap_or(0),
             state: state_name(info.state),
             cwnd: info.cwnd,
             ssthresh: ss(info.ssthresh),
@@ -130,8 +134,28 @@ pub(crate) fn competing_sample(info: Option<ConnInfo>, bytes: u64) -> CompetingS
     }
 }
 
-/// What changes of a sample are events: per subflow (state, ssthresh).
-pub(crate) fn event_of(before: &[SubflowSample], now: &[SubflowSample]) -> Option<SampleEvent> {
+/// A sample of one connection of any endpoint (e.g. over real devices): its subflows and
+/// queues; `bytes_read` is what its application read; no competing flows.
+pub fn conn_sample(
+    t: f64,
+    event: SampleEvent,
+    info: &ConnInfo,
+    path_of: &dyn Fn(IpAddr) -> Option<usize>,
+) -> Sample {
+    Sample {
+        t,
+        event,
+        subflows: subflow_samples(info, path_of),
+        send_queue: info.send_queue,
+        recv_queue: info.recv_queue,
+        bytes_read: info.bytes_received.saturating_sub(info.recv_queue),
+        competing: Vec::new(),
+    }
+}
+
+/// The event between two samples' subflows, if any: a subflow appeared, one changed state, or
+/// one's slow-start threshold changed (checked in that order).
+pub fn event_of(before: &[SubflowSample], now: &[SubflowSample]) -> Option<SampleEvent> {
     if now.len() != before.len() {
         return Some(SampleEvent::Subflow);
     }

@@ -1,8 +1,14 @@
 //! `--trace FILE`: the run's time series as JSON lines, one [`braid_sim::Sample`] per line.
 
+use braid_proto::{ConnHandle, Endpoint, Instant};
+use braid_sim::series::{conn_sample, event_of};
+use braid_sim::{Sample, SampleEvent, SubflowSample, SAMPLE_INTERVAL};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Writes samples to a file, keeping the first error for the end of the run (the simulation
 /// goes on; the user hears about it once).
@@ -41,5 +47,111 @@ impl TraceWriter {
             None => self.out.flush(),
         };
         res.map_err(|e| format!("writing trace file {}: {e}", self.path.display()))
+    }
+}
+
+/// `--trace` for `braid connect` / `braid listen`: samples every connection of the endpoint every
+/// [`braid_sim::SAMPLE_INTERVAL`] of run time (as close as the event loop wakes; the loop's
+/// sleep is bounded by [`NetTracer::wait`]) and at each event, one JSON line each with the
+/// connection's number (in the order they were seen, from 0) and the fields of
+/// [`braid_sim::Sample`].
+pub struct NetTracer {
+    out: TraceWriter,
+    t0: Instant,
+    next_tick: Instant,
+    /// Per connection: its number and its subflows at the last sample.
+    seen: HashMap<ConnHandle, (u64, Vec<SubflowSample>)>,
+    next_id: u64,
+}
+
+/// One line of a connect/listen trace.
+#[derive(serde::Serialize)]
+struct NetLine<'a> {
+    conn: u64,
+    #[serde(flatten)]
+    sample: &'a Sample,
+}
+
+impl NetTracer {
+    pub fn create(path: &Path, t0: Instant) -> Result<Self, String> {
+        Ok(NetTracer {
+            out: TraceWriter::create(path)?,
+            t0,
+            next_tick: t0,
+            seen: HashMap::new(),
+            next_id: 0,
+        })
+    }
+
+    /// After a turn of the loop: a tick line for every connection when one is due, else a line
+    /// for each connection where an event happened.
+    pub fn observe(
+        &mut self,
+        now: Instant,
+        ep: &Endpoint,
+        conns: &[ConnHandle],
+        path_of: &dyn Fn(IpAddr) -> Option<usize>,
+    ) {
+        let tick = now >= self.next_tick;
+        if tick {
+            while self.next_tick <= now {
+                self.next_tick += SAMPLE_INTERVAL;
+            }
+        }
+        for &h in conns {
+            let Some(info) = ep.conn_info(h) else {
+                continue;
+            };
+            let t = now.saturating_duration_since(self.t0).as_secs_f64();
+            let mut sample = conn_sample(t, SampleEvent::Tick, &info, path_of);
+            let next_id = &mut self.next_id;
+            let (id, last) = self.seen.entry(h).or_insert_with(|| {
+                *next_id += 1;
+                (*next_id - 1, Vec::new())
+            });
+            let event = event_of(last, &sample.subflows);
+            if event.is_some() {
+                last.clone_from(&sample.subflows);
+            }
+            match (tick, event) {
+                (true, _) => {}
+                (false, Some(e)) => sample.event = e,
+                (false, None) => continue,
+            }
+            let id = *id;
+            self.out.write(&NetLine {
+                conn: id,
+                sample: &sample,
+            });
+        }
+    }
+
+    /// The last line of a connection (before its handle is released).
+    pub fn end(
+        &mut self,
+        now: Instant,
+        ep: &Endpoint,
+        h: ConnHandle,
+        path_of: &dyn Fn(IpAddr) -> Option<usize>,
+    ) {
+        let Some(info) = ep.conn_info(h) else { return };
+        let Some((id, _)) = self.seen.remove(&h) else {
+            return;
+        };
+        let t = now.saturating_duration_since(self.t0).as_secs_f64();
+        let sample = conn_sample(t, SampleEvent::End, &info, path_of);
+        self.out.write(&NetLine {
+            conn: id,
+            sample: &sample,
+        });
+    }
+
+    /// How long the loop may sleep before the next tick is due.
+    pub fn wait(&self, now: Instant) -> Duration {
+        self.next_tick.saturating_duration_since(now)
+    }
+
+    pub fn finish(self) -> Result<(), String> {
+        self.out.finish()
     }
 }
