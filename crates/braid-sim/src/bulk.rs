@@ -34,8 +34,9 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 const IPV4_TCP_HEADERS: u32 = 40;
 /// Smallest MTU accepted (IPv4's minimum, RFC 791).
 const MIN_MTU: u32 = 68;
-/// Most competing flows (each one is a connection with its own buffers).
-pub const MAX_COMPETING: usize = 1000;
+/// Most competing flows: each keeps its send buffer (the engine's default, 4 MiB) full, so the
+/// limit bounds the memory a run can take.
+pub const MAX_COMPETING: usize = 64;
 /// Events at one instant after which the run is declared stuck.
 const LIVELOCK_EVENTS: u64 = 10_000_000;
 
