@@ -50,9 +50,9 @@ impl TraceWriter {
     }
 }
 
-/// `--trace` for `braid connect` / `braid listen`: samples every connection of the endpoint every
-/// [`braid_sim::SAMPLE_INTERVAL`] of run time (as close as the event loop wakes; the loop's
-/// sleep is bounded by [`NetTracer::wait`]) and at each event, one JSON line each with the
+/// `--trace` for `braid connect` / `braid listen`: samples every connection of the endpoint once
+/// in every [`braid_sim::SAMPLE_INTERVAL`] slot of run time (at the loop's first turn in the slot;
+/// the loop's sleep is bounded by [`NetTracer::wait`]; missed slots are skipped) and at each event, one JSON line each with the
 /// connection's number (in the order they were seen, from 0) and the fields of
 /// [`braid_sim::Sample`].
 pub struct NetTracer {
