@@ -1619,6 +1619,7 @@ impl Endpoint {
                         bytes_sent: t.stats.bytes_sent,
                         bytes_retransmitted: t.stats.bytes_retransmitted,
                         bytes_acked: t.stats.bytes_acked,
+                        bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
                         ssthresh: t.ssthresh(),
