@@ -9,10 +9,12 @@ use std::process::ExitCode;
 
 mod capture;
 mod net;
+mod plot;
 mod preload;
 mod relay;
 mod run;
 mod sim;
+mod trace;
 mod units;
 
 #[derive(Parser, Debug)]
