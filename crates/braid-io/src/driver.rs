@@ -82,6 +82,9 @@ pub struct Wake {
     pub app_ready: bool,
     /// SIGINT or SIGTERM arrived (only with `catch_signals`).
     pub interrupted: bool,
+    /// The wake descriptor ([`Driver::set_wake_fd`]) is readable: another thread asked for
+    /// attention. The caller drains it.
+    pub woken: bool,
 }
 
 struct PathIo {
@@ -136,6 +139,7 @@ pub struct Driver {
     tx: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
     stats: IoStats,
+    wake_fd: Option<RawFd>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -215,12 +219,20 @@ impl Driver {
             tx: Vec::with_capacity(RX_BUF),
             pollfds: Vec::new(),
             stats: IoStats::default(),
+            wake_fd: None,
         })
     }
 
     /// Now, in the engine's time.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// A descriptor every [`Driver::wait`] also watches for readability (besides `app_fd`),
+    /// reported as [`Wake::woken`]: the read end of a pipe or socket pair through which other
+    /// threads wake the loop. The driver never reads it; the owner keeps it open.
+    pub fn set_wake_fd(&mut self, fd: Option<RawFd>) {
+        self.wake_fd = fd;
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &PathSpec> {
@@ -308,6 +320,10 @@ impl Driver {
             self.pollfds.push(pollfd(fd));
             self.pollfds.len() - 1
         });
+        let wake_idx = self.wake_fd.map(|fd| {
+            self.pollfds.push(pollfd(fd));
+            self.pollfds.len() - 1
+        });
         let ts = deadline.map(|d| {
             let left = d.saturating_duration_since(now);
             libc::timespec {
@@ -344,6 +360,9 @@ impl Driver {
         }
         if let Some(i) = app_idx {
             wake.app_ready = self.pollfds[i].revents != 0;
+        }
+        if let Some(i) = wake_idx {
+            wake.woken = self.pollfds[i].revents != 0;
         }
         self.receive();
         self.release_due();
