@@ -7,8 +7,13 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod app;
+mod forward;
 mod net;
+mod proxy;
 mod sim;
+mod socks;
+mod status;
 mod units;
 
 #[derive(Parser, Debug)]
@@ -26,6 +31,10 @@ enum Command {
     Listen(net::ListenArgs),
     /// Connects over TUN devices and sends data (to Linux's TCP or anything else).
     Connect(net::ConnectArgs),
+    /// A SOCKS5 server whose connections go over Multipath TCP on braid's paths.
+    Proxy(proxy::ProxyArgs),
+    /// Shows what running braid commands are doing (connections, subflows).
+    Status(status::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +44,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::main(args),
         Command::Listen(args) => net::listen(args),
         Command::Connect(args) => net::connect(args),
+        Command::Proxy(args) => proxy::main(args),
+        Command::Status(args) => status::main(args),
     }
 }

@@ -44,40 +44,43 @@ Exit status: 0 when every transfer completed, 1 when one did not, 2 for usage er
 pub struct NetArgs {
     /// A path over a TUN device (repeat for several; plain TCP uses the first that fits).
     #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
-    paths: Vec<PathSpec>,
+    pub(crate) paths: Vec<PathSpec>,
     /// Congestion control (reno, cubic).
     #[arg(long, default_value = "cubic")]
-    cc: String,
+    pub(crate) cc: String,
     /// Plain TCP only: do not offer or accept Multipath TCP.
     #[arg(long)]
-    no_mptcp: bool,
+    pub(crate) no_mptcp: bool,
     /// MPTCP packet scheduler (minrtt, roundrobin, redundant).
     #[arg(long, default_value = "minrtt")]
-    scheduler: String,
+    pub(crate) scheduler: String,
     /// MPTCP path manager (fullmesh: a subflow from every local address; none).
     #[arg(long, default_value = "fullmesh")]
-    path_manager: String,
+    pub(crate) path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
     #[arg(long)]
-    checksum: bool,
+    pub(crate) checksum: bool,
     /// Write every packet of every path, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
-    pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Seed for initial sequence numbers, emulated loss and --bytes data (default: random).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Print one JSON object per connection on stdout (stderr when --out is -).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress lines on stderr.
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Do not compute SHA-256 of the data (for benchmarks); the report's sha256 is null.
     #[arg(long)]
-    no_hash: bool,
+    pub(crate) no_hash: bool,
     /// Give up (exit 1) when the whole run takes longer than this.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    /// Control socket for `braid status` (default /run/braid/COMMAND-PID.sock).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) control: Option<PathBuf>,
 }
 
 /// Arguments of `braid listen`.
@@ -95,6 +98,10 @@ pub struct ListenArgs {
     /// Exit after this many connections have finished.
     #[arg(long, default_value_t = 1)]
     count: u64,
+    /// Relay every accepted connection to HOST:PORT over the host's own TCP (an MPTCP-to-TCP
+    /// converter); runs until SIGINT/SIGTERM or --timeout.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["out", "count", "json"])]
+    forward: Option<String>,
 }
 
 /// Arguments of `braid connect`.
@@ -560,6 +567,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let ctl = match crate::app::LoopControl::open(net, "connect", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -582,6 +593,7 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Connected(c) if c == h => t = Some(Transfer::new(h, now, !net.no_hash)),
@@ -731,6 +743,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 /// Runs `braid listen`; returns the process exit status.
 pub fn listen(args: ListenArgs) -> ExitCode {
     let net = &args.net;
+    if let Some(target) = &args.forward {
+        return crate::forward::main(net, args.port, target);
+    }
     if args.count == 0 {
         return usage_error("--count must be at least 1");
     }
@@ -749,6 +764,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     if let Err(e) = drv.endpoint.listen(args.port) {
         return failure(&format!("listen on port {}: {e}", args.port));
     }
+    let ctl = match crate::app::LoopControl::open(net, "listen", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -774,6 +793,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut active.keys().copied(), false);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Incoming { port, .. } => {
