@@ -308,7 +308,10 @@ impl Engine {
                 let _ = reply.send(out);
             }
             Cmd::Counters(reply) => {
-                let v: Vec<_> = self.ep().counters().iter().collect();
+                let mut v: Vec<_> = self.ep().counters().iter().collect();
+                // Connections the engine still holds, closing ones (TIME_WAIT...) included.
+                v.push(("EngineConnections", self.ep().connection_count() as u64));
+                v.push(("StackConnections", self.conns.len() as u64));
                 let _ = reply.send(v);
             }
             Cmd::Stop(_) => {}
