@@ -404,7 +404,7 @@ impl Endpoint {
             return Err(Error::AddrInUse);
         }
         let l = self.pick_port(local, remote).ok_or(Error::AddrInUse)?;
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let mut tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
             .ok_or(Error::AddrNotAvailable)?;
         self.counters.active_opens += 1;
@@ -414,7 +414,7 @@ impl Endpoint {
             tcb.mp = Some(Box::new(SubflowMp::initial()));
             level = Some(Box::new(MpLevel::client(
                 key,
-                self.config.mptcp.checksum,
+                &self.config.mptcp,
                 self.config.tcp.send_buffer,
                 self.config.tcp.recv_buffer,
             )));
@@ -581,7 +581,7 @@ impl Endpoint {
                 self.counters.listen_overflows += 1;
                 return;
             }
-            let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+            let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
             let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
             else {
                 return;
@@ -593,11 +593,10 @@ impl Endpoint {
                 // RFC 8684 §3.1: only version 1 is spoken; another version gets plain TCP.
                 if m.version == braid_wire::mptcp::MPTCP_VERSION {
                     let key = self.fresh_key();
-                    let checksum = self.config.mptcp.checksum;
                     tcb.set_mptcp(SubflowMp::initial(), true);
                     level = Some(Box::new(MpLevel::server(
                         key,
-                        checksum,
+                        &self.config.mptcp,
                         &m,
                         self.config.tcp.send_buffer,
                         self.config.tcp.recv_buffer,
@@ -676,7 +675,7 @@ impl Endpoint {
             self.refuse_join(local, remote, seg, true);
             return;
         }
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
         else {
             return;
@@ -731,7 +730,7 @@ impl Endpoint {
         let Some(l) = self.pick_port(local, remote) else {
             return;
         };
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(mut tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
             return;
         };
@@ -1640,6 +1639,16 @@ impl Endpoint {
     }
 }
 
+/// A new subflow's initial sequence number and timestamp offset: random, or the ISN placed by
+/// the [`TcpConfig::iss_base`] test hook.
+fn initial_seq(rng: &mut Rng, cfg: &TcpConfig) -> (u32, u32) {
+    let (iss, ts) = (rng.next_u32(), rng.next_u32());
+    match cfg.iss_base {
+        Some(b) => (b.wrapping_add(iss & 0xffff), ts),
+        None => (iss, ts),
+    }
+}
+
 fn close_reason(e: End) -> CloseReason {
     match e {
         End::Normal => CloseReason::Normal,
@@ -2084,6 +2093,11 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             // subflow anyway, whose persist timer then probes the window (RFC 9293 §3.8.6.1).
             let probe = if lv.data_una >= lv.data_nxt { 1460 } else { 0 };
             let end = lv.sendbuf.end().min(lv.snd_right.max(lv.data_una + probe));
+            if kind == Sched::Redundant {
+                // New data goes to every subflow from its own cursor (below).
+                redundant_fill(lv, subs, end, &usable, scratch);
+                break;
+            }
             if lv.data_nxt >= end {
                 break;
             }
@@ -2156,18 +2170,6 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             mp.push_tx(sub_off, d_off, w);
             mp.bytes_scheduled += w;
         }
-        if kind == Sched::Redundant {
-            // The same bytes on every other usable subflow (RFC 8684 leaves this open).
-            for (j, u) in subs.iter_mut().enumerate() {
-                if j != i && usable(u) && u.send_free() as u64 >= w {
-                    let so = u.send_end();
-                    let w2 = u.send(&scratch[..w as usize]) as u64;
-                    if let Some(mp) = u.mp.as_deref_mut() {
-                        mp.push_tx(so, d_off, w2);
-                    }
-                }
-            }
-        }
         if reinj {
             if let Some(front) = lv.reinject.front_mut() {
                 front.0 = d_off + w;
@@ -2177,6 +2179,55 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             }
         } else {
             lv.data_nxt += w;
+        }
+    }
+}
+
+/// The redundant scheduler's new data: every usable subflow sends every byte up to `end`, each
+/// from its own cursor, as far as its window and buffer allow; a subflow that lags skips what the
+/// peer has already DATA_ACKed (it cannot help any more). Backup subflows take part only when no
+/// regular one can.
+fn redundant_fill(
+    lv: &mut MpLevel,
+    subs: &mut [Tcb],
+    end: u64,
+    usable: &dyn Fn(&Tcb) -> bool,
+    scratch: &mut [u8],
+) {
+    let is_backup = |t: &Tcb| t.mp.as_deref().is_some_and(|m| m.is_backup());
+    let any_regular = subs.iter().any(|t| usable(t) && !is_backup(t));
+    let floor = lv.data_una.max(lv.sendbuf.start());
+    for t in subs.iter_mut() {
+        if !usable(t) || (any_regular && is_backup(t)) {
+            continue;
+        }
+        while let Some(mp) = t.mp.as_deref() {
+            let from = mp.redundant_next.max(floor);
+            if from >= end {
+                break;
+            }
+            let want = end - from;
+            let mut n = want
+                .min(t.sched_room())
+                .min(t.send_free() as u64)
+                .min(scratch.len() as u64);
+            if n < want {
+                n = t.whole_segments(n, lv.csum);
+            }
+            if n == 0 {
+                break;
+            }
+            let got = lv.sendbuf.read_at(from, &mut scratch[..n as usize]);
+            let sub_off = t.send_end();
+            let w = t.send(&scratch[..got]) as u64;
+            let Some(mp) = t.mp.as_deref_mut() else { break };
+            if w == 0 {
+                break;
+            }
+            mp.push_tx(sub_off, from, w);
+            mp.bytes_scheduled += w;
+            mp.redundant_next = from + w;
+            lv.data_nxt = lv.data_nxt.max(from + w);
         }
     }
 }
