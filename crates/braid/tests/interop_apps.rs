@@ -28,7 +28,6 @@ const SERVER_PY: &str = concat!(
     "/../../tests/interop/http_server.py"
 );
 const BIG: usize = 32 << 20;
-const DEADLINE: Duration = Duration::from_secs(120);
 
 fn have(tool: &str, arg: &str) -> bool {
     Command::new(tool)
