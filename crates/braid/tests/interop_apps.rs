@@ -708,3 +708,68 @@ fn linux_mptcp_curl_through_braid_forward_to_plain_tcp_server() {
     let (st, _) = fwd.finish(Duration::from_secs(10));
     assert!(st.success(), "{}", fwd.stderr());
 }
+
+/// `braid listen` (its own event loop, not the library's stack) serves `braid status` too, and
+/// removes its socket and devices on SIGINT.
+#[test]
+fn status_of_a_plain_braid_listen() {
+    let _g = serial();
+    if !can_run("status_of_a_plain_braid_listen") {
+        return;
+    }
+    let t = Topo::new();
+    let control = t.file("listen.sock");
+    let (p0, p1) = (t.path(0), t.path(1));
+    let mut l = Proc::spawn(
+        "braid listen",
+        Command::new(env!("CARGO_BIN_EXE_braid")).args([
+            "listen",
+            "--path",
+            &p0,
+            "--path",
+            &p1,
+            "--port",
+            "5999",
+            "--count",
+            "5",
+            "--control",
+            &control,
+        ]),
+    );
+    t.wait_devices(&l);
+    wait_for(
+        || Path::new(&control).exists(),
+        Duration::from_secs(10),
+        "the control socket",
+    );
+    // A Linux MPTCP client holds a connection open while status is asked.
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", &t.ns.0, "mptcpize", "run", "python3", "-c"])
+        .arg("import socket,time;s=socket.create_connection(('10.80.1.1',5999));s.sendall(b'x'*100000);print('sent',flush=True);time.sleep(30)");
+    let client = Proc::spawn("Linux client", &mut cmd);
+    client.expect_line("sent", Duration::from_secs(20));
+    let mut seen = serde_json::Value::Null;
+    wait_for(
+        || {
+            seen = status_json(&control);
+            seen["connections"].as_array().is_some_and(|c| c.len() == 1)
+        },
+        Duration::from_secs(10),
+        "one connection in braid status",
+    );
+    assert_eq!(seen["program"], "braid listen", "{seen}");
+    let c = &seen["connections"][0];
+    assert_eq!(c["direction"], "accept", "{seen}");
+    assert_eq!(c["local"], "10.80.1.1:5999", "{seen}");
+    assert_eq!(c["mptcp"], true, "{seen}");
+    assert!(c["bytes_received"].as_u64() >= Some(100_000), "{seen}");
+    assert_eq!(seen["paths"].as_array().map(Vec::len), Some(2), "{seen}");
+    drop(client);
+    l.signal("INT");
+    let _ = l.finish(Duration::from_secs(10));
+    assert!(!Path::new(&control).exists(), "control socket left behind");
+    assert!(
+        !t.device_exists(0) && !t.device_exists(1),
+        "TUN devices left behind"
+    );
+}
