@@ -87,9 +87,9 @@ impl LoopbackPlane {
         }
     }
 
-    /// Delivers queued packets back; true when the batch limit stopped it.
-    fn cycle(&mut self) -> bool {
-        for _ in 0..LOOP_BATCH {
+    /// Delivers queued packets back; returns how many.
+    fn cycle(&mut self) -> usize {
+        for i in 0..LOOP_BATCH {
             let now = self.clock.now();
             match self.endpoint.poll_transmit(now, &mut self.buf) {
                 Some(t) => {
@@ -98,10 +98,10 @@ impl LoopbackPlane {
                     self.endpoint.handle_packet(now, &packet[..n]);
                     self.buf = packet;
                 }
-                None => return false,
+                None => return i,
             }
         }
-        true
+        LOOP_BATCH
     }
 }
 
@@ -115,7 +115,8 @@ impl Plane for LoopbackPlane {
     }
 
     fn wait(&mut self, max_wait: Option<Duration>, wake: &UnixStream) -> io::Result<bool> {
-        let busy = self.cycle();
+        // Delivered packets make events: the engine thread handles them before any sleep.
+        let busy = self.cycle() > 0;
         let now = self.clock.now();
         let mut deadline = self.endpoint.poll_timeout();
         if let Some(m) = max_wait {
