@@ -131,6 +131,16 @@ struct ConnectFuture {
     shared: Arc<StackShared>,
 }
 
+impl Drop for ConnectFuture {
+    /// Given up before the handshake ended (e.g. the task was cancelled): the attempt is
+    /// released like a stream.
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            self.shared.send(crate::core::Cmd::Release(core.id));
+        }
+    }
+}
+
 impl Future for ConnectFuture {
     type Output = io::Result<AsyncMptcpStream>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -144,9 +154,9 @@ impl Future for ConnectFuture {
         }
         let err = st.error.as_ref().map(|e| e.to_io());
         drop(st);
-        self.core = None;
-        // A failed connect still owns an engine entry (refused, timed out): the stream's drop
-        // releases it either way.
+        self.core = None; // the stream below owns the release from here
+                          // A failed connect still owns an engine entry (refused, timed out): the stream's drop
+                          // releases it either way.
         let stream = MptcpStream::new(core, self.shared.clone());
         match err {
             Some(e) => Poll::Ready(Err(e)),

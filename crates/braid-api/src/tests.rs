@@ -259,3 +259,21 @@ fn tokio_twins_copy_with_half_close() {
         assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
     });
 }
+
+#[cfg(feature = "tokio")]
+#[test]
+fn a_cancelled_connect_is_released() {
+    let st = stack(true);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // Nobody answers 10.9.0.3: cancel the attempt after 50 ms.
+        let f = st.connect_async(addr("10.9.0.3:80"));
+        assert!(tokio::time::timeout(Duration::from_millis(50), f)
+            .await
+            .is_err());
+    });
+    wait_until(|| st.connections().unwrap().is_empty());
+}
