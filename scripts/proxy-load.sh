@@ -59,8 +59,8 @@ done
 T2=$(date +%s.%N)
 R2=$(rss)
 HELD=$("$BRAID" status --control "$SOCK" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["counters"].get("EngineConnections", 0))')
-echo "parallel: 100 x 1 MiB, $PF failed, $(echo "$T1 - $T0" | bc) s"
-echo "sequential: $N x 64 KiB, $SF failed, $(echo "$T2 - $T1" | bc) s"
+echo "parallel: 100 x 1 MiB, $PF failed, $(awk "BEGIN{printf \"%.1f\", $T1 - $T0}") s"
+echo "sequential: $N x 64 KiB, $SF failed, $(awk "BEGIN{printf \"%.1f\", $T2 - $T1}") s"
 echo "braid VmRSS: ${R0} KiB after start, ${R1} KiB after parallel, ${R2} KiB after sequential ($HELD connections still in TIME_WAIT)"
 if [ "${KEEP_WAIT:-1}" != 0 ]; then
   sleep 65
