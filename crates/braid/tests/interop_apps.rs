@@ -265,13 +265,13 @@ fn rss_kib(pid: u32) -> u64 {
 
 /// `braid proxy` over both paths, in its own mount namespace whose /etc/hosts names
 /// 10.80.1.2 `braid-peer.test` (so the name goes through the host's resolver, untouched).
-fn start_proxy(t: &Topo, socks: &str, control: &str) -> Proc {
+fn start_proxy(t: &Topo, socks: &str, control: &str, connect_timeout: &str) -> Proc {
     let hosts = t.file("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n10.80.1.2 braid-peer.test\n").unwrap();
     let (p0, p1) = (t.path(0), t.path(1));
     let script = format!(
         "mount --bind {hosts} /etc/hosts && exec {} proxy --path {p0} --path {p1} \
-         --socks {socks} --control {control} --connect-timeout 10s",
+         --socks {socks} --control {control} --connect-timeout {connect_timeout}",
         env!("CARGO_BIN_EXE_braid")
     );
     let mut cmd = Command::new("unshare");
@@ -309,7 +309,7 @@ fn curl_through_braid_proxy_to_linux_mptcp_server() {
     let sum = t.serve_file("big", BIG);
     let control = t.file("proxy.sock");
     let socks = "127.0.0.1:11081";
-    let mut proxy = start_proxy(&t, socks, &control);
+    let mut proxy = start_proxy(&t, socks, &control, "3s");
     // The server binds the kernel's side of path 0, which exists once braid made the device.
     let _server = t.mptcp_http_server(8000);
     for (flag, url) in [
@@ -361,6 +361,14 @@ fn curl_through_braid_proxy_to_linux_mptcp_server() {
     let (code, err) = curl(&["--socks5", socks, "http://10.80.1.2:8009/"]);
     assert_eq!(code, 97, "curl to a closed port: {err}");
     assert!(err.contains("(5)"), "curl: {err}");
+    // Nobody has 10.80.1.77 (P does not forward): no answer within --connect-timeout → 4.
+    let (code, err) = curl(&["--socks5", socks, "http://10.80.1.77:80/"]);
+    assert_eq!(code, 97, "curl to a silent address: {err}");
+    assert!(err.contains("(4)"), "curl: {err}");
+    // No IPv6 path: network unreachable → 3, at once.
+    let (code, err) = curl(&["--socks5", socks, "http://[fd00:80::2]:80/"]);
+    assert_eq!(code, 97, "curl to IPv6: {err}");
+    assert!(err.contains("(3)"), "curl: {err}");
     // braid status while a slow download runs: one connection, two subflows, with numbers.
     let mut slow = Command::new("curl");
     slow.args([
@@ -441,7 +449,7 @@ fn proxy_load_100_parallel_1000_sequential() {
     t.serve_file("k", 64 << 10);
     let control = t.file("proxy.sock");
     let socks = "127.0.0.1:11082";
-    let mut proxy = start_proxy(&t, socks, &control);
+    let mut proxy = start_proxy(&t, socks, &control, "10s");
     let _server = t.mptcp_http_server(8000);
     // Warm up once, then measure.
     let (code, err) = curl(&[
