@@ -161,8 +161,10 @@ pub fn main(net: &NetArgs, port: u16, target: &str) -> ExitCode {
     drop(control);
     stack.shutdown(app::EXIT_GRACE);
     rt.shutdown_timeout(Duration::from_secs(1));
-    if why == "stack stopped" {
-        return failure("the stack stopped unexpectedly");
+    match why {
+        "stack stopped" => failure("the stack stopped unexpectedly"),
+        // --timeout: "give up (exit 1)", as for every command that takes it.
+        "timeout" => failure("timed out (--timeout)"),
+        _ => ExitCode::SUCCESS,
     }
-    ExitCode::SUCCESS
 }
