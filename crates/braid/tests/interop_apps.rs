@@ -319,8 +319,22 @@ fn curl_through_braid_proxy_to_linux_mptcp_server() {
         let before = t.counters();
         let out = t.file("got");
         let _ = std::fs::remove_file(&out);
-        let (code, err) = curl(&[flag, socks, url, "-o", &out]);
-        assert_eq!(code, 0, "curl {flag}: {err}; braid: {}", proxy.stderr());
+        let o = Command::new("curl")
+            .args(["-sS", "--max-time", "60", flag, socks, url, "-o", &out])
+            .args(["-w", "%{speed_download}"])
+            .output()
+            .expect("run curl");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success(),
+            "curl {flag}: {err}; braid: {}",
+            proxy.stderr()
+        );
+        let speed: f64 = String::from_utf8_lossy(&o.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0.0);
+        eprintln!("curl {flag}: 32 MiB at {:.0} Mbit/s", speed * 8.0 / 1e6);
         assert_eq!(
             sha256_file(&out),
             (BIG, sum.clone()),
