@@ -385,6 +385,8 @@ impl Engine {
                         self.closed(now, id, reason);
                     }
                 }
+                // Only transparent endpoints hold SYNs; a Stack never makes one.
+                Event::PendingSyn { .. } => {}
             }
         }
     }

@@ -82,6 +82,8 @@ pub struct Wake {
     pub app_ready: bool,
     /// SIGINT or SIGTERM arrived (only with `catch_signals`).
     pub interrupted: bool,
+    /// Bit `i`: descriptor `i` of [`Driver::wait_fds`] is readable (or at EOF / in error).
+    pub ready: u64,
     /// The wake descriptor ([`Driver::set_wake_fd`]) is readable: another thread asked for
     /// attention. The caller drains it.
     pub woken: bool,
@@ -228,7 +230,7 @@ impl Driver {
         self.clock.now()
     }
 
-    /// A descriptor every [`Driver::wait`] also watches for readability (besides `app_fd`),
+    /// A descriptor every wait also watches for readability (besides the application's),
     /// reported as [`Wake::woken`]: the read end of a pipe or socket pair through which other
     /// threads wake the loop. The driver never reads it; the owner keeps it open.
     pub fn set_wake_fd(&mut self, fd: Option<RawFd>) {
@@ -299,6 +301,31 @@ impl Driver {
     /// One wake-up of the loop (see the module documentation). `max_wait` bounds the sleep;
     /// `app_fd` is a descriptor of the application to watch for readability.
     pub fn wait(&mut self, max_wait: Option<Duration>, app_fd: Option<RawFd>) -> io::Result<Wake> {
+        let fds: &[RawFd] = match &app_fd {
+            Some(fd) => std::slice::from_ref(fd),
+            None => &[],
+        };
+        let w = self.wait_fds(max_wait, fds)?;
+        Ok(Wake {
+            app_ready: w.ready & 1 != 0,
+            ..w
+        })
+    }
+
+    /// [`Driver::wait`] watching several application descriptors (at most 64; bit `i` of
+    /// [`Wake::ready`] tells about `fds[i]`).
+    pub fn wait_fds(&mut self, max_wait: Option<Duration>, fds: &[RawFd]) -> io::Result<Wake> {
+        self.wait_rw(max_wait, fds, &[])
+    }
+
+    /// [`Driver::wait_fds`] that also wakes when one of `write_fds` becomes writable (bit
+    /// `fds.len() + j` of [`Wake::ready`] for `write_fds[j]`; only the first 64 have bits).
+    pub fn wait_rw(
+        &mut self,
+        max_wait: Option<Duration>,
+        fds: &[RawFd],
+        write_fds: &[RawFd],
+    ) -> io::Result<Wake> {
         self.flush();
         let now = self.clock.now();
         let mut deadline = self.endpoint.poll_timeout();
@@ -316,14 +343,21 @@ impl Driver {
             self.pollfds.push(pollfd(s.fd()));
             self.pollfds.len() - 1
         });
-        let app_idx = app_fd.map(|fd| {
-            self.pollfds.push(pollfd(fd));
-            self.pollfds.len() - 1
-        });
         let wake_idx = self.wake_fd.map(|fd| {
             self.pollfds.push(pollfd(fd));
             self.pollfds.len() - 1
         });
+        let app_first = self.pollfds.len();
+        for &fd in fds {
+            self.pollfds.push(pollfd(fd));
+        }
+        for &fd in write_fds {
+            self.pollfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            });
+        }
         let ts = deadline.map(|d| {
             let left = d.saturating_duration_since(now);
             libc::timespec {
@@ -358,9 +392,12 @@ impl Driver {
             }
             wake.interrupted = signal::interrupted();
         }
-        if let Some(i) = app_idx {
-            wake.app_ready = self.pollfds[i].revents != 0;
+        for (i, p) in self.pollfds[app_first..].iter().enumerate().take(64) {
+            if p.revents != 0 {
+                wake.ready |= 1 << i;
+            }
         }
+        wake.app_ready = wake.ready != 0;
         if let Some(i) = wake_idx {
             wake.woken = self.pollfds[i].revents != 0;
         }

@@ -35,6 +35,22 @@ pub fn configure(dev: &str, path: &PathSpec) -> io::Result<()> {
     let addr = format!("{}/{}", path.peer, path.prefix);
     let mut base: Vec<&str> = Vec::new();
     if let Some(ns) = &path.netns {
+        // A device of that name in the namespace would make the move fail with "File exists";
+        // say which device and where instead.
+        let taken = Command::new("ip")
+            .args(["-n", ns, "link", "show", "dev", dev])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if taken {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "network device {dev} already exists in namespace {ns}: braid will not \
+                     take it over (choose another tun=NAME, or remove it with \
+                     `ip -n {ns} link del {dev}`)"
+                ),
+            ));
+        }
         ip(&["link", "set", "dev", dev, "netns", ns])?;
         base.extend(["-n", ns.as_str()]);
     }

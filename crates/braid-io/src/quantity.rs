@@ -43,18 +43,22 @@ pub fn seconds(s: &str) -> Option<f64> {
     Some(number(num)? / div)
 }
 
-/// SIZE: a number of bytes with an optional unit (`k`/`K`/`kB`/`KB`, `M`/`MB`, `G`/`GB` decimal;
-/// `KiB`, `MiB`, `GiB` binary; `B` or none: bytes), in bytes.
+/// SIZE: a number of bytes with an optional unit, in bytes: `k`, `kB`, `M`, `MB`, `G`, `GB`,
+/// `T`, `TB` decimal; `KiB`, `MiB`, `GiB`, `TiB` binary; `B` or none: bytes. Any case
+/// (`10mib`, `1gb`): sizes are bytes, so no spelling is ambiguous.
 pub fn bytes(s: &str) -> Option<f64> {
     let (num, unit) = split_number(s);
-    let mult: f64 = match unit {
-        "" | "B" => 1.0,
-        "k" | "K" | "kB" | "KB" => 1e3,
-        "M" | "MB" => 1e6,
-        "G" | "GB" => 1e9,
-        "KiB" => 1024.0,
-        "MiB" => 1024.0 * 1024.0,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
+    const KI: f64 = 1024.0;
+    let mult: f64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => KI,
+        "mib" => KI * KI,
+        "gib" => KI * KI * KI,
+        "tib" => KI * KI * KI * KI,
         _ => return None,
     };
     Some((number(num)? * mult).round())
@@ -83,6 +87,13 @@ mod tests {
         assert_eq!(bytes("100000"), Some(100000.0));
         assert_eq!(bytes("1.5GB"), Some(1.5e9));
         assert_eq!(bytes("-1"), None);
+        assert_eq!(bytes("10mib"), Some(10.0 * 1024.0 * 1024.0));
+        assert_eq!(bytes("10MIB"), Some(10.0 * 1024.0 * 1024.0));
+        assert_eq!(bytes("2gb"), Some(2e9));
+        assert_eq!(bytes("1TiB"), Some(1024f64.powi(4)));
+        assert_eq!(bytes("3b"), Some(3.0));
+        assert_eq!(bytes("10mi"), None);
+        assert_eq!(bytes("10mbit"), None);
         assert_eq!(percent("1%"), Some(1.0));
         assert_eq!(percent("0.5"), Some(0.5));
         assert_eq!(percent("%"), None);

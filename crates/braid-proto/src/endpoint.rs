@@ -16,6 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod transparent;
+pub use transparent::PendingId;
+
 /// A connection, as the application names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnHandle(pub u64);
@@ -109,6 +112,13 @@ pub enum Event {
     Writable(ConnHandle),
     /// The connection is gone; its handle stays valid for `conn_info` until `release`.
     Closed(ConnHandle, CloseReason),
+    /// A transparent endpoint holds a SYN from `remote` to `local` (the original destination)
+    /// until `accept_pending`, `refuse_pending` or `forget_pending` (see `listen_transparent`).
+    PendingSyn {
+        id: PendingId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// One packet to send: the IP packet is in the caller's buffer.
@@ -257,6 +267,8 @@ pub struct Endpoint {
     fullmesh: bool,
     /// Copy space between subflow and connection-level buffers.
     scratch: Vec<u8>,
+    /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
+    transparent: Option<Box<transparent::Transparent>>,
 }
 
 /// Shortest wait for the infinite mapping that answers our MP_FAIL (else 8 RTOs).
@@ -301,6 +313,7 @@ impl Endpoint {
             },
             fullmesh: config.mptcp.path_manager != "none",
             scratch: vec![0; 64 << 10],
+            transparent: None,
             config,
         }
     }
@@ -489,7 +502,7 @@ impl Endpoint {
                 return;
             }
         };
-        if !self.local_addrs.contains(&ip.dst()) {
+        if !self.local_addrs.contains(&ip.dst()) && self.transparent.is_none() {
             self.counters.not_for_us += 1;
             return;
         }
@@ -607,6 +620,9 @@ impl Endpoint {
                 l.half_open += 1;
             }
             self.insert(tcb, level, Some(seg.dst_port), false);
+            return;
+        }
+        if f.syn() && !f.ack() && self.hold_syn(_ip, seg, local, remote) {
             return;
         }
         if self.config.mptcp.enabled && f.syn() && !f.ack() {
@@ -848,6 +864,9 @@ impl Endpoint {
             }
             c.visible = true;
             self.events.push_back(Event::Incoming { port, conn: h });
+        } else if c.visible && c.level.is_none() {
+            // An accepted transparent SYN (`accept_pending`): the application holds the handle.
+            self.events.push_back(Event::Connected(h));
         }
     }
 
@@ -1606,6 +1625,7 @@ impl Endpoint {
                         bytes_sent: t.stats.bytes_sent,
                         bytes_retransmitted: t.stats.bytes_retransmitted,
                         bytes_acked: t.stats.bytes_acked,
+                        bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),

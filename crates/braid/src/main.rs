@@ -8,9 +8,13 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod app;
+mod capture;
 mod forward;
 mod net;
+mod preload;
 mod proxy;
+mod relay;
+mod run;
 mod sim;
 mod socks;
 mod status;
@@ -35,6 +39,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Shows what running braid commands are doing (connections, subflows).
     Status(status::StatusArgs),
+    /// Runs a program with all its TCP carried over MPTCP by braid (root: a network namespace).
+    Run(run::RunArgs),
+    /// Carries every local program's TCP towards the given prefixes over MPTCP (root).
+    Capture(capture::CaptureArgs),
 }
 
 fn main() -> ExitCode {
@@ -46,5 +54,7 @@ fn main() -> ExitCode {
         Command::Connect(args) => net::connect(args),
         Command::Proxy(args) => proxy::main(args),
         Command::Status(args) => status::main(args),
+        Command::Run(args) => run::main(args),
+        Command::Capture(args) => capture::main(args),
     }
 }

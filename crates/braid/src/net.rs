@@ -1,7 +1,7 @@
 //! `braid connect` and `braid listen`: real transfers over TUN devices, with the Linux kernel
 //! (or anything else) as the peer. The data plane is `braid-io`; this is the application on top.
 
-use crate::units::{fmt_bytes, parse_size, parse_time};
+use crate::units::{fmt_bytes, fmt_duration, parse_size, parse_time};
 use braid_io::{Driver, DriverConfig, PathSpec};
 use braid_proto::mptcp::crypto::KeySource;
 use braid_proto::{
@@ -27,13 +27,19 @@ SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rat
         rate are emulated by braid in each direction (delay is one-way: the RTT grows by twice it).
         e.g. tun=bt0,local=10.77.0.1,peer=10.77.0.2/24,netns=peer,delay=10ms,loss=1%
 RATE  = N bit|kbit|mbit|gbit;  TIME = N us|ms|s;  PCT = 0..100, e.g. 1%
-SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024)
+SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case (10mib)
 
-Needs root (CAP_NET_ADMIN) for the TUN devices. Ctrl-C closes connections with FIN and exits.
---json prints one object per connection: sha256 (of the bytes sent by connect / received by
-listen; null with --no-hash), bytes, seconds, goodput_mbps, subflows [{path, local, remote,
-bytes_sent, bytes_acked, retransmitted_bytes, srtt_ms}], mptcp ({fallback, local_token,
-remote_token}, or null for plain TCP) and counters (engine and data plane, whole process).
+Needs root (CAP_NET_ADMIN) for the TUN devices; a device NAME that exists already is refused.
+Ctrl-C closes connections with FIN and exits. connect sends stdin unless --in or --bytes.
+Progress lines (stderr, once a second while a connection is open): `delivered` counts bytes the
+peer acknowledged, `received` bytes braid read; the rate is theirs over the last interval.
+The summary of each connection says whether MPTCP was used, its subflows and the bytes each one
+carried. --json prints one object per connection instead: sha256 (of the bytes sent by connect /
+received by listen; null with --no-hash), bytes (sent by connect / received by listen),
+bytes_delivered (of those, acknowledged by the peer / read), seconds, goodput_mbps (delivered
+bytes over seconds), subflows [{path, local, remote, bytes_sent, bytes_acked, bytes_received,
+retransmitted_bytes, srtt_ms}], mptcp ({fallback, local_token, remote_token}, or null for plain
+TCP), counters (engine and data plane, whole process) and error.
 Multipath TCP is on unless --no-mptcp: the first path connects, the path manager adds subflows from
 the other paths' addresses.
 
@@ -408,52 +414,47 @@ impl Reporter {
         } else {
             (&t.recv_hash, t.received)
         };
+        // What reached the other application: on the sending side what the peer acknowledged
+        // (all of it when the transfer completed), on the receiving side what braid read.
+        let acked = t.info.as_ref().map_or(0, |i| i.bytes_acked);
+        let delivered = if sent_side { acked.min(bytes) } else { bytes };
         let hash = t.hash.then(|| hex(digest.clone().finalize().as_slice()));
         let secs = t.seconds();
         let mbps = if secs > 0.0 {
-            bytes as f64 * 8.0 / secs / 1e6
+            delivered as f64 * 8.0 / secs / 1e6
         } else {
             0.0
         };
+        let subflows = subflow_rows(drv, t.info.as_ref());
         let line = if self.json {
-            let mut subflows = Vec::new();
             let mut mptcp = Value::Null;
-            match t.info.as_ref().map(|i| (i, i.mptcp.as_ref())) {
-                Some((_, Some(m))) => {
-                    for sf in &m.subflows {
-                        let path = drv.path_of(sf.local.ip()).map(|p| p.tun.clone());
-                        subflows.push(json!({
-                            "path": path,
-                            "local": sf.local.to_string(),
-                            "remote": sf.remote.to_string(),
-                            "bytes_sent": sf.bytes_sent,
-                            "bytes_acked": sf.bytes_acked,
-                            "retransmitted_bytes": sf.bytes_retransmitted,
-                            "srtt_ms": sf.srtt.map(|d| d.as_secs_f64() * 1e3),
-                            "backup": sf.backup,
-                            "closed": sf.closed,
-                        }));
-                    }
-                    mptcp = json!({
-                        "fallback": m.fallback,
-                        "local_token": m.local_token,
-                        "remote_token": m.remote_token,
-                    });
-                }
-                Some((i, None)) => {
-                    let path = drv.path_of(i.local.ip()).map(|p| p.tun.clone());
-                    subflows.push(json!({
-                        "path": path,
-                        "local": i.local.to_string(),
-                        "remote": i.remote.to_string(),
-                        "bytes_sent": i.bytes_sent,
-                        "bytes_acked": i.bytes_acked,
-                        "retransmitted_bytes": i.bytes_retransmitted,
-                        "srtt_ms": i.srtt.map(|d| d.as_secs_f64() * 1e3),
-                    }));
-                }
-                None => {}
+            if let Some(m) = t.info.as_ref().and_then(|i| i.mptcp.as_ref()) {
+                mptcp = json!({
+                    "fallback": m.fallback,
+                    "local_token": m.local_token,
+                    "remote_token": m.remote_token,
+                });
             }
+            let subflows: Vec<Value> = subflows
+                .iter()
+                .map(|r| {
+                    let mut v = json!({
+                        "path": r.path,
+                        "local": r.local.to_string(),
+                        "remote": r.remote.to_string(),
+                        "bytes_sent": r.bytes_sent,
+                        "bytes_acked": r.bytes_acked,
+                        "bytes_received": r.bytes_received,
+                        "retransmitted_bytes": r.retransmitted,
+                        "srtt_ms": r.srtt.map(|d| d.as_secs_f64() * 1e3),
+                    });
+                    if let Some((backup, closed)) = r.mp {
+                        v["backup"] = Value::from(backup);
+                        v["closed"] = Value::from(closed);
+                    }
+                    v
+                })
+                .collect();
             let mut counters = Map::new();
             for (k, v) in drv.endpoint.counters().iter().chain(drv.stats().iter()) {
                 counters.insert(k.to_string(), Value::from(v));
@@ -461,10 +462,12 @@ impl Reporter {
             json!({
                 "sha256": hash,
                 "bytes": bytes,
+                "bytes_delivered": delivered,
                 "seconds": secs,
                 "goodput_mbps": mbps,
                 "bytes_received": t.received,
                 "bytes_sent": t.sent,
+                "bytes_acked": acked,
                 "subflows": subflows,
                 "mptcp": mptcp,
                 "counters": counters,
@@ -472,20 +475,7 @@ impl Reporter {
             })
             .to_string()
         } else {
-            let peer = t
-                .info
-                .as_ref()
-                .map_or_else(String::new, |i| format!(" {}", i.remote));
-            let what = if sent_side { "sent" } else { "received" };
-            let mut s = format!(
-                "connection{peer}: {what} {} ({bytes} bytes) in {secs:.3} s, {mbps:.1} Mbit/s, sha256 {}",
-                fmt_bytes(bytes),
-                hash.as_deref().unwrap_or("not computed")
-            );
-            if let Some(e) = &t.error {
-                s += &format!(", FAILED: {e}");
-            }
-            s
+            human_summary(t, sent_side, bytes, delivered, secs, mbps, hash, &subflows)
         };
         if self.to_stderr {
             eprintln!("{line}");
@@ -495,14 +485,182 @@ impl Reporter {
     }
 }
 
+/// One subflow (or the one TCP connection) as the reports show it.
+struct SubflowRow {
+    /// The TUN device of the path it runs on.
+    path: Option<String>,
+    local: SocketAddr,
+    remote: SocketAddr,
+    bytes_sent: u64,
+    bytes_acked: u64,
+    bytes_received: u64,
+    retransmitted: u64,
+    srtt: Option<Duration>,
+    /// MPTCP subflows: (backup, closed).
+    mp: Option<(bool, bool)>,
+}
+
+fn subflow_rows(drv: &Driver, info: Option<&ConnInfo>) -> Vec<SubflowRow> {
+    let path = |ip: std::net::IpAddr| drv.path_of(ip).map(|p| p.tun.clone());
+    match info.map(|i| (i, i.mptcp.as_ref())) {
+        Some((_, Some(m))) => m
+            .subflows
+            .iter()
+            .map(|sf| SubflowRow {
+                path: path(sf.local.ip()),
+                local: sf.local,
+                remote: sf.remote,
+                bytes_sent: sf.bytes_sent,
+                bytes_acked: sf.bytes_acked,
+                bytes_received: sf.bytes_received,
+                retransmitted: sf.bytes_retransmitted,
+                srtt: sf.srtt,
+                mp: Some((sf.backup, sf.closed)),
+            })
+            .collect(),
+        Some((i, None)) => vec![SubflowRow {
+            path: path(i.local.ip()),
+            local: i.local,
+            remote: i.remote,
+            bytes_sent: i.bytes_sent,
+            bytes_acked: i.bytes_acked,
+            bytes_received: i.bytes_received,
+            retransmitted: i.bytes_retransmitted,
+            srtt: i.srtt,
+            mp: None,
+        }],
+        None => Vec::new(),
+    }
+}
+
+/// The human report of one connection: the transfer, whether MPTCP was used, and how the
+/// bytes split over the paths.
+#[allow(clippy::too_many_arguments)]
+fn human_summary(
+    t: &Transfer,
+    sent_side: bool,
+    bytes: u64,
+    delivered: u64,
+    secs: f64,
+    mbps: f64,
+    hash: Option<String>,
+    subflows: &[SubflowRow],
+) -> String {
+    let peer = t
+        .info
+        .as_ref()
+        .map_or_else(String::new, |i| format!(" {}", i.remote));
+    let what = if sent_side {
+        if delivered == bytes {
+            format!("sent {} ({bytes} bytes)", fmt_bytes(bytes))
+        } else {
+            // Exact counts: an incomplete transfer must not round to a complete one.
+            format!(
+                "wrote {bytes} bytes, the peer acknowledged {delivered} ({} missing)",
+                bytes - delivered
+            )
+        }
+    } else {
+        format!("received {} ({bytes} bytes)", fmt_bytes(bytes))
+    };
+    let mut s = format!(
+        "connection{peer}: {what} in {secs:.3} s, {mbps:.1} Mbit/s, sha256 {}",
+        hash.as_deref().unwrap_or("not computed")
+    );
+    if let Some(e) = &t.error {
+        s += &format!(", FAILED: {e}");
+    }
+    let mptcp = t.info.as_ref().map(|i| i.mptcp.as_ref());
+    let live = subflows
+        .iter()
+        .filter(|r| !matches!(r.mp, Some((_, true))))
+        .count();
+    s += &match mptcp {
+        None => String::new(),
+        Some(None) if sent_side => "\n  MPTCP: no (plain TCP, --no-mptcp)".to_string(),
+        Some(None) => "\n  MPTCP: no (plain TCP: the client did not offer MPTCP)".to_string(),
+        Some(Some(m)) if m.fallback => "\n  MPTCP: no, fell back to plain TCP (the peer did not \
+             take MPTCP up, or a middlebox removed it: RFC 8684 §3.7), 1 subflow"
+            .to_string(),
+        Some(Some(m)) => {
+            let n = m.subflows.len();
+            format!(
+                "\n  MPTCP: yes, {n} subflow{}{}, fallback: no",
+                if n == 1 { "" } else { "s" },
+                if live == n {
+                    String::new()
+                } else {
+                    format!(" ({} closed)", n - live)
+                }
+            )
+        }
+    };
+    // The split: payload each subflow carried in our direction of the transfer.
+    let carried = |r: &SubflowRow| {
+        if sent_side {
+            r.bytes_sent
+        } else {
+            r.bytes_received
+        }
+    };
+    let total: u64 = subflows.iter().map(carried).sum();
+    for r in subflows {
+        let share = if total > 0 {
+            carried(r) as f64 * 100.0 / total as f64
+        } else {
+            0.0
+        };
+        let mut flags = String::new();
+        if let Some((backup, closed)) = r.mp {
+            if backup {
+                flags += ", backup";
+            }
+            if closed {
+                flags += if r.srtt.is_none() && carried(r) == 0 {
+                    ", closed (never established)"
+                } else {
+                    ", closed"
+                };
+            }
+        }
+        s += &format!(
+            "\n  path {} {} -> {}: {} {} ({share:.1}%), retransmitted {}, srtt {}{flags}",
+            r.path.as_deref().unwrap_or("?"),
+            r.local,
+            r.remote,
+            if sent_side { "sent" } else { "received" },
+            fmt_bytes(carried(r)),
+            fmt_bytes(r.retransmitted),
+            r.srtt.map_or_else(
+                || "-".to_string(),
+                |d| format!("{:.1} ms", d.as_secs_f64() * 1e3)
+            )
+        );
+    }
+    s
+}
+
+/// A short elapsed time for messages: `3.2 ms`, `12.5 s`.
+fn fmt_elapsed(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Once-a-second progress on stderr.
+/// Once-a-second progress on stderr. It counts bytes that reached the other application —
+/// acknowledged by the peer (delivered), read by braid (received) — not bytes merely handed to
+/// the engine's buffers; and it is silent while nothing is going on.
 struct Progress {
     enabled: bool,
+    start: Instant,
     next: Instant,
+    last: Instant,
     last_bytes: u64,
 }
 
@@ -510,29 +668,80 @@ impl Progress {
     fn new(enabled: bool, now: Instant) -> Self {
         Progress {
             enabled,
+            start: now,
             next: now + Duration::from_secs(1),
+            last: now,
             last_bytes: 0,
         }
     }
 
-    fn tick(&mut self, now: Instant, sent: u64, received: u64) {
+    /// `busy`: a connection is open (a stalled one is news; an idle listener is not).
+    fn tick(&mut self, now: Instant, delivered: u64, received: u64, busy: bool) {
         if !self.enabled || now < self.next {
             return;
         }
-        let total = sent + received;
-        let mbps = (total - self.last_bytes.min(total)) as f64 * 8.0 / 1e6;
+        let total = delivered + received;
+        let moved = total.saturating_sub(self.last_bytes);
+        self.next = now + Duration::from_secs(1);
+        if moved == 0 && !busy {
+            self.last = now;
+            return;
+        }
+        let dt = now.saturating_duration_since(self.last).as_secs_f64();
+        let mbps = if dt > 0.0 {
+            moved as f64 * 8.0 / dt / 1e6
+        } else {
+            0.0
+        };
         eprintln!(
-            "braid: {:>6.1} s  sent {:>12}  received {:>12}  {mbps:>9.1} Mbit/s",
-            now.since_epoch().as_secs_f64(),
-            fmt_bytes(sent),
+            "braid: {:>6.1} s  delivered {:>10}  received {:>10}  {mbps:>7.1} Mbit/s",
+            now.saturating_duration_since(self.start).as_secs_f64(),
+            fmt_bytes(delivered),
             fmt_bytes(received)
         );
         self.last_bytes = total;
-        self.next = now + Duration::from_secs(1);
+        self.last = now;
     }
 
     fn wait(&self) -> Option<Duration> {
         self.enabled.then_some(Duration::from_secs(1))
+    }
+}
+
+/// What `connect` says while its SYN goes unanswered.
+struct Connecting {
+    enabled: bool,
+    target: SocketAddr,
+    start: Instant,
+    next: Instant,
+    syns: u64,
+}
+
+impl Connecting {
+    /// Looks once a second at the connection still in SYN-SENT and tells about each SYN sent
+    /// again.
+    fn tick(&mut self, ep: &Endpoint, h: ConnHandle, now: Instant) {
+        if now < self.next {
+            return;
+        }
+        self.next = now + Duration::from_secs(1);
+        let Some(info) = ep.conn_info(h) else {
+            return;
+        };
+        if info.state != TcpState::SynSent {
+            return;
+        }
+        if info.segments_sent > self.syns {
+            self.syns = info.segments_sent;
+            if self.enabled && self.syns > 1 {
+                eprintln!(
+                    "braid: no answer from {} after {:.1} s; SYN sent again ({} so far)",
+                    self.target,
+                    now.saturating_duration_since(self.start).as_secs_f64(),
+                    self.syns
+                );
+            }
+        }
     }
 }
 
@@ -551,6 +760,19 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
             args.target
         ));
     };
+    if net.no_mptcp && net.paths.len() > 1 && !net.quiet {
+        let unused: Vec<&str> = net
+            .paths
+            .iter()
+            .filter(|p| p.local != local)
+            .map(|p| p.tun.as_str())
+            .collect();
+        eprintln!(
+            "braid: note: --no-mptcp: plain TCP runs over one path ({local}); {} carr{} nothing",
+            unused.join(", "),
+            if unused.len() == 1 { "ies" } else { "y" }
+        );
+    }
     let mut source = match (&args.bytes, args.input.as_deref()) {
         (Some(n), _) => Source::random(seed, *n),
         (None, None | Some("-")) => Source::Stdin(io::stdin()),
@@ -581,7 +803,30 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
     };
     let t0 = drv.now();
     let deadline = net.timeout.map(|d| t0 + d);
-    let mut progress = Progress::new(!net.json && !net.quiet, t0);
+    let chatty = !net.json && !net.quiet;
+    if chatty {
+        eprintln!(
+            "braid: connecting to {} from {local} ({})",
+            args.target,
+            if net.no_mptcp {
+                "plain TCP".to_string()
+            } else {
+                format!(
+                    "MPTCP, {} path{}",
+                    net.paths.len(),
+                    if net.paths.len() == 1 { "" } else { "s" }
+                )
+            }
+        );
+    }
+    let mut connecting = Connecting {
+        enabled: chatty,
+        target: args.target,
+        start: t0,
+        next: t0,
+        syns: 0,
+    };
+    let mut progress = Progress::new(chatty, t0);
     let mut t: Option<Transfer> = None;
     let mut pending: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut pos = 0usize;
@@ -596,7 +841,21 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         ctl.serve(&drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
-                Event::Connected(c) if c == h => t = Some(Transfer::new(h, now, !net.no_hash)),
+                Event::Connected(c) if c == h => {
+                    if chatty {
+                        let how = match drv.endpoint.conn_info(h).and_then(|i| i.mptcp) {
+                            None => "plain TCP",
+                            Some(m) if m.fallback => "the peer answered without MPTCP: plain TCP",
+                            Some(_) => "MPTCP",
+                        };
+                        eprintln!(
+                            "braid: connected to {} in {} ({how})",
+                            args.target,
+                            fmt_elapsed(now.saturating_duration_since(t0))
+                        );
+                    }
+                    t = Some(Transfer::new(h, now, !net.no_hash));
+                }
                 Event::Closed(c, reason) if c == h => {
                     let complete = t.as_ref().is_some_and(|t| t.eof && t.shut);
                     if !complete {
@@ -605,6 +864,16 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                             .recv(h, &mut rbuf)
                             .err()
                             .map_or_else(|| format!("{reason:?}"), |e| e.to_string());
+                        if t.is_none() {
+                            // Never connected: say to what, and how hard braid tried.
+                            error.get_or_insert(format!(
+                                "connect to {}: {e} (after {}, {} SYN{} sent)",
+                                args.target,
+                                fmt_elapsed(now.saturating_duration_since(t0)),
+                                connecting.syns.max(1),
+                                if connecting.syns > 1 { "s" } else { "" }
+                            ));
+                        }
                         error.get_or_insert(format!("connection closed: {e}"));
                     }
                 }
@@ -665,7 +934,12 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                 if let Some(e) = send_err {
                     error = Some(e);
                 }
-                progress.tick(now, tr.sent, tr.received);
+                if progress.enabled && now >= progress.next {
+                    let acked = drv.endpoint.conn_info(h).map_or(0, |i| i.bytes_acked);
+                    progress.tick(now, acked.min(tr.sent), tr.received, true);
+                }
+            } else {
+                connecting.tick(&drv.endpoint, h, now);
             }
         }
         if error.is_some() || t.as_ref().is_some_and(Transfer::done) {
@@ -683,8 +957,19 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         }
         if deadline.is_some_and(|d| now >= d) {
             error = Some(format!(
-                "timed out after {:.1} s",
-                now.saturating_duration_since(t0).as_secs_f64()
+                "stopped by --timeout {} after {:.1} s{}",
+                fmt_duration(net.timeout.unwrap_or_default()),
+                now.saturating_duration_since(t0).as_secs_f64(),
+                if t.is_none() {
+                    format!(
+                        " before {} answered ({} SYN{} sent)",
+                        args.target,
+                        connecting.syns.max(1),
+                        if connecting.syns > 1 { "s" } else { "" }
+                    )
+                } else {
+                    String::new()
+                }
             ));
             break;
         }
@@ -695,7 +980,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
             && drv.endpoint.send_capacity(h) > 0;
         let fd = if want_input { source.poll_fd() } else { None };
         let mut max_wait = progress.wait();
-        for end in [deadline, interrupt_end].into_iter().flatten() {
+        // While the SYN goes unanswered, look once a second (for the retry messages).
+        let watch = t.is_none().then_some(connecting.next);
+        for end in [deadline, interrupt_end, watch].into_iter().flatten() {
             let left = end.saturating_duration_since(now);
             max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
         }
@@ -802,6 +1089,16 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                             let _ = drv.endpoint.abort(now, h);
                             drv.endpoint.release(now, h);
                         } else {
+                            if !net.quiet && !net.json {
+                                if let Some(i) = drv.endpoint.conn_info(h) {
+                                    eprintln!(
+                                        "braid: connection from {} to {}{}",
+                                        i.remote,
+                                        i.local,
+                                        if i.mptcp.is_some() { " (MPTCP)" } else { "" }
+                                    );
+                                }
+                            }
                             active.insert(h, Transfer::new(h, now, !net.no_hash));
                         }
                     }
@@ -856,7 +1153,14 @@ pub fn listen(args: ListenArgs) -> ExitCode {
             finished += 1;
             reporter.print(&drv, &tr, false);
         }
-        progress.tick(now, total_tx, total_rx);
+        if progress.enabled && now >= progress.next {
+            let acked: u64 = active
+                .keys()
+                .filter_map(|h| drv.endpoint.conn_info(*h))
+                .map(|i| i.bytes_acked)
+                .sum();
+            progress.tick(now, total_tx + acked, total_rx, !active.is_empty());
+        }
         if finished >= args.count {
             break;
         }
@@ -875,7 +1179,8 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         }
         if deadline.is_some_and(|d| now >= d) {
             fatal = Some(format!(
-                "timed out after {:.1} s",
+                "stopped by --timeout {} after {:.1} s",
+                fmt_duration(net.timeout.unwrap_or_default()),
                 now.saturating_duration_since(t0).as_secs_f64()
             ));
             break;

@@ -1,6 +1,6 @@
 //! `braid sim`: a bulk transfer through the deterministic network simulator.
 
-use crate::units::{fmt_bytes, fmt_path, parse_path, parse_size, parse_time};
+use crate::units::{fmt_bytes, fmt_bytes_exact, fmt_path, parse_path, parse_size, parse_time};
 use braid_sim::{Direction, Mode, PathSpec, Progress, Report, SimConfig, SimError};
 use clap::{Args, ValueEnum};
 use std::io::{IsTerminal, Write};
@@ -13,12 +13,12 @@ SPEC  = RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/
         [/strip=syn|all]   (strip: a middlebox removes MPTCP options from SYNs / every packet)
         e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s  100mbit/10ms/strip=syn
 RATE  = N bit|kbit|mbit|gbit (decimal);  DELAY, TIME = N us|ms|s (DELAY is one-way)
-SIZE  = bytes, or N k|M|G (x1000) or N KiB|MiB|GiB (x1024), e.g. 64MiB, 1GiB, 100000
+SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case, e.g. 64MiB, 10mib, 100000
 PCT   = 0..100, e.g. 1%, 0.5%
 
 Exit status: 0 when the transfer completed intact, 1 when it did not, 2 for usage errors.")]
 pub struct SimArgs {
-    /// Transport: Multipath TCP over all paths, or plain TCP on path 0.
+    /// Transport: Multipath TCP over all paths, or plain TCP over one path.
     #[arg(long, value_enum, default_value_t = ModeArg::Mptcp)]
     mode: ModeArg,
     /// A path between the two hosts (repeat for several); default: 100mbit/10ms and
@@ -109,17 +109,24 @@ pub fn main(args: SimArgs) -> ExitCode {
     let mut print_progress = |p: &Progress| {
         // Short runs stay quiet: only runs past ~2 s of wall time report progress.
         if p.wall_seconds >= 2.0 {
+            // Rounded down, and the bytes to go when the rounded sizes look equal: a transfer
+            // stuck a few bytes short must not show 100%.
             let pct = if p.bytes_total > 0 {
-                p.bytes_delivered as f64 * 100.0 / p.bytes_total as f64
+                (p.bytes_delivered as f64 * 1000.0 / p.bytes_total as f64).floor() / 10.0
             } else {
                 100.0
             };
+            let (done, total) = (fmt_bytes(p.bytes_delivered), fmt_bytes(p.bytes_total));
+            let left = p.bytes_total.saturating_sub(p.bytes_delivered);
+            let to_go = if left > 0 && done == total {
+                format!(", {left} bytes to go")
+            } else {
+                String::new()
+            };
             eprintln!(
-                "[{:6.1} s] sim {:.3} s  {} / {} ({pct:.1}%)  {:.2} Mbit/s",
+                "[{:6.1} s] sim {:.3} s  {done} / {total} ({pct:.1}%{to_go})  {:.2} Mbit/s",
                 p.wall_seconds,
                 p.sim_time.as_secs_f64(),
-                fmt_bytes(p.bytes_delivered),
-                fmt_bytes(p.bytes_total),
                 p.goodput_mbps
             );
         }
@@ -161,7 +168,7 @@ pub fn main(args: SimArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    let report = match result {
+    let mut report = match result {
         Ok(r) => r,
         Err(e @ (SimError::Unsupported(_) | SimError::InvalidConfig(_))) => {
             return usage_error(&e.to_string())
@@ -171,6 +178,11 @@ pub fn main(args: SimArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if !report.completed {
+        // Goodput over what was delivered in the time the run took (the engine's report gives
+        // none for an incomplete run).
+        report.goodput_mbps = delivered_goodput(&report);
+    }
     let mut out = std::io::stdout().lock();
     let written = if args.json {
         serde_json::to_string(&report)
@@ -212,6 +224,13 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
             .map(|s| parse_path(s))
             .collect::<Result<_, _>>()?
     };
+    if args.mode == ModeArg::Tcp && paths.len() > 1 {
+        return Err(format!(
+            "--mode tcp uses one path, but {} were given (plain TCP cannot use more; use \
+             --mode mptcp for several paths)",
+            paths.len()
+        ));
+    }
     if paths.len() > braid_sim::addr::MAX_PATHS {
         return Err(format!(
             "{} paths given (at most {})",
@@ -247,6 +266,28 @@ fn buffer_size(s: &str) -> Result<usize, String> {
     usize::try_from(v).map_err(|_| format!("buffer size \"{s}\" is too large"))
 }
 
+/// Application bytes read over the simulated time the run took, in Mbit/s.
+fn delivered_goodput(r: &Report) -> f64 {
+    if r.sim_seconds > 0.0 {
+        r.bytes_received as f64 * 8.0 / r.sim_seconds / 1e6
+    } else {
+        0.0
+    }
+}
+
+/// Why an incomplete run ended, in the words of the command line.
+fn incomplete_reason(cfg: &SimConfig, r: &Report) -> String {
+    let failure = r.failure.as_deref().unwrap_or("unknown reason");
+    if failure.starts_with("time limit") {
+        format!(
+            "stopped by --time-limit {} (simulated time) before the transfer finished",
+            crate::units::fmt_duration(cfg.time_limit)
+        )
+    } else {
+        failure.to_string()
+    }
+}
+
 /// The human-readable report.
 fn summary(cfg: &SimConfig, r: &Report) -> String {
     let mode = match r.mode {
@@ -257,7 +298,7 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
         "braid sim: {mode}, {} path{}, {}, seed {}, cc {}\n",
         cfg.paths.len(),
         if cfg.paths.len() == 1 { "" } else { "s" },
-        fmt_bytes(r.bytes),
+        fmt_bytes_exact(r.bytes),
         r.seed,
         cfg.cc
     );
@@ -267,11 +308,13 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
     let result = match (r.completed, r.intact) {
         (true, true) => "intact: yes".to_string(),
         (true, false) => "intact: NO (data differs from what was sent)".to_string(),
+        // Exact counts: rounding would make 1 288 missing bytes look like none.
         (false, _) => format!(
-            "intact: NO (incomplete: {}; {} of {} read)",
-            r.failure.as_deref().unwrap_or("unknown reason"),
-            fmt_bytes(r.bytes_received),
-            fmt_bytes(r.bytes)
+            "intact: NO (incomplete: {}; {} of {} bytes read, {} missing)",
+            incomplete_reason(cfg, r),
+            r.bytes_received,
+            r.bytes,
+            r.bytes.saturating_sub(r.bytes_received)
         ),
     };
     s += &format!("{result}\n");
@@ -287,8 +330,14 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
     }
     s += &format!("sha256:    {} (of the bytes read)\n", r.sha256);
     s += &format!(
-        "sim time:  {:.3} s   goodput {:.2} Mbit/s\n",
-        r.sim_seconds, r.goodput_mbps
+        "sim time:  {:.3} s   goodput {:.2} Mbit/s{}\n",
+        r.sim_seconds,
+        r.goodput_mbps,
+        if r.completed {
+            ""
+        } else {
+            " (of the bytes read, over the whole run)"
+        }
     );
     let speed = if r.wall_seconds > 0.0 {
         r.bytes_received as f64 * 8.0 / r.wall_seconds / 1e9
@@ -453,5 +502,15 @@ mod tests {
         assert!(err(&["--path", "1mbit/1ms/strip=bogus"])
             .contains("strip: bad value \"bogus\" (known: syn, all)"));
         assert!(err(&["--seed", "-1"]).contains("unexpected argument"));
+        assert!(err(&[
+            "--mode",
+            "tcp",
+            "--path",
+            "1mbit/1ms",
+            "--path",
+            "2mbit/1ms"
+        ])
+        .starts_with("--mode tcp uses one path, but 2 were given"));
+        assert_eq!(cfg_of(&["--bytes", "10mib"]).unwrap().bytes, 10 << 20);
     }
 }

@@ -3,9 +3,10 @@
 //! * RATE: a number and `bit`, `kbit`, `mbit` or `gbit` (decimal: 1 kbit = 1000 bit/s), e.g.
 //!   `100mbit`, `1.5gbit`.
 //! * TIME / DELAY: a number and `us`, `ms` or `s`, e.g. `10ms`, `2s`, `500us`.
-//! * SIZE: a number of bytes, optionally with a unit. Decimal units `k`/`K`/`kB`, `M`/`MB`,
-//!   `G`/`GB` multiply by 1000, 1000², 1000³; binary units `KiB`, `MiB`, `GiB` by 1024, 1024²,
-//!   1024³; `B` is bytes. E.g. `100000`, `64MiB`, `1.5GB`.
+//! * SIZE: a number of bytes, optionally with a unit, in any case. Decimal units `k`/`kB`,
+//!   `M`/`MB`, `G`/`GB`, `T`/`TB` multiply by 1000, 1000², 1000³, 1000⁴; binary units `KiB`,
+//!   `MiB`, `GiB`, `TiB` by 1024, 1024², 1024³, 1024⁴; `B` is bytes. E.g. `100000`, `64MiB`,
+//!   `10mib`, `1.5GB`.
 //! * PCT: a percentage in 0..100, with or without `%`, e.g. `1%`, `0.5`.
 //! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
 //!   `strip` puts a middlebox on the path that removes MPTCP options from SYNs or every packet.
@@ -176,6 +177,22 @@ pub fn fmt_bytes(b: u64) -> String {
     format!("{v:.2} {unit}")
 }
 
+/// A byte count for humans that never hides bytes: the rounded form, followed by the exact count
+/// when the rounding lost some (`2.00 GiB (2148532224 bytes)`).
+pub fn fmt_bytes_exact(b: u64) -> String {
+    let short = fmt_bytes(b);
+    let mut unit = 1u64;
+    while unit < (1 << 40) && b >= unit * 1024 {
+        unit *= 1024;
+    }
+    let hundredths = (b as f64 / unit as f64 * 100.0).round();
+    if hundredths / 100.0 * unit as f64 == b as f64 {
+        short
+    } else {
+        format!("{short} ({b} bytes)")
+    }
+}
+
 /// A path spec written back in the command line's syntax.
 pub fn fmt_path(p: &PathSpec) -> String {
     let mut s = format!("{}/{}", fmt_rate(p.rate_bps), fmt_duration(p.delay));
@@ -272,7 +289,11 @@ mod tests {
         assert_eq!(parse_size("2G"), Ok(2_000_000_000));
         assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
         assert_eq!(parse_size("0.5KiB"), Ok(512));
-        for bad in ["", "MiB", "64mib", "64 MiB", "64Mi", "12x", "-1", "1e6"] {
+        assert_eq!(parse_size("64mib"), Ok(64 << 20));
+        assert_eq!(parse_size("1gib"), Ok(1 << 30));
+        assert_eq!(parse_size("1GIB"), Ok(1 << 30));
+        assert_eq!(parse_size("10mb"), Ok(10_000_000));
+        for bad in ["", "MiB", "64 MiB", "64Mi", "12x", "-1", "1e6", "10mbit"] {
             let e = parse_size(bad).unwrap_err();
             assert!(e.contains("bad size"), "{bad}: {e}");
         }
@@ -380,6 +401,14 @@ mod tests {
         assert_eq!(fmt_rate(1_500_000), "1500kbit");
         assert_eq!(fmt_bytes(64 << 20), "64.00 MiB");
         assert_eq!(fmt_bytes(1000), "1000 B");
+        assert_eq!(fmt_bytes_exact(64 << 20), "64.00 MiB");
+        assert_eq!(fmt_bytes_exact(1536), "1.50 KiB");
+        assert_eq!(fmt_bytes_exact(1000), "1000 B");
+        assert_eq!(fmt_bytes_exact(2049 << 20), "2.00 GiB (2148532224 bytes)");
+        assert_eq!(
+            fmt_bytes_exact((10 << 30) - 1224),
+            "10.00 GiB (10737417016 bytes)"
+        );
         assert_eq!(
             fmt_path(&parse_path("1gbit/1ms/loss=0.1%").unwrap()),
             "1gbit/1ms/loss=0.1%"

@@ -172,7 +172,7 @@ fn human_summary_and_failure_exit_status() {
     );
     let o = braid(&["sim", "--bytes", "64MiB", "--time-limit", "1s", "--quiet"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("time limit"));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("stopped by --time-limit 1s"));
 }
 
 #[test]
@@ -269,5 +269,89 @@ fn sim_pcap_captures_every_packet_sent() {
         stderr(&o).contains("cannot create pcap file \"/nonexistent-dir/x.pcap\""),
         "{}",
         stderr(&o)
+    );
+}
+
+#[test]
+fn tcp_mode_refuses_more_than_one_path() {
+    let o = braid(&[
+        "sim",
+        "--mode",
+        "tcp",
+        "--path",
+        "100mbit/10ms",
+        "--path",
+        "50mbit/20ms",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: --mode tcp uses one path, but 2 were given (plain TCP cannot use more; use --mode mptcp for several paths)"
+    );
+}
+
+#[test]
+fn sizes_are_case_insensitive() {
+    let o = braid(&["sim", "--bytes", "256kib", "--json", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["bytes"], 256 << 10);
+    assert_eq!(v["intact"], true);
+}
+
+/// A run the time limit cuts short says so in the option's own words, with exact byte counts
+/// (no rounding to "64.00 MiB of 64.00 MiB") and the goodput of what was delivered.
+#[test]
+fn incomplete_run_reports_exact_bytes_goodput_and_the_time_limit() {
+    let o = braid(&["sim", "--bytes", "64MiB", "--time-limit", "1s", "--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("intact: NO (incomplete: "))
+        .unwrap_or_else(|| panic!("no incomplete line:\n{out}"));
+    assert!(
+        line.contains("stopped by --time-limit 1s (simulated time)"),
+        "{line}"
+    );
+    // "N of 67108864 bytes read, M missing" with N + M = 67108864.
+    let tail = line.split("; ").nth(1).unwrap();
+    let words: Vec<&str> = tail.split(' ').collect();
+    let read: u64 = words[0].parse().unwrap();
+    assert_eq!(words[1..4], ["of", "67108864", "bytes"]);
+    let missing: u64 = words[5].parse().unwrap();
+    assert!(read > 0 && missing > 0, "{line}");
+    assert_eq!(read + missing, 64 << 20, "{line}");
+    let goodput = out
+        .lines()
+        .find(|l| l.starts_with("sim time:"))
+        .and_then(|l| l.split("goodput ").nth(1))
+        .and_then(|g| g.split(' ').next())
+        .and_then(|g| g.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no goodput:\n{out}"));
+    let want = read as f64 * 8.0 / 1e6; // over the 1 s the run took
+    assert!(
+        (goodput - want).abs() < 0.01,
+        "goodput {goodput}, want {want}"
+    );
+
+    let o = braid(&["sim", "--bytes", "64MiB", "--time-limit", "1s", "--json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["completed"], false);
+    assert_eq!(v["bytes_received"], read);
+    assert!((v["goodput_mbps"].as_f64().unwrap() - want).abs() < 0.01);
+}
+
+/// The requested size is shown exactly when its rounded form would hide bytes.
+#[test]
+fn sizes_that_do_not_round_are_shown_exactly() {
+    let o = braid(&["sim", "--bytes", "1000001", "--quiet"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.starts_with("braid sim: mptcp, 2 paths, 976.56 KiB (1000001 bytes), seed 1"),
+        "{out}"
     );
 }

@@ -25,7 +25,10 @@ fn can_run(case: &str) -> bool {
     if in_ci() {
         panic!("interop test {case} needs root (network namespaces, TUN devices) and CI is set: failing instead of skipping");
     }
-    eprintln!("\n*** SKIPPING interop test {case}: not root (needs network namespaces and TUN devices) ***\n");
+    skip(
+        &format!("interop test {case}"),
+        "not root (needs network namespaces and TUN devices)",
+    );
     false
 }
 
@@ -337,7 +340,10 @@ fn pcap_capture_is_well_formed() {
         if in_ci() {
             panic!("tshark is not installed: .ci/run must install it (apt-get install -y tshark)");
         }
-        eprintln!("\n*** SKIPPING pcap_capture_is_well_formed: tshark is not installed ***\n");
+        skip(
+            "interop test pcap_capture_is_well_formed",
+            "tshark is not installed",
+        );
         return;
     }
     let topo = Topo::new();

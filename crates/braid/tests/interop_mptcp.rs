@@ -99,7 +99,10 @@ fn can_run(case: &str) -> bool {
     if in_ci() {
         panic!("MPTCP interop test {case} needs {what} and CI is set: failing instead of skipping");
     }
-    eprintln!("\n*** SKIPPING MPTCP interop test {case}: needs {what} ***\n");
+    skip(
+        &format!("MPTCP interop test {case}"),
+        &format!("needs {what}"),
+    );
     false
 }
 

@@ -48,6 +48,8 @@ pub struct SubflowInfo {
     pub bytes_sent: u64,
     pub bytes_retransmitted: u64,
     pub bytes_acked: u64,
+    /// In-order payload bytes received on this subflow.
+    pub bytes_received: u64,
     pub srtt: Option<Duration>,
     pub cwnd: u32,
     /// We asked the peer to use this subflow only as a backup (MP_JOIN B bit or MP_PRIO).

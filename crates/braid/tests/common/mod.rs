@@ -35,6 +35,38 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Says that test `case` skipped and why, where the person running the tests sees it: straight
+/// to the process's stderr (libtest captures only the print macros, and only shows what a
+/// passing test printed with --nocapture), and as one line `case: why` appended to the file
+/// that BRAID_SKIP_LOG names, when set (scripts/test.sh counts those lines for its summary).
+pub fn skip(case: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("\n*** SKIPPING {case}: {why} ***\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    if let Some(path) = std::env::var_os("BRAID_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            // One write per line: concurrent tests append whole lines.
+            let _ = f.write_all(format!("{case}: {why}\n").as_bytes());
+        }
+    }
+}
+
+/// The usual reason: not root. Panics instead in CI, where every test must run.
+pub fn root_or_skip(case: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if in_ci() {
+        panic!("test {case} needs root (network namespaces, TUN devices) and CI is set: failing instead of skipping");
+    }
+    skip(case, "not root (needs network namespaces and TUN devices)");
+    false
+}
+
 pub fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
