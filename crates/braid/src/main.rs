@@ -11,6 +11,7 @@ mod app;
 mod capture;
 mod forward;
 mod net;
+mod plot;
 mod preload;
 mod proxy;
 mod relay;
@@ -18,6 +19,7 @@ mod run;
 mod sim;
 mod socks;
 mod status;
+mod trace;
 mod units;
 
 #[derive(Parser, Debug)]
