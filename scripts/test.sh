@@ -46,6 +46,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test (release)"
 cargo test --workspace --release
+# Long runs, ignored by default (each moves 8 GiB through the simulator: every sequence space
+# passes 2^31 and 2^32), run here.
+echo "== long simulator runs (8 GiB)"
+cargo test --release -p braid-sim --test long -- --ignored
 
 if [ "$fuzz" = 1 ]; then
   if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -82,6 +82,8 @@ pub struct Wake {
     pub app_ready: bool,
     /// SIGINT or SIGTERM arrived (only with `catch_signals`).
     pub interrupted: bool,
+    /// Bit `i`: descriptor `i` of [`Driver::wait_fds`] is readable (or at EOF / in error).
+    pub ready: u64,
 }
 
 struct PathIo {
@@ -287,6 +289,31 @@ impl Driver {
     /// One wake-up of the loop (see the module documentation). `max_wait` bounds the sleep;
     /// `app_fd` is a descriptor of the application to watch for readability.
     pub fn wait(&mut self, max_wait: Option<Duration>, app_fd: Option<RawFd>) -> io::Result<Wake> {
+        let fds: &[RawFd] = match &app_fd {
+            Some(fd) => std::slice::from_ref(fd),
+            None => &[],
+        };
+        let w = self.wait_fds(max_wait, fds)?;
+        Ok(Wake {
+            app_ready: w.ready & 1 != 0,
+            ..w
+        })
+    }
+
+    /// [`Driver::wait`] watching several application descriptors (at most 64; bit `i` of
+    /// [`Wake::ready`] tells about `fds[i]`).
+    pub fn wait_fds(&mut self, max_wait: Option<Duration>, fds: &[RawFd]) -> io::Result<Wake> {
+        self.wait_rw(max_wait, fds, &[])
+    }
+
+    /// [`Driver::wait_fds`] that also wakes when one of `write_fds` becomes writable (bit
+    /// `fds.len() + j` of [`Wake::ready`] for `write_fds[j]`; only the first 64 have bits).
+    pub fn wait_rw(
+        &mut self,
+        max_wait: Option<Duration>,
+        fds: &[RawFd],
+        write_fds: &[RawFd],
+    ) -> io::Result<Wake> {
         self.flush();
         let now = self.clock.now();
         let mut deadline = self.endpoint.poll_timeout();
@@ -304,10 +331,17 @@ impl Driver {
             self.pollfds.push(pollfd(s.fd()));
             self.pollfds.len() - 1
         });
-        let app_idx = app_fd.map(|fd| {
+        let app_first = self.pollfds.len();
+        for &fd in fds {
             self.pollfds.push(pollfd(fd));
-            self.pollfds.len() - 1
-        });
+        }
+        for &fd in write_fds {
+            self.pollfds.push(libc::pollfd {
+                fd,
+                events: libc::POLLOUT,
+                revents: 0,
+            });
+        }
         let ts = deadline.map(|d| {
             let left = d.saturating_duration_since(now);
             libc::timespec {
@@ -342,9 +376,12 @@ impl Driver {
             }
             wake.interrupted = signal::interrupted();
         }
-        if let Some(i) = app_idx {
-            wake.app_ready = self.pollfds[i].revents != 0;
+        for (i, p) in self.pollfds[app_first..].iter().enumerate().take(64) {
+            if p.revents != 0 {
+                wake.ready |= 1 << i;
+            }
         }
+        wake.app_ready = wake.ready != 0;
         self.receive();
         self.release_due();
         let now = self.clock.now();

@@ -8,15 +8,18 @@
 //! This is the only crate of braid with system calls and `unsafe` code; every `unsafe` block
 //! says why it is sound.
 
+pub mod capture;
 pub mod clock;
 pub mod driver;
 pub mod emu;
 pub mod netconf;
+pub mod netns;
 pub mod pcap;
 pub mod quantity;
 pub mod signal;
 pub mod spec;
 pub mod tun;
+pub mod udp;
 
 pub use clock::Clock;
 pub use driver::{Driver, DriverConfig, IoStats, Wake};

@@ -4,13 +4,17 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+static LAST: AtomicI32 = AtomicI32::new(0);
+static COUNT: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
+extern "C" fn on_signal(sig: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
+    LAST.store(sig, Ordering::SeqCst);
+    COUNT.fetch_add(1, Ordering::SeqCst);
     let fd = PIPE_WRITE.load(Ordering::SeqCst);
     if fd >= 0 {
         let b = 1u8;
@@ -87,4 +91,17 @@ impl Drop for SignalPipe {
 /// A SIGINT or SIGTERM arrived since the handlers were installed.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// The signal that arrived last (SIGINT or SIGTERM), if any.
+pub fn last_signal() -> Option<libc::c_int> {
+    match LAST.load(Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// How many SIGINT/SIGTERM signals arrived so far.
+pub fn count() -> u64 {
+    COUNT.load(Ordering::SeqCst)
 }

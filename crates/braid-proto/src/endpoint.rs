@@ -16,6 +16,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod transparent;
+pub use transparent::PendingId;
+
 /// A connection, as the application names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnHandle(pub u64);
@@ -109,6 +112,13 @@ pub enum Event {
     Writable(ConnHandle),
     /// The connection is gone; its handle stays valid for `conn_info` until `release`.
     Closed(ConnHandle, CloseReason),
+    /// A transparent endpoint holds a SYN from `remote` to `local` (the original destination)
+    /// until `accept_pending`, `refuse_pending` or `forget_pending` (see `listen_transparent`).
+    PendingSyn {
+        id: PendingId,
+        local: SocketAddr,
+        remote: SocketAddr,
+    },
 }
 
 /// One packet to send: the IP packet is in the caller's buffer.
@@ -142,6 +152,13 @@ pub struct ConnInfo {
     pub peer_window: u32,
     pub mss: u16,
     pub cc: &'static str,
+    /// Bytes in flight (all subflows).
+    pub inflight: u64,
+    /// Bytes the application wrote that the peer has not acknowledged yet (at the MPTCP data
+    /// level for MPTCP).
+    pub send_queue: u64,
+    /// Bytes received in order that the application has not read yet.
+    pub recv_queue: u64,
     /// The MPTCP side; `None` for a connection that never tried MPTCP.
     pub mptcp: Option<MptcpInfo>,
 }
@@ -257,6 +274,8 @@ pub struct Endpoint {
     fullmesh: bool,
     /// Copy space between subflow and connection-level buffers.
     scratch: Vec<u8>,
+    /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
+    transparent: Option<Box<transparent::Transparent>>,
 }
 
 /// Shortest wait for the infinite mapping that answers our MP_FAIL (else 8 RTOs).
@@ -301,6 +320,7 @@ impl Endpoint {
             },
             fullmesh: config.mptcp.path_manager != "none",
             scratch: vec![0; 64 << 10],
+            transparent: None,
             config,
         }
     }
@@ -404,7 +424,7 @@ impl Endpoint {
             return Err(Error::AddrInUse);
         }
         let l = self.pick_port(local, remote).ok_or(Error::AddrInUse)?;
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let mut tcb = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now)
             .ok_or(Error::AddrNotAvailable)?;
         self.counters.active_opens += 1;
@@ -414,7 +434,7 @@ impl Endpoint {
             tcb.mp = Some(Box::new(SubflowMp::initial()));
             level = Some(Box::new(MpLevel::client(
                 key,
-                self.config.mptcp.checksum,
+                &self.config.mptcp,
                 self.config.tcp.send_buffer,
                 self.config.tcp.recv_buffer,
             )));
@@ -489,7 +509,7 @@ impl Endpoint {
                 return;
             }
         };
-        if !self.local_addrs.contains(&ip.dst()) {
+        if !self.local_addrs.contains(&ip.dst()) && self.transparent.is_none() {
             self.counters.not_for_us += 1;
             return;
         }
@@ -581,7 +601,7 @@ impl Endpoint {
                 self.counters.listen_overflows += 1;
                 return;
             }
-            let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+            let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
             let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
             else {
                 return;
@@ -593,11 +613,10 @@ impl Endpoint {
                 // RFC 8684 §3.1: only version 1 is spoken; another version gets plain TCP.
                 if m.version == braid_wire::mptcp::MPTCP_VERSION {
                     let key = self.fresh_key();
-                    let checksum = self.config.mptcp.checksum;
                     tcb.set_mptcp(SubflowMp::initial(), true);
                     level = Some(Box::new(MpLevel::server(
                         key,
-                        checksum,
+                        &self.config.mptcp,
                         &m,
                         self.config.tcp.send_buffer,
                         self.config.tcp.recv_buffer,
@@ -608,6 +627,9 @@ impl Endpoint {
                 l.half_open += 1;
             }
             self.insert(tcb, level, Some(seg.dst_port), false);
+            return;
+        }
+        if f.syn() && !f.ack() && self.hold_syn(_ip, seg, local, remote) {
             return;
         }
         if self.config.mptcp.enabled && f.syn() && !f.ack() {
@@ -676,7 +698,7 @@ impl Endpoint {
             self.refuse_join(local, remote, seg, true);
             return;
         }
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(mut tcb) = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts, now, seg)
         else {
             return;
@@ -731,7 +753,7 @@ impl Endpoint {
         let Some(l) = self.pick_port(local, remote) else {
             return;
         };
-        let (iss, ts) = (self.rng.next_u32(), self.rng.next_u32());
+        let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
         let Some(mut tcb) = Tcb::connect(&self.config.tcp, l, remote, iss, ts, now) else {
             return;
         };
@@ -849,6 +871,9 @@ impl Endpoint {
             }
             c.visible = true;
             self.events.push_back(Event::Incoming { port, conn: h });
+        } else if c.visible && c.level.is_none() {
+            // An accepted transparent SYN (`accept_pending`): the application holds the handle.
+            self.events.push_back(Event::Connected(h));
         }
     }
 
@@ -1576,6 +1601,9 @@ impl Endpoint {
             peer_window: t.peer_window(),
             mss: t.smss() as u16,
             cc: t.cc_name(),
+            inflight: u64::from(t.inflight()),
+            send_queue: t.send_queued() as u64,
+            recv_queue: t.readable() as u64,
             mptcp: None,
         };
         if let Some(lv) = c.level.as_deref() {
@@ -1593,6 +1621,9 @@ impl Endpoint {
             info.segments_sent = sum(|t| t.stats.segments_sent);
             info.segments_received = sum(|t| t.stats.segments_received);
             info.bytes_received = lv.recvbuf.in_order_end();
+            info.inflight = c.subs.iter().map(|t| u64::from(t.inflight())).sum();
+            info.send_queue = lv.sendbuf.len() as u64;
+            info.recv_queue = lv.recvbuf.readable() as u64;
             info.mptcp = Some(MptcpInfo {
                 fallback: lv.fallback,
                 local_token: lv.local_token,
@@ -1610,6 +1641,8 @@ impl Endpoint {
                         bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
+                        ssthresh: t.ssthresh(),
+                        inflight: t.inflight(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),
                         peer_backup: t.mp.as_deref().is_some_and(|m| m.peer_backup),
                         addr_id: t.mp.as_deref().map_or(0, |m| m.addr_id),
@@ -1638,6 +1671,16 @@ impl Endpoint {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+}
+
+/// A new subflow's initial sequence number and timestamp offset: random, or the ISN placed by
+/// the [`TcpConfig::iss_base`] test hook.
+fn initial_seq(rng: &mut Rng, cfg: &TcpConfig) -> (u32, u32) {
+    let (iss, ts) = (rng.next_u32(), rng.next_u32());
+    match cfg.iss_base {
+        Some(b) => (b.wrapping_add(iss & 0xffff), ts),
+        None => (iss, ts),
     }
 }
 
@@ -2085,6 +2128,11 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             // subflow anyway, whose persist timer then probes the window (RFC 9293 §3.8.6.1).
             let probe = if lv.data_una >= lv.data_nxt { 1460 } else { 0 };
             let end = lv.sendbuf.end().min(lv.snd_right.max(lv.data_una + probe));
+            if kind == Sched::Redundant {
+                // New data goes to every subflow from its own cursor (below).
+                redundant_fill(lv, subs, end, &usable, scratch);
+                break;
+            }
             if lv.data_nxt >= end {
                 break;
             }
@@ -2157,18 +2205,6 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             mp.push_tx(sub_off, d_off, w);
             mp.bytes_scheduled += w;
         }
-        if kind == Sched::Redundant {
-            // The same bytes on every other usable subflow (RFC 8684 leaves this open).
-            for (j, u) in subs.iter_mut().enumerate() {
-                if j != i && usable(u) && u.send_free() as u64 >= w {
-                    let so = u.send_end();
-                    let w2 = u.send(&scratch[..w as usize]) as u64;
-                    if let Some(mp) = u.mp.as_deref_mut() {
-                        mp.push_tx(so, d_off, w2);
-                    }
-                }
-            }
-        }
         if reinj {
             if let Some(front) = lv.reinject.front_mut() {
                 front.0 = d_off + w;
@@ -2178,6 +2214,55 @@ fn schedule(kind: Sched, c: &mut Conn, scratch: &mut [u8]) {
             }
         } else {
             lv.data_nxt += w;
+        }
+    }
+}
+
+/// The redundant scheduler's new data: every usable subflow sends every byte up to `end`, each
+/// from its own cursor, as far as its window and buffer allow; a subflow that lags skips what the
+/// peer has already DATA_ACKed (it cannot help any more). Backup subflows take part only when no
+/// regular one can.
+fn redundant_fill(
+    lv: &mut MpLevel,
+    subs: &mut [Tcb],
+    end: u64,
+    usable: &dyn Fn(&Tcb) -> bool,
+    scratch: &mut [u8],
+) {
+    let is_backup = |t: &Tcb| t.mp.as_deref().is_some_and(|m| m.is_backup());
+    let any_regular = subs.iter().any(|t| usable(t) && !is_backup(t));
+    let floor = lv.data_una.max(lv.sendbuf.start());
+    for t in subs.iter_mut() {
+        if !usable(t) || (any_regular && is_backup(t)) {
+            continue;
+        }
+        while let Some(mp) = t.mp.as_deref() {
+            let from = mp.redundant_next.max(floor);
+            if from >= end {
+                break;
+            }
+            let want = end - from;
+            let mut n = want
+                .min(t.sched_room())
+                .min(t.send_free() as u64)
+                .min(scratch.len() as u64);
+            if n < want {
+                n = t.whole_segments(n, lv.csum);
+            }
+            if n == 0 {
+                break;
+            }
+            let got = lv.sendbuf.read_at(from, &mut scratch[..n as usize]);
+            let sub_off = t.send_end();
+            let w = t.send(&scratch[..got]) as u64;
+            let Some(mp) = t.mp.as_deref_mut() else { break };
+            if w == 0 {
+                break;
+            }
+            mp.push_tx(sub_off, from, w);
+            mp.bytes_scheduled += w;
+            mp.redundant_next = from + w;
+            lv.data_nxt = lv.data_nxt.max(from + w);
         }
     }
 }

@@ -19,7 +19,9 @@ pub mod tcp;
 pub mod time;
 
 pub use counters::Counters;
-pub use endpoint::{ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, Transmit};
+pub use endpoint::{
+    ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit,
+};
 pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 pub use tcp::{TcpConfig, TcpState};
 pub use time::Instant;

@@ -116,6 +116,29 @@ fn two_equal_paths_aggregate() {
 }
 
 /// 100 Mbit/s / 10 ms + 20 Mbit/s / 50 ms, 64 MiB, default buffers: at least 90% of the sum.
+/// The redundant scheduler puts each byte on every subflow as far as that subflow keeps up: the
+/// fast subflow carries every byte, the slower one every byte not yet acknowledged at the data
+/// level when it has room (a lagging subflow skips what the peer already has), so the transfer
+/// runs at the faster path's pace.
+#[test]
+fn redundant_sends_every_byte_each_subflow_can_still_help_with() {
+    let fast = PathSpec::new(100 * MBIT, ms(10));
+    let bytes = 16 * MIB;
+    for (slow, slow_share) in [
+        (fast.clone(), 0.97),
+        (PathSpec::new(50 * MBIT, ms(20)), 0.4),
+    ] {
+        let mut cfg = mptcp(vec![fast.clone(), slow], bytes, 1);
+        cfg.endpoint.mptcp.scheduler = "redundant".into();
+        let r = run_ok(&cfg);
+        assert_intact(&r);
+        assert!(sent_on(&r, 0) >= bytes, "fast path sent {}", sent_on(&r, 0));
+        let s = sent_on(&r, 1) as f64 / bytes as f64;
+        assert!(s >= slow_share, "slow path carried {s:.3} of the bytes");
+        assert!(r.goodput_mbps > 85.0, "goodput {}", r.goodput_mbps);
+    }
+}
+
 #[test]
 fn unequal_paths_beat_the_faster_one() {
     let cfg = mptcp(

@@ -7,8 +7,14 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod capture;
 mod net;
+mod plot;
+mod preload;
+mod relay;
+mod run;
 mod sim;
+mod trace;
 mod units;
 
 #[derive(Parser, Debug)]
@@ -26,6 +32,10 @@ enum Command {
     Listen(net::ListenArgs),
     /// Connects over TUN devices and sends data (to Linux's TCP or anything else).
     Connect(net::ConnectArgs),
+    /// Runs a program with all its TCP carried over MPTCP by braid (root: a network namespace).
+    Run(run::RunArgs),
+    /// Carries every local program's TCP towards the given prefixes over MPTCP (root).
+    Capture(capture::CaptureArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,5 +45,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::main(args),
         Command::Listen(args) => net::listen(args),
         Command::Connect(args) => net::connect(args),
+        Command::Run(args) => run::main(args),
+        Command::Capture(args) => capture::main(args),
     }
 }

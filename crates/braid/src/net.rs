@@ -1,6 +1,7 @@
 //! `braid connect` and `braid listen`: real transfers over TUN devices, with the Linux kernel
 //! (or anything else) as the peer. The data plane is `braid-io`; this is the application on top.
 
+use crate::trace::NetTracer;
 use crate::units::{fmt_bytes, fmt_duration, parse_size, parse_time};
 use braid_io::{Driver, DriverConfig, PathSpec};
 use braid_proto::mptcp::crypto::KeySource;
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +85,24 @@ pub struct NetArgs {
     /// Give up (exit 1) when the whole run takes longer than this.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     timeout: Option<Duration>,
+    /// Write every connection's time series (every 10 ms and at each event) to this file as
+    /// JSON lines.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+}
+
+/// The `--trace` writer, when asked for.
+fn open_trace(net: &NetArgs, t0: Instant) -> Result<Option<NetTracer>, ExitCode> {
+    net.trace
+        .as_deref()
+        .map(|p| NetTracer::create(p, t0))
+        .transpose()
+        .map_err(|e| failure(&e))
+}
+
+/// The number of the path (in `--path` order) whose local address is `ip`.
+fn path_index(drv: &Driver, ip: IpAddr) -> Option<usize> {
+    drv.paths().position(|p| p.local == ip)
 }
 
 /// Arguments of `braid listen`.
@@ -791,6 +810,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Err(e) => return failure(&format!("connect to {}: {e}", args.target)),
     };
     let t0 = drv.now();
+    let mut tracer = match open_trace(net, t0) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let deadline = net.timeout.map(|d| t0 + d);
     let chatty = !net.json && !net.quiet;
     if chatty {
@@ -930,6 +953,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                 connecting.tick(&drv.endpoint, h, now);
             }
         }
+        if let Some(tracer) = tracer.as_mut() {
+            tracer.observe(now, &drv.endpoint, &[h], &|ip| path_index(&drv, ip));
+        }
         if error.is_some() || t.as_ref().is_some_and(Transfer::done) {
             break;
         }
@@ -968,6 +994,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
             && drv.endpoint.send_capacity(h) > 0;
         let fd = if want_input { source.poll_fd() } else { None };
         let mut max_wait = progress.wait();
+        if let Some(tracer) = &tracer {
+            let left = tracer.wait(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
         // While the SYN goes unanswered, look once a second (for the retry messages).
         let watch = t.is_none().then_some(connecting.next);
         for end in [deadline, interrupt_end, watch].into_iter().flatten() {
@@ -994,6 +1024,12 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         tr.error = error
             .clone()
             .or(interrupted.then(|| "interrupted".to_string()));
+    }
+    if let Some(mut tracer) = tracer.take() {
+        tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+        if let Err(e) = tracer.finish() {
+            error.get_or_insert(e);
+        }
     }
     if error.is_some() || interrupted {
         let _ = drv.endpoint.abort(now, h);
@@ -1049,6 +1085,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         );
     }
     let t0 = drv.now();
+    let mut tracer = match open_trace(net, t0) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let deadline = net.timeout.map(|d| t0 + d);
     let mut progress = Progress::new(!net.json && !net.quiet, t0);
     let mut active: HashMap<ConnHandle, Transfer> = HashMap::new();
@@ -1117,7 +1157,15 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                 done.push(*h);
             }
         }
+        if let Some(tracer) = tracer.as_mut() {
+            let mut conns: Vec<ConnHandle> = active.keys().copied().collect();
+            conns.sort();
+            tracer.observe(now, &drv.endpoint, &conns, &|ip| path_index(&drv, ip));
+        }
         for h in done {
+            if let Some(tracer) = tracer.as_mut() {
+                tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+            }
             let Some(mut tr) = active.remove(&h) else {
                 continue;
             };
@@ -1166,6 +1214,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
             break;
         }
         let mut max_wait = progress.wait();
+        if let Some(tracer) = &tracer {
+            let left = tracer.wait(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
         for end in [deadline, interrupt_end].into_iter().flatten() {
             let left = end.saturating_duration_since(now);
             max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
@@ -1180,6 +1232,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     let mut leftovers: Vec<_> = active.drain().collect();
     leftovers.sort_by_key(|(h, _)| *h);
     for (h, mut tr) in leftovers {
+        if let Some(tracer) = tracer.as_mut() {
+            tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+        }
         tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
         tr.end.get_or_insert(now);
         tr.error
@@ -1190,6 +1245,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         reporter.print(&drv, &tr, false);
     }
     let _ = drv.drain(DRAIN_LIMIT);
+    if let Some(e) = tracer.take().and_then(|t| t.finish().err()) {
+        fatal.get_or_insert(e);
+    }
     if let Err(e) = sink.flush() {
         fatal.get_or_insert(format!("writing output: {e}"));
     }

@@ -18,6 +18,11 @@ pub struct MptcpConfig {
     pub scheduler: String,
     /// Path manager by name: "fullmesh" (default) or "none".
     pub path_manager: String,
+    /// Test hook: every IDSN (ours and the peer's) is moved to this value plus its low 20 bits,
+    /// so that tests can make the data sequence space wrap (2^31, 2^32, 2^64) within the first
+    /// megabyte. Both ends must use the same value: any other peer (Linux) computes the IDSN
+    /// from the key as RFC 8684 §3.1 says. `None` (the default) in any real use.
+    pub idsn_base: Option<u64>,
 }
 
 impl Default for MptcpConfig {
@@ -28,6 +33,7 @@ impl Default for MptcpConfig {
             max_subflows: 8,
             scheduler: "minrtt".to_string(),
             path_manager: "fullmesh".to_string(),
+            idsn_base: None,
         }
     }
 }
@@ -46,6 +52,9 @@ pub struct SubflowInfo {
     pub bytes_received: u64,
     pub srtt: Option<Duration>,
     pub cwnd: u32,
+    pub ssthresh: u32,
+    /// Bytes in flight (the RFC 6675 pipe estimate).
+    pub inflight: u32,
     /// We asked the peer to use this subflow only as a backup (MP_JOIN B bit or MP_PRIO).
     pub backup: bool,
     /// The peer asked us the same: we send on it only when no regular subflow can.

@@ -24,6 +24,7 @@
 //!   initial address. One attempt per local address; `max_subflows` bounds both ends.
 //! * "none": no announcements, no joins (joins from the peer are still accepted).
 
+use super::api::MptcpConfig;
 use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
 use crate::counters::Counters;
 use crate::tcp::recvbuf::RecvBuffer;
@@ -73,6 +74,8 @@ pub(crate) struct MpLevel {
     pub remote_key: Option<u64>,
     pub remote_token: u32,
     remote_idsn: u64,
+    /// [`MptcpConfig::idsn_base`] (a test hook).
+    idsn_base: Option<u64>,
     want_csum: bool,
     /// DSS checksums are in use (either side asked, RFC 8684 §3.1).
     pub csum: bool,
@@ -159,13 +162,15 @@ pub(crate) struct MpLevel {
 }
 
 impl MpLevel {
-    fn new(role: Role, key: u64, want_csum: bool, send: usize, recv: usize) -> Self {
+    fn new(role: Role, key: u64, cfg: &MptcpConfig, send: usize, recv: usize) -> Self {
         let (token, idsn) = token_and_idsn(key);
+        let want_csum = cfg.checksum;
         MpLevel {
             role,
             local_key: key,
             local_token: token,
-            local_idsn: idsn,
+            local_idsn: placed_idsn(idsn, cfg.idsn_base),
+            idsn_base: cfg.idsn_base,
             remote_key: None,
             remote_token: 0,
             remote_idsn: 0,
@@ -213,14 +218,14 @@ impl MpLevel {
     }
 
     /// The active opener: its SYN offers MP_CAPABLE.
-    pub fn client(key: u64, want_csum: bool, send: usize, recv: usize) -> Self {
-        Self::new(Role::Client, key, want_csum, send, recv)
+    pub fn client(key: u64, cfg: &MptcpConfig, send: usize, recv: usize) -> Self {
+        Self::new(Role::Client, key, cfg, send, recv)
     }
 
     /// The passive opener, from the peer's MP_CAPABLE SYN.
-    pub fn server(key: u64, want_csum: bool, syn: &MpCapable, send: usize, recv: usize) -> Self {
-        let mut c = Self::new(Role::Server, key, want_csum, send, recv);
-        c.csum = want_csum || syn.flags.checksum_required();
+    pub fn server(key: u64, cfg: &MptcpConfig, syn: &MpCapable, send: usize, recv: usize) -> Self {
+        let mut c = Self::new(Role::Server, key, cfg, send, recv);
+        c.csum = cfg.checksum || syn.flags.checksum_required();
         c
     }
 
@@ -228,7 +233,7 @@ impl MpLevel {
         let (token, idsn) = token_and_idsn(key);
         self.remote_key = Some(key);
         self.remote_token = token;
-        self.remote_idsn = idsn;
+        self.remote_idsn = placed_idsn(idsn, self.idsn_base);
     }
 
     fn flags(&self) -> CapableFlags {
@@ -362,6 +367,8 @@ pub(crate) struct SubflowMp {
     pub ack_now: bool,
     /// Payload bytes first sent on this subflow for the data level.
     pub bytes_scheduled: u64,
+    /// The redundant scheduler: data offset this subflow sends next.
+    pub redundant_next: u64,
     /// Some rx mapping was not the identity (subflow offset != data offset).
     pub rx_shifted: bool,
     /// The peer asked us to send on this subflow only when no regular one can (B bit of its
@@ -1366,6 +1373,12 @@ impl SubflowMp {
     }
 }
 
+/// The IDSN a key gives (RFC 8684 §3.1), or, under the [`MptcpConfig::idsn_base`] test hook,
+/// `base` plus its low 20 bits.
+fn placed_idsn(idsn: u64, base: Option<u64>) -> u64 {
+    base.map_or(idsn, |b| b.wrapping_add(idsn & 0xf_ffff))
+}
+
 /// Widens a 4-octet DSN or DATA_ACK to the 64-bit value nearest `near` (RFC 8684 §3.3).
 fn expand(v: DataSeq, near: u64) -> u64 {
     if v.wide {
@@ -1428,7 +1441,7 @@ mod tests {
     }
 
     fn level() -> MpLevel {
-        let mut lv = MpLevel::client(1, false, 4096, 4096);
+        let mut lv = MpLevel::client(1, &MptcpConfig::default(), 4096, 4096);
         lv.set_remote_key(2);
         lv.fully_established = true;
         lv

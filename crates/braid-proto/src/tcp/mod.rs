@@ -70,6 +70,11 @@ pub struct TcpConfig {
     pub time_wait: Duration,
     /// How long FIN_WAIT_2 waits for the peer's FIN after the application closed (Linux: 60 s).
     pub fin_wait2_timeout: Duration,
+    /// Test hook: initial sequence numbers start at this value plus a random 16-bit offset
+    /// instead of being wholly random, so that tests can make the 32-bit sequence space wrap
+    /// within the first bytes. `None` (the default) in any real use: predictable ISNs help
+    /// off-path attackers (RFC 6528).
+    pub iss_base: Option<u32>,
 }
 
 impl Default for TcpConfig {
@@ -92,6 +97,7 @@ impl Default for TcpConfig {
             max_retries: 15,
             time_wait: Duration::from_secs(60),
             fin_wait2_timeout: Duration::from_secs(60),
+            iss_base: None,
         }
     }
 }

@@ -1199,8 +1199,12 @@ impl Tcb {
             r.0 = r.0.max(ack);
             true
         });
+        // Marks in sequence space never fall behind the cumulative ACK: a mark left 2^31 bytes
+        // behind would compare as ahead of it (modulo-2^32 order) and hold the sender back.
         self.lost_scan = self.lost_scan.max(ack);
         self.rxt_scan = self.rxt_scan.max(ack);
+        self.snd_sml = self.snd_sml.max(ack);
+        self.penalty_mark = self.penalty_mark.max(ack);
         rtt
     }
 
@@ -2114,6 +2118,14 @@ impl Tcb {
     /// Bytes the application may still write.
     pub fn send_free(&self) -> usize {
         self.sendbuf.free()
+    }
+    /// Bytes in flight (the RFC 6675 pipe estimate).
+    pub fn inflight(&self) -> u32 {
+        self.pipe()
+    }
+    /// Bytes written by the application and not yet acknowledged (sent or not).
+    pub fn send_queued(&self) -> usize {
+        self.sendbuf.len()
     }
 }
 
