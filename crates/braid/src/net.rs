@@ -51,43 +51,46 @@ Exit status: 0 when every transfer completed, 1 when one did not, 2 for usage er
 pub struct NetArgs {
     /// A path over a TUN device (repeat for several; plain TCP uses the first that fits).
     #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
-    paths: Vec<PathSpec>,
+    pub(crate) paths: Vec<PathSpec>,
     /// Congestion control.
     #[arg(long, default_value = "cubic", value_parser = parse_cc,
           help = names_help("Congestion control (lia, olia, balia couple the MPTCP subflows)", &braid_proto::cc::names()))]
-    cc: String,
+    pub(crate) cc: String,
     /// Plain TCP only: do not offer or accept Multipath TCP.
     #[arg(long)]
-    no_mptcp: bool,
+    pub(crate) no_mptcp: bool,
     /// MPTCP packet scheduler.
     #[arg(long, default_value = "minrtt", value_parser = parse_scheduler,
           help = names_help("MPTCP packet scheduler", &braid_proto::mptcp::sched::names()))]
-    scheduler: String,
+    pub(crate) scheduler: String,
     /// MPTCP path manager (fullmesh: a subflow from every local address).
     #[arg(long, default_value = "fullmesh", value_parser = parse_path_manager,
           help = names_help("MPTCP path manager (fullmesh: a subflow from every local address)", &braid_proto::mptcp::pm::names()))]
-    path_manager: String,
+    pub(crate) path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
     #[arg(long)]
-    checksum: bool,
+    pub(crate) checksum: bool,
     /// Write every packet of every path, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
-    pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Seed for initial sequence numbers, emulated loss and --bytes data (default: random).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Print one JSON object per connection on stdout (stderr when --out is -).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress lines on stderr.
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Do not compute SHA-256 of the data (for benchmarks); the report's sha256 is null.
     #[arg(long)]
-    no_hash: bool,
+    pub(crate) no_hash: bool,
     /// Give up (exit 1) when the whole run takes longer than this.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    /// Control socket for `braid status` (default /run/braid/COMMAND-PID.sock).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) control: Option<PathBuf>,
     /// Write every connection's time series (every 10 ms and at each event) to this file as
     /// JSON lines.
     #[arg(long, value_name = "FILE")]
@@ -123,6 +126,10 @@ pub struct ListenArgs {
     /// Exit after this many connections have finished.
     #[arg(long, default_value_t = 1)]
     count: u64,
+    /// Relay every accepted connection to HOST:PORT over the host's own TCP (an MPTCP-to-TCP
+    /// converter); runs until SIGINT/SIGTERM or --timeout.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["out", "count", "json"])]
+    forward: Option<String>,
 }
 
 /// Arguments of `braid connect`.
@@ -830,6 +837,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let ctl = match crate::app::LoopControl::open(net, "connect", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -879,6 +890,7 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Connected(c) if c == h => {
@@ -1083,6 +1095,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 /// Runs `braid listen`; returns the process exit status.
 pub fn listen(args: ListenArgs) -> ExitCode {
     let net = &args.net;
+    if let Some(target) = &args.forward {
+        return crate::forward::main(net, args.port, target);
+    }
     if args.count == 0 {
         return usage_error("--count must be at least 1");
     }
@@ -1101,6 +1116,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     if let Err(e) = drv.endpoint.listen(args.port) {
         return failure(&format!("listen on port {}: {e}", args.port));
     }
+    let ctl = match crate::app::LoopControl::open(net, "listen", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -1130,6 +1149,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut active.keys().copied(), false);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Incoming { port, .. } => {
