@@ -808,10 +808,12 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let ctl = match crate::app::LoopControl::open(net, "connect", &mut drv) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let ctl =
+        match crate::app::LoopControl::open(net.control.as_deref(), net.quiet, "connect", &mut drv)
+        {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -1087,7 +1089,12 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     if let Err(e) = drv.endpoint.listen(args.port) {
         return failure(&format!("listen on port {}: {e}", args.port));
     }
-    let ctl = match crate::app::LoopControl::open(net, "listen", &mut drv) {
+    let ctl = match crate::app::LoopControl::open(
+        net.control.as_deref(),
+        net.quiet,
+        "listen",
+        &mut drv,
+    ) {
         Ok(c) => c,
         Err(code) => return code,
     };
