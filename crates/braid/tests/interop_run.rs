@@ -946,8 +946,8 @@ fn run_shows_its_connections_in_braid_status() {
             .map(String::from),
         );
         let mut p = Proc::spawn("braid run slow curl", &mut braid_cmd(&a));
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut seen = String::new();
+        let mut tries = 0;
         let two = loop {
             let out = Command::new(env!("CARGO_BIN_EXE_braid"))
                 .args(["status", "--control", &control, "--json"])
@@ -970,7 +970,8 @@ fn run_shows_its_connections_in_braid_status() {
                     break true;
                 }
             }
-            if std::time::Instant::now() > deadline {
+            tries += 1;
+            if tries > 300 {
                 break false;
             }
             std::thread::sleep(Duration::from_millis(100));
