@@ -84,6 +84,9 @@ pub struct Wake {
     pub interrupted: bool,
     /// Bit `i`: descriptor `i` of [`Driver::wait_fds`] is readable (or at EOF / in error).
     pub ready: u64,
+    /// The wake descriptor ([`Driver::set_wake_fd`]) is readable: another thread asked for
+    /// attention. The caller drains it.
+    pub woken: bool,
 }
 
 struct PathIo {
@@ -138,6 +141,7 @@ pub struct Driver {
     tx: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
     stats: IoStats,
+    wake_fd: Option<RawFd>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -217,12 +221,20 @@ impl Driver {
             tx: Vec::with_capacity(RX_BUF),
             pollfds: Vec::new(),
             stats: IoStats::default(),
+            wake_fd: None,
         })
     }
 
     /// Now, in the engine's time.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// A descriptor every wait also watches for readability (besides the application's),
+    /// reported as [`Wake::woken`]: the read end of a pipe or socket pair through which other
+    /// threads wake the loop. The driver never reads it; the owner keeps it open.
+    pub fn set_wake_fd(&mut self, fd: Option<RawFd>) {
+        self.wake_fd = fd;
     }
 
     pub fn paths(&self) -> impl Iterator<Item = &PathSpec> {
@@ -331,6 +343,10 @@ impl Driver {
             self.pollfds.push(pollfd(s.fd()));
             self.pollfds.len() - 1
         });
+        let wake_idx = self.wake_fd.map(|fd| {
+            self.pollfds.push(pollfd(fd));
+            self.pollfds.len() - 1
+        });
         let app_first = self.pollfds.len();
         for &fd in fds {
             self.pollfds.push(pollfd(fd));
@@ -382,6 +398,9 @@ impl Driver {
             }
         }
         wake.app_ready = wake.ready != 0;
+        if let Some(i) = wake_idx {
+            wake.woken = self.pollfds[i].revents != 0;
+        }
         self.receive();
         self.release_due();
         let now = self.clock.now();

@@ -152,6 +152,13 @@ pub struct ConnInfo {
     pub peer_window: u32,
     pub mss: u16,
     pub cc: &'static str,
+    /// Bytes in flight (all subflows).
+    pub inflight: u64,
+    /// Bytes the application wrote that the peer has not acknowledged yet (at the MPTCP data
+    /// level for MPTCP).
+    pub send_queue: u64,
+    /// Bytes received in order that the application has not read yet.
+    pub recv_queue: u64,
     /// The MPTCP side; `None` for a connection that never tried MPTCP.
     pub mptcp: Option<MptcpInfo>,
 }
@@ -1594,6 +1601,9 @@ impl Endpoint {
             peer_window: t.peer_window(),
             mss: t.smss() as u16,
             cc: t.cc_name(),
+            inflight: u64::from(t.inflight()),
+            send_queue: t.send_queued() as u64,
+            recv_queue: t.readable() as u64,
             mptcp: None,
         };
         if let Some(lv) = c.level.as_deref() {
@@ -1611,6 +1621,9 @@ impl Endpoint {
             info.segments_sent = sum(|t| t.stats.segments_sent);
             info.segments_received = sum(|t| t.stats.segments_received);
             info.bytes_received = lv.recvbuf.in_order_end();
+            info.inflight = c.subs.iter().map(|t| u64::from(t.inflight())).sum();
+            info.send_queue = lv.sendbuf.len() as u64;
+            info.recv_queue = lv.recvbuf.readable() as u64;
             info.mptcp = Some(MptcpInfo {
                 fallback: lv.fallback,
                 local_token: lv.local_token,
@@ -1628,6 +1641,8 @@ impl Endpoint {
                         bytes_received: t.stats.bytes_received,
                         srtt: t.srtt(),
                         cwnd: t.cwnd(),
+                        ssthresh: t.ssthresh(),
+                        inflight: t.inflight(),
                         backup: t.mp.as_deref().is_some_and(|m| m.backup),
                         peer_backup: t.mp.as_deref().is_some_and(|m| m.peer_backup),
                         addr_id: t.mp.as_deref().map_or(0, |m| m.addr_id),

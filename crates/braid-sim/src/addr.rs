@@ -16,6 +16,30 @@ pub fn server_addr(path: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, subnet_octet(path), 0, 2))
 }
 
+/// Most cross-traffic host pairs (one octet of their subnet).
+pub const MAX_CROSS_PAIRS: usize = 255;
+
+/// The client-side host of cross-traffic pair `j`: 10.0.(j+1).1 (10.0.0.0/16 is no path's).
+pub fn cross_client_addr(pair: usize) -> IpAddr {
+    assert!(pair < MAX_CROSS_PAIRS, "cross pair {pair} out of range");
+    IpAddr::V4(Ipv4Addr::new(10, 0, (pair + 1) as u8, 1))
+}
+
+/// The server-side host of cross-traffic pair `j`: 10.0.(j+1).2.
+pub fn cross_server_addr(pair: usize) -> IpAddr {
+    assert!(pair < MAX_CROSS_PAIRS, "cross pair {pair} out of range");
+    IpAddr::V4(Ipv4Addr::new(10, 0, (pair + 1) as u8, 2))
+}
+
+/// The cross-traffic pair whose subnet (10.0.(j+1).0/24) holds a raw IPv4 packet's destination.
+pub fn cross_route(packet: &[u8]) -> Option<usize> {
+    if packet.first()? >> 4 != 4 {
+        return None;
+    }
+    let dst = packet.get(16..20)?;
+    (dst[0] == 10 && dst[1] == 0 && dst[2] != 0).then(|| usize::from(dst[2]) - 1)
+}
+
 fn subnet_octet(path: usize) -> u8 {
     assert!(path < MAX_PATHS, "path index {path} out of range");
     (path + 1) as u8

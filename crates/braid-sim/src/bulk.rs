@@ -8,9 +8,13 @@
 //! SHA-256 of the received bytes for the report, so hashing never slows the simulation down.
 
 use crate::addr;
+use crate::cross::{CrossClient, CrossServer, CROSS_PORT};
 use crate::net::{HostId, Network, Node, Tap};
+use crate::series::{self, Sample, SampleEvent, SAMPLE_INTERVAL};
 use crate::stream::{StreamCheck, StreamGen};
-use crate::{HostCounters, Mode, Progress, Report, SimConfig, SimError, SubflowReport};
+use crate::{
+    CompetingReport, HostCounters, Mode, Progress, Report, SimConfig, SimError, SubflowReport,
+};
 use braid_proto::endpoint::CloseReason;
 use braid_proto::rng::Rng;
 use braid_proto::{ConnHandle, Endpoint, Error, Event, Instant};
@@ -30,6 +34,9 @@ const CHUNKS_IN_FLIGHT: usize = 4;
 const IPV4_TCP_HEADERS: u32 = 40;
 /// Smallest MTU accepted (IPv4's minimum, RFC 791).
 const MIN_MTU: u32 = 68;
+/// Most competing flows: each keeps its send buffer (the engine's default, 4 MiB) full, so the
+/// limit bounds the memory a run can take.
+pub const MAX_COMPETING: usize = 64;
 /// Events at one instant after which the run is declared stuck.
 const LIVELOCK_EVENTS: u64 = 10_000_000;
 
@@ -51,9 +58,38 @@ pub fn run(
 /// [`run`], showing every packet sent to `tap` (e.g. to write a capture file).
 pub fn run_with_tap(
     cfg: &SimConfig,
-    mut progress: Option<&mut dyn FnMut(&Progress)>,
+    progress: Option<&mut dyn FnMut(&Progress)>,
     tap: Option<Tap>,
 ) -> Result<Report, SimError> {
+    run_with(
+        cfg,
+        Hooks {
+            progress,
+            tap,
+            sample: None,
+        },
+    )
+}
+
+/// What a caller of [`run_with`] may watch.
+#[derive(Default)]
+pub struct Hooks<'a> {
+    /// Called about once per wall-clock second.
+    pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// Sees every packet sent.
+    pub tap: Option<Tap>,
+    /// Gets the time series: a sample every [`SAMPLE_INTERVAL`] of simulated time and at each
+    /// event (see [`crate::series`]).
+    pub sample: Option<&'a mut dyn FnMut(&Sample)>,
+}
+
+/// [`run`] with every hook.
+pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
+    let Hooks {
+        mut progress,
+        tap,
+        mut sample,
+    } = hooks;
     validate(cfg)?;
     let wall_start = wall_now();
     let min_mtu = cfg.paths.iter().map(|p| p.mtu).min().unwrap_or(1500);
@@ -102,9 +138,34 @@ pub fn run_with_tap(
         app: App::Server(ServerApp::new(chunk_tx, back_rx)),
     };
     let mut net = Network::new(&cfg.paths, cfg.seed, client, server);
+    if cfg.competing > 0 {
+        // Plain TCP with CUBIC and the engine's default buffers, as an ordinary application
+        // on a Linux host would have, across the first path's links.
+        let mut cross_cfg = braid_proto::EndpointConfig::default();
+        cross_cfg.tcp.mss = u16::try_from(mss).unwrap_or(u16::MAX);
+        cross_cfg.tcp.cc = "cubic".into();
+        cross_cfg.mptcp.enabled = false;
+        let mut c = Endpoint::new(cross_cfg.clone(), derive_seed(cfg.seed, 3));
+        let mut s = Endpoint::new(cross_cfg, derive_seed(cfg.seed, 4));
+        c.add_local_addr(addr::cross_client_addr(0));
+        s.add_local_addr(addr::cross_server_addr(0));
+        s.listen(CROSS_PORT)
+            .map_err(|e| SimError::Engine(format!("listen on port {CROSS_PORT}: {e}")))?;
+        let client = EngineHost {
+            ep: c,
+            app: App::CrossClient(CrossClient::new(cfg.competing)),
+        };
+        let server = EngineHost {
+            ep: s,
+            app: App::CrossServer(CrossServer::new()),
+        };
+        net.add_cross_pair(0, client, server);
+    }
     if let Some(t) = tap {
         net.set_tap(t);
     }
+    let mut next_tick = Duration::ZERO;
+    let mut last_subflows: Vec<series::SubflowSample> = Vec::new();
     let limit = Instant::ZERO + cfg.time_limit;
     let mut last_progress = 0.0f64;
     let mut same_instant = (Instant::ZERO, 0u64);
@@ -153,7 +214,23 @@ pub fn run_with_tap(
                 }
             }
         }
+        if let Some(cb) = sample.as_mut() {
+            let t = net
+                .next_event_time()
+                .map_or(Duration::ZERO, |t| t.since_epoch());
+            while next_tick <= t {
+                cb(&take_sample(&net, next_tick, SampleEvent::Tick));
+                next_tick += SAMPLE_INTERVAL;
+            }
+        }
         net.step();
+        if let Some(cb) = sample.as_mut() {
+            let s = take_sample(&net, net.now().since_epoch(), SampleEvent::Tick);
+            if let Some(event) = series::event_of(&last_subflows, &s.subflows) {
+                last_subflows = s.subflows.clone();
+                cb(&Sample { event, ..s });
+            }
+        }
         if net.events_processed() & 1023 == 0 {
             if let Some(cb) = progress.as_mut() {
                 let wall = wall_now().duration_since(wall_start).as_secs_f64();
@@ -185,6 +262,16 @@ pub fn run_with_tap(
         None if timed_out => cfg.time_limit,
         None => net.now().since_epoch(),
     };
+    if let Some(cb) = sample.as_mut() {
+        cb(&take_sample(&net, sim_time, SampleEvent::End));
+    }
+    let competing = competing_bytes(&net)
+        .into_iter()
+        .map(|(_, bytes)| CompetingReport {
+            goodput_mbps: mbps(bytes, sim_time),
+            bytes,
+        })
+        .collect();
     let received = net.host(HostId::Server).server().received;
     let check_ok = !net.host(HostId::Server).server().check_lost;
     let check = checker.join().ok();
@@ -223,6 +310,7 @@ pub fn run_with_tap(
         },
         seed: cfg.seed,
         subflows,
+        competing,
         fallback,
         max_stall_ms: max_stall.as_secs_f64() * 1e3,
         completed,
@@ -235,6 +323,66 @@ pub fn run_with_tap(
         trace_sha256: net.trace_sha256(),
         counters,
     })
+}
+
+/// The competing flows in the order they were opened: (connection on the sending host, bytes
+/// their receiver read).
+fn competing_bytes(net: &Network<EngineHost>) -> Vec<(ConnHandle, u64)> {
+    let (c, s) = (
+        HostId::Cross {
+            pair: 0,
+            server: false,
+        },
+        HostId::Cross {
+            pair: 0,
+            server: true,
+        },
+    );
+    let (Some(client), Some(server)) = (net.try_host(c), net.try_host(s)) else {
+        return Vec::new();
+    };
+    let (App::CrossClient(cc), App::CrossServer(cs)) = (&client.app, &server.app) else {
+        return Vec::new();
+    };
+    cc.conns
+        .iter()
+        .map(|&h| {
+            let port = client.ep.conn_info(h).map_or(0, |i| i.local.port());
+            (h, cs.bytes_from(port))
+        })
+        .collect()
+}
+
+/// The transfer's state at `t` (the state after the last event processed).
+fn take_sample(net: &Network<EngineHost>, t: Duration, event: SampleEvent) -> Sample {
+    let client = net.host(HostId::Client);
+    let server = net.host(HostId::Server);
+    let info = client.client().conn.and_then(|c| client.ep.conn_info(c));
+    let recv_queue = server
+        .server()
+        .conn
+        .and_then(|c| server.ep.conn_info(c))
+        .map_or(0, |i| i.recv_queue);
+    let cross = net.try_host(HostId::Cross {
+        pair: 0,
+        server: false,
+    });
+    Sample {
+        t: t.as_secs_f64(),
+        event,
+        subflows: info
+            .as_ref()
+            .map_or_else(Vec::new, |i| series::subflow_samples(i, &addr::path_of)),
+        send_queue: info.as_ref().map_or(0, |i| i.send_queue),
+        recv_queue,
+        bytes_read: server.server().received,
+        competing: competing_bytes(net)
+            .into_iter()
+            .map(|(h, bytes)| {
+                series::competing_sample(cross.and_then(|c| c.ep.conn_info(h)), bytes)
+            })
+            .collect(),
+    }
 }
 
 /// The report's subflow list and fallback flag for the client connection. A plain TCP
@@ -311,6 +459,39 @@ fn validate(cfg: &SimConfig) -> Result<(), SimError> {
         if p.up_at.is_some() && p.down_at.is_none() {
             return bad("up time given without a down time".into());
         }
+        if let Some(k) = p.link {
+            if k >= i {
+                return bad(match i {
+                    0 => format!("link={k}: the first path has a link of its own"),
+                    1 => format!("link={k} must name an earlier path (0)"),
+                    _ => format!("link={k} must name an earlier path (0..{})", i - 1),
+                });
+            }
+            // The shared link's shape is the other path's: only its rate and delay may be
+            // repeated here (for readability), nothing else may differ.
+            let owner = &cfg.paths[k];
+            let shape = crate::PathSpec {
+                link: Some(k),
+                ..crate::PathSpec::new(owner.rate_bps, owner.delay)
+            };
+            if p.rate_bps != owner.rate_bps || p.delay != owner.delay {
+                return bad(format!(
+                    "crosses path {k}'s link, so its rate and delay are path {k}'s ({} bit/s, {:?}), not {} bit/s, {:?}",
+                    owner.rate_bps, owner.delay, p.rate_bps, p.delay
+                ));
+            }
+            if *p != shape {
+                return bad(format!(
+                    "crosses path {k}'s link: loss, queue, down/up, reorder, dup, mtu and strip are properties of that link (give them on path {k})"
+                ));
+            }
+        }
+    }
+    if cfg.competing > MAX_COMPETING {
+        return Err(SimError::InvalidConfig(format!(
+            "{} competing flows (at most {MAX_COMPETING})",
+            cfg.competing
+        )));
     }
     if cfg.endpoint.tcp.mss == 0 {
         return Err(SimError::InvalidConfig("mss must be positive".into()));
@@ -341,7 +522,7 @@ fn counter_map(ep: &Endpoint) -> BTreeMap<String, u64> {
 }
 
 /// A host running the real engine plus the scenario's application.
-struct EngineHost {
+pub(crate) struct EngineHost {
     ep: Endpoint,
     app: App,
 }
@@ -349,25 +530,27 @@ struct EngineHost {
 enum App {
     Client(ClientApp),
     Server(ServerApp),
+    CrossClient(CrossClient),
+    CrossServer(CrossServer),
 }
 
 impl EngineHost {
     fn client(&self) -> &ClientApp {
         match &self.app {
             App::Client(c) => c,
-            App::Server(_) => unreachable!("host 0 is the client"),
+            _ => unreachable!("host 0 is the client"),
         }
     }
     fn server(&self) -> &ServerApp {
         match &self.app {
             App::Server(s) => s,
-            App::Client(_) => unreachable!("host 1 is the server"),
+            _ => unreachable!("host 1 is the server"),
         }
     }
     fn server_mut(&mut self) -> &mut ServerApp {
         match &mut self.app {
             App::Server(s) => s,
-            App::Client(_) => unreachable!("host 1 is the server"),
+            _ => unreachable!("host 1 is the server"),
         }
     }
 }
@@ -389,6 +572,8 @@ impl Node for EngineHost {
         match &mut self.app {
             App::Client(c) => c.run(&mut self.ep, now),
             App::Server(s) => s.run(&mut self.ep, now),
+            App::CrossClient(c) => c.run(&mut self.ep, now),
+            App::CrossServer(s) => s.run(&mut self.ep),
         }
     }
 }

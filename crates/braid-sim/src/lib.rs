@@ -10,11 +10,15 @@ use std::time::Duration;
 
 pub mod addr;
 mod bulk;
+mod cross;
 pub mod net;
+pub mod series;
 mod stream;
 
-pub use bulk::{run, run_with_tap, SERVER_PORT};
+pub use bulk::{run, run_with, run_with_tap, Hooks, MAX_COMPETING, SERVER_PORT};
+pub use cross::CROSS_PORT;
 pub use net::{strip_mptcp_options, Direction, HostId, LinkReport, LinkStats, Network, Node, Tap};
+pub use series::{CompetingSample, Sample, SampleEvent, SubflowSample, SAMPLE_INTERVAL};
 
 /// Which protocol the bulk transfer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -63,6 +67,10 @@ pub struct PathSpec {
     pub up_at: Option<Duration>,
     /// MPTCP option stripping by a middlebox, in both directions.
     pub strip: Strip,
+    /// This path crosses the links of that (earlier) path instead of having its own: same rate,
+    /// queue, delay and randomness, one bottleneck for both. The shape fields above must then
+    /// be that path's rate and delay and the defaults otherwise (they describe the shared link).
+    pub link: Option<usize>,
 }
 
 impl PathSpec {
@@ -79,6 +87,7 @@ impl PathSpec {
             down_at: None,
             up_at: None,
             strip: Strip::None,
+            link: None,
         }
     }
 }
@@ -97,6 +106,9 @@ pub struct SimConfig {
     pub endpoint: braid_proto::EndpointConfig,
     /// Give up after this much simulated time.
     pub time_limit: Duration,
+    /// Plain TCP bulk flows (CUBIC) between two further hosts across the first path's links,
+    /// from time 0 until the transfer ends.
+    pub competing: usize,
 }
 
 /// What one subflow of the client's connection (in TCP mode, or after a fallback to TCP: the
@@ -108,6 +120,15 @@ pub struct SubflowReport {
     pub bytes_sent: u64,
     pub retransmitted_bytes: u64,
     pub srtt_ms: f64,
+}
+
+/// One competing flow over the run (from time 0 to the transfer's end).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CompetingReport {
+    /// `bytes` over the run's simulated time.
+    pub goodput_mbps: f64,
+    /// Bytes its receiving application read before the transfer ended.
+    pub bytes: u64,
 }
 
 /// The outcome of a run; serialises to the JSON contract of `braid sim --json`.
@@ -129,6 +150,8 @@ pub struct Report {
     pub seed: u64,
     /// Every subflow of the client connection (one entry in TCP mode).
     pub subflows: Vec<SubflowReport>,
+    /// The competing TCP flows (`SimConfig::competing`), in the order they were opened.
+    pub competing: Vec<CompetingReport>,
     /// MPTCP was requested (`mode` is mptcp) but the client connection is plain TCP: it fell back
     /// (RFC 8684 §3.7), e.g. because a middlebox stripped the options, or the engine did not
     /// negotiate MPTCP at all. Always false in TCP mode.
@@ -214,6 +237,7 @@ impl SimConfig {
             cc: "cubic".to_string(),
             endpoint: braid_proto::EndpointConfig::default(),
             time_limit: Duration::from_secs(600),
+            competing: 0,
         }
     }
 }

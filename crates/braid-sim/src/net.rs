@@ -23,6 +23,14 @@
 //! checksum is fixed up; see [`strip_mptcp_options`]. Packets it changed are counted as
 //! `mptcp_stripped`.
 //!
+//! # Shared links and cross traffic
+//!
+//! A path whose [`PathSpec::link`] names an earlier path has no links of its own: its packets
+//! cross that path's two links (queue, serialiser, delay and randomness), so two subflows can
+//! share one bottleneck. Further host pairs ([`Network::add_cross_pair`]) hang off the two ends
+//! of one path's links and send across them beside the main hosts: competing traffic. Packets are
+//! routed by destination address ([`addr`]); each carries the host it is for.
+//!
 //! When a path goes down, both its links drop every packet they hold — queued ones (the queue
 //! is flushed) and those propagating (the wire is cut) — and every packet offered until it comes
 //! up again; all are counted as `down_drops`.
@@ -63,11 +71,17 @@ pub trait Node {
     }
 }
 
-/// One of the two hosts.
+/// A host: one of the two main hosts, or one of a cross-traffic pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HostId {
     Client,
     Server,
+    /// Cross-traffic pair `pair`'s host on the client side (`server == false`) or the server
+    /// side of its path.
+    Cross {
+        pair: usize,
+        server: bool,
+    },
 }
 
 impl HostId {
@@ -75,6 +89,7 @@ impl HostId {
         match self {
             HostId::Client => 0,
             HostId::Server => 1,
+            HostId::Cross { pair, server } => 2 + 2 * pair + usize::from(server),
         }
     }
 }
@@ -114,6 +129,7 @@ pub struct LinkStats {
 /// The counters of one link, for reports.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct LinkReport {
+    /// The path that owns the link (paths crossing another path's link have none of their own).
     pub path: usize,
     pub direction: Direction,
     #[serde(flatten)]
@@ -187,6 +203,8 @@ impl Link {
 #[derive(Debug)]
 struct InFlight {
     arrive: u64,
+    /// The host it is for.
+    to: usize,
     /// [`packet_digest`] of the bytes, taken when the packet entered the link (while its bytes
     /// were still in the CPU cache).
     digest: u64,
@@ -276,9 +294,16 @@ pub struct Network<N: Node> {
     now: u64,
     seq: u64,
     heap: BinaryHeap<Scheduled>,
-    hosts: [HostSlot<N>; 2],
-    /// Index `2 × path + direction` (0 = client to server).
+    /// The client, the server, then the cross-traffic pairs (client side, server side).
+    hosts: Vec<HostSlot<N>>,
+    /// Two links (client to server, then back) per path that has links of its own.
     links: Vec<Link>,
+    /// Per path: the index of its link pair (`links[2 × pair + direction]`).
+    pair_of_path: Vec<usize>,
+    /// The path whose link pair each link pair is.
+    path_of_pair: Vec<usize>,
+    /// Per cross-traffic pair: its link pair.
+    cross_pairs: Vec<usize>,
     pool: Vec<Vec<u8>>,
     unroutable: u64,
     trace: Sha256,
@@ -287,10 +312,25 @@ pub struct Network<N: Node> {
 
 impl<N: Node> Network<N> {
     /// A network of `paths` between `client` and `server`; both hosts get a wake-up at time 0.
+    /// A path whose `link` names another path crosses that path's links (its own shape is
+    /// ignored); `link` must name an earlier path.
     pub fn new(paths: &[PathSpec], seed: u64, client: N, server: N) -> Self {
         assert!(paths.len() <= addr::MAX_PATHS, "too many paths");
         let mut links = Vec::with_capacity(paths.len() * 2);
+        let mut pair_of_path = Vec::with_capacity(paths.len());
+        let mut path_of_pair = Vec::new();
         for (i, spec) in paths.iter().enumerate() {
+            if let Some(k) = spec.link {
+                assert!(
+                    k < i,
+                    "path {i} crosses the link of path {k}, not an earlier path"
+                );
+                pair_of_path.push(pair_of_path[k]);
+                continue;
+            }
+            pair_of_path.push(path_of_pair.len());
+            path_of_pair.push(i);
+            // Seeded by the path's index, so adding a sharing path changes no other link.
             links.push(Link::new(spec, seed, 2 * i));
             links.push(Link::new(spec, seed, 2 * i + 1));
         }
@@ -299,7 +339,7 @@ impl<N: Node> Network<N> {
             now: 0,
             seq: 0,
             heap: BinaryHeap::new(),
-            hosts: [
+            hosts: vec![
                 HostSlot {
                     node: client,
                     wake: Some(0),
@@ -310,6 +350,9 @@ impl<N: Node> Network<N> {
                 },
             ],
             links,
+            pair_of_path,
+            path_of_pair,
+            cross_pairs: Vec::new(),
             pool: Vec::new(),
             unroutable: 0,
             trace: Sha256::new(),
@@ -317,7 +360,7 @@ impl<N: Node> Network<N> {
         };
         net.push(0, Ev::Timer { host: 0 });
         net.push(0, Ev::Timer { host: 1 });
-        for (i, spec) in paths.iter().enumerate() {
+        for (i, spec) in paths.iter().enumerate().filter(|(_, p)| p.link.is_none()) {
             if let Some(down) = spec.down_at {
                 net.push(nanos(down), Ev::PathDown { path: i });
                 if let Some(up) = spec.up_at.filter(|&up| up > down) {
@@ -326,6 +369,25 @@ impl<N: Node> Network<N> {
             }
         }
         net
+    }
+
+    /// Adds a pair of hosts at the two ends of `path`'s links (the client side host gets
+    /// [`addr::cross_client_addr`], the other [`addr::cross_server_addr`]): their packets to
+    /// each other cross that path's links beside the main hosts'. Both get a wake-up now.
+    /// Returns the pair's number.
+    pub fn add_cross_pair(&mut self, path: usize, client: N, server: N) -> usize {
+        let pair = self.cross_pairs.len();
+        assert!(pair < addr::MAX_CROSS_PAIRS, "too many cross-traffic pairs");
+        self.cross_pairs.push(self.pair_of_path[path]);
+        for node in [client, server] {
+            let host = self.hosts.len();
+            self.hosts.push(HostSlot {
+                node,
+                wake: Some(self.now),
+            });
+            self.push(self.now, Ev::Timer { host });
+        }
+        pair
     }
 
     /// Shows every packet sent from now on to `tap`.
@@ -350,6 +412,11 @@ impl<N: Node> Network<N> {
 
     pub fn host(&self, host: HostId) -> &N {
         &self.hosts[host.index()].node
+    }
+
+    /// The host, if the network has it (cross-traffic hosts exist once added).
+    pub fn try_host(&self, host: HostId) -> Option<&N> {
+        self.hosts.get(host.index()).map(|h| &h.node)
     }
 
     pub fn host_mut(&mut self, host: HostId) -> &mut N {
@@ -406,7 +473,8 @@ impl<N: Node> Network<N> {
                 }
             }
             Ev::PathDown { path } => {
-                for link in [2 * path, 2 * path + 1] {
+                let pair = self.pair_of_path[path];
+                for link in [2 * pair, 2 * pair + 1] {
                     let l = &mut self.links[link];
                     l.up = false;
                     l.gen = l.gen.wrapping_add(1);
@@ -422,8 +490,9 @@ impl<N: Node> Network<N> {
                 }
             }
             Ev::PathUp { path } => {
-                self.links[2 * path].up = true;
-                self.links[2 * path + 1].up = true;
+                let pair = self.pair_of_path[path];
+                self.links[2 * pair].up = true;
+                self.links[2 * pair + 1].up = true;
             }
         }
         true
@@ -436,13 +505,14 @@ impl<N: Node> Network<N> {
         }
     }
 
-    /// Per-link counters, in path order, client-to-server first.
+    /// Per-link counters, in path order, client-to-server first (paths that cross another
+    /// path's links have none of their own).
     pub fn link_reports(&self) -> Vec<LinkReport> {
         self.links
             .iter()
             .enumerate()
             .map(|(i, l)| LinkReport {
-                path: i / 2,
+                path: self.path_of_pair[i / 2],
                 direction: if i % 2 == 0 {
                     Direction::ClientToServer
                 } else {
@@ -485,7 +555,9 @@ impl<N: Node> Network<N> {
 
     /// A packet reached the far end of `link`.
     fn deliver(&mut self, link: usize, packet: InFlight) {
-        let InFlight { digest, buf, .. } = packet;
+        let InFlight {
+            digest, buf, to, ..
+        } = packet;
         let l = &mut self.links[link];
         l.stats.packets_delivered += 1;
         l.stats.bytes_delivered += buf.len() as u64;
@@ -495,8 +567,7 @@ impl<N: Node> Network<N> {
         rec[12..16].copy_from_slice(&(buf.len() as u32).to_le_bytes());
         rec[16..].copy_from_slice(&digest.to_le_bytes());
         self.trace.update(rec);
-        // Link 2p carries client → server, so it delivers to the server (host 1).
-        let host = 1 - link % 2;
+        let host = to;
         self.hosts[host]
             .node
             .handle_packet(Instant::from_nanos(self.now), &buf);
@@ -526,14 +597,27 @@ impl<N: Node> Network<N> {
         }
     }
 
+    /// The link a packet from `host` takes and the host it is for, by its destination address:
+    /// the main hosts reach each other on every path, a cross-traffic host only its partner.
+    fn route(&self, host: usize, buf: &[u8]) -> Option<(usize, usize)> {
+        let side = host % 2; // 0: client side (sends client to server), 1: server side
+        if host < 2 {
+            let path = addr::route(buf).filter(|&p| p < self.pair_of_path.len())?;
+            Some((2 * self.pair_of_path[path] + side, 1 - host))
+        } else {
+            let pair = (host - 2) / 2;
+            (addr::cross_route(buf)? == pair)
+                .then(|| (2 * self.cross_pairs[pair] + side, host - side + (1 - side)))
+        }
+    }
+
     /// A host hands a packet to the network.
     fn send(&mut self, host: usize, mut buf: Vec<u8>) {
-        let Some(path) = addr::route(&buf).filter(|&p| 2 * p < self.links.len()) else {
+        let Some((link, to)) = self.route(host, &buf) else {
             self.unroutable += 1;
             self.recycle(buf);
             return;
         };
-        let link = 2 * path + host;
         let now = self.now;
         if let Some(t) = self.tap.as_mut() {
             (t.0)(Instant::from_nanos(now), link, &buf);
@@ -584,6 +668,7 @@ impl<N: Node> Network<N> {
             c.extend_from_slice(&buf);
             Some(InFlight {
                 arrive,
+                to,
                 digest,
                 buf: c,
             })
@@ -592,6 +677,7 @@ impl<N: Node> Network<N> {
         };
         let packet = InFlight {
             arrive,
+            to,
             digest,
             buf,
         };

@@ -7,12 +7,19 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod app;
 mod capture;
+mod forward;
 mod net;
+mod plot;
 mod preload;
+mod proxy;
 mod relay;
 mod run;
 mod sim;
+mod socks;
+mod status;
+mod trace;
 mod units;
 
 #[derive(Parser, Debug)]
@@ -30,6 +37,10 @@ enum Command {
     Listen(net::ListenArgs),
     /// Connects over TUN devices and sends data (to Linux's TCP or anything else).
     Connect(net::ConnectArgs),
+    /// A SOCKS5 server whose connections go over Multipath TCP on braid's paths.
+    Proxy(proxy::ProxyArgs),
+    /// Shows what running braid commands are doing (connections, subflows).
+    Status(status::StatusArgs),
     /// Runs a program with all its TCP carried over MPTCP by braid (root: a network namespace).
     Run(run::RunArgs),
     /// Carries every local program's TCP towards the given prefixes over MPTCP (root).
@@ -43,6 +54,8 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::main(args),
         Command::Listen(args) => net::listen(args),
         Command::Connect(args) => net::connect(args),
+        Command::Proxy(args) => proxy::main(args),
+        Command::Status(args) => status::main(args),
         Command::Run(args) => run::main(args),
         Command::Capture(args) => capture::main(args),
     }

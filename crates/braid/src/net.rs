@@ -1,6 +1,7 @@
 //! `braid connect` and `braid listen`: real transfers over TUN devices, with the Linux kernel
 //! (or anything else) as the peer. The data plane is `braid-io`; this is the application on top.
 
+use crate::trace::NetTracer;
 use crate::units::{fmt_bytes, fmt_duration, parse_size, parse_time};
 use braid_io::{Driver, DriverConfig, PathSpec};
 use braid_proto::mptcp::crypto::KeySource;
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,40 +51,61 @@ Exit status: 0 when every transfer completed, 1 when one did not, 2 for usage er
 pub struct NetArgs {
     /// A path over a TUN device (repeat for several; plain TCP uses the first that fits).
     #[arg(long = "path", value_name = "SPEC", required = true, value_parser = parse_path_spec)]
-    paths: Vec<PathSpec>,
+    pub(crate) paths: Vec<PathSpec>,
     /// Congestion control (reno, cubic).
     #[arg(long, default_value = "cubic")]
-    cc: String,
+    pub(crate) cc: String,
     /// Plain TCP only: do not offer or accept Multipath TCP.
     #[arg(long)]
-    no_mptcp: bool,
+    pub(crate) no_mptcp: bool,
     /// MPTCP packet scheduler (minrtt, roundrobin, redundant).
     #[arg(long, default_value = "minrtt")]
-    scheduler: String,
+    pub(crate) scheduler: String,
     /// MPTCP path manager (fullmesh: a subflow from every local address; none).
     #[arg(long, default_value = "fullmesh")]
-    path_manager: String,
+    pub(crate) path_manager: String,
     /// Ask for MPTCP DSS checksums (RFC 8684 §3.3.1).
     #[arg(long)]
-    checksum: bool,
+    pub(crate) checksum: bool,
     /// Write every packet of every path, both directions, to this pcap file.
     #[arg(long, value_name = "FILE")]
-    pcap: Option<PathBuf>,
+    pub(crate) pcap: Option<PathBuf>,
     /// Seed for initial sequence numbers, emulated loss and --bytes data (default: random).
     #[arg(long)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     /// Print one JSON object per connection on stdout (stderr when --out is -).
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// No progress lines on stderr.
     #[arg(long)]
-    quiet: bool,
+    pub(crate) quiet: bool,
     /// Do not compute SHA-256 of the data (for benchmarks); the report's sha256 is null.
     #[arg(long)]
-    no_hash: bool,
+    pub(crate) no_hash: bool,
     /// Give up (exit 1) when the whole run takes longer than this.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
-    timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    /// Control socket for `braid status` (default /run/braid/COMMAND-PID.sock).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) control: Option<PathBuf>,
+    /// Write every connection's time series (every 10 ms and at each event) to this file as
+    /// JSON lines.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
+}
+
+/// The `--trace` writer, when asked for.
+fn open_trace(net: &NetArgs, t0: Instant) -> Result<Option<NetTracer>, ExitCode> {
+    net.trace
+        .as_deref()
+        .map(|p| NetTracer::create(p, t0))
+        .transpose()
+        .map_err(|e| failure(&e))
+}
+
+/// The number of the path (in `--path` order) whose local address is `ip`.
+fn path_index(drv: &Driver, ip: IpAddr) -> Option<usize> {
+    drv.paths().position(|p| p.local == ip)
 }
 
 /// Arguments of `braid listen`.
@@ -101,6 +123,10 @@ pub struct ListenArgs {
     /// Exit after this many connections have finished.
     #[arg(long, default_value_t = 1)]
     count: u64,
+    /// Relay every accepted connection to HOST:PORT over the host's own TCP (an MPTCP-to-TCP
+    /// converter); runs until SIGINT/SIGTERM or --timeout.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["out", "count", "json"])]
+    forward: Option<String>,
 }
 
 /// Arguments of `braid connect`.
@@ -782,6 +808,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    let ctl = match crate::app::LoopControl::open(net, "connect", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -791,6 +821,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Err(e) => return failure(&format!("connect to {}: {e}", args.target)),
     };
     let t0 = drv.now();
+    let mut tracer = match open_trace(net, t0) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let deadline = net.timeout.map(|d| t0 + d);
     let chatty = !net.json && !net.quiet;
     if chatty {
@@ -827,6 +861,7 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Connected(c) if c == h => {
@@ -938,6 +973,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                 connecting.tick(&drv.endpoint, h, now);
             }
         }
+        if let Some(tracer) = tracer.as_mut() {
+            tracer.observe(now, &drv.endpoint, &[h], &|ip| path_index(&drv, ip));
+        }
         if error.is_some() || t.as_ref().is_some_and(Transfer::done) {
             break;
         }
@@ -976,6 +1014,10 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
             && drv.endpoint.send_capacity(h) > 0;
         let fd = if want_input { source.poll_fd() } else { None };
         let mut max_wait = progress.wait();
+        if let Some(tracer) = &tracer {
+            let left = tracer.wait(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
         // While the SYN goes unanswered, look once a second (for the retry messages).
         let watch = t.is_none().then_some(connecting.next);
         for end in [deadline, interrupt_end, watch].into_iter().flatten() {
@@ -1003,6 +1045,12 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
             .clone()
             .or(interrupted.then(|| "interrupted".to_string()));
     }
+    if let Some(mut tracer) = tracer.take() {
+        tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+        if let Err(e) = tracer.finish() {
+            error.get_or_insert(e);
+        }
+    }
     if error.is_some() || interrupted {
         let _ = drv.endpoint.abort(now, h);
     } else {
@@ -1026,6 +1074,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 /// Runs `braid listen`; returns the process exit status.
 pub fn listen(args: ListenArgs) -> ExitCode {
     let net = &args.net;
+    if let Some(target) = &args.forward {
+        return crate::forward::main(net, args.port, target);
+    }
     if args.count == 0 {
         return usage_error("--count must be at least 1");
     }
@@ -1044,6 +1095,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     if let Err(e) = drv.endpoint.listen(args.port) {
         return failure(&format!("listen on port {}: {e}", args.port));
     }
+    let ctl = match crate::app::LoopControl::open(net, "listen", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -1057,6 +1112,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         );
     }
     let t0 = drv.now();
+    let mut tracer = match open_trace(net, t0) {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
     let deadline = net.timeout.map(|d| t0 + d);
     let mut progress = Progress::new(!net.json && !net.quiet, t0);
     let mut active: HashMap<ConnHandle, Transfer> = HashMap::new();
@@ -1069,6 +1128,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
+        ctl.serve(&drv, &mut active.keys().copied(), false);
         while let Some(ev) = drv.endpoint.poll_event() {
             match ev {
                 Event::Incoming { port, .. } => {
@@ -1125,7 +1185,15 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                 done.push(*h);
             }
         }
+        if let Some(tracer) = tracer.as_mut() {
+            let mut conns: Vec<ConnHandle> = active.keys().copied().collect();
+            conns.sort();
+            tracer.observe(now, &drv.endpoint, &conns, &|ip| path_index(&drv, ip));
+        }
         for h in done {
+            if let Some(tracer) = tracer.as_mut() {
+                tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+            }
             let Some(mut tr) = active.remove(&h) else {
                 continue;
             };
@@ -1174,6 +1242,10 @@ pub fn listen(args: ListenArgs) -> ExitCode {
             break;
         }
         let mut max_wait = progress.wait();
+        if let Some(tracer) = &tracer {
+            let left = tracer.wait(now);
+            max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
+        }
         for end in [deadline, interrupt_end].into_iter().flatten() {
             let left = end.saturating_duration_since(now);
             max_wait = Some(max_wait.map_or(left, |m| m.min(left)));
@@ -1188,6 +1260,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     let mut leftovers: Vec<_> = active.drain().collect();
     leftovers.sort_by_key(|(h, _)| *h);
     for (h, mut tr) in leftovers {
+        if let Some(tracer) = tracer.as_mut() {
+            tracer.end(now, &drv.endpoint, h, &|ip| path_index(&drv, ip));
+        }
         tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
         tr.end.get_or_insert(now);
         tr.error
@@ -1198,6 +1273,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         reporter.print(&drv, &tr, false);
     }
     let _ = drv.drain(DRAIN_LIMIT);
+    if let Some(e) = tracer.take().and_then(|t| t.finish().err()) {
+        fatal.get_or_insert(e);
+    }
     if let Err(e) = sink.flush() {
         fatal.get_or_insert(format!("writing output: {e}"));
     }

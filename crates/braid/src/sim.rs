@@ -11,6 +11,7 @@ use std::process::ExitCode;
 #[command(after_help = "\
 SPEC  = RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]
         [/strip=syn|all]   (strip: a middlebox removes MPTCP options from SYNs / every packet)
+        [/link=K]   (crosses path K's link: one bottleneck; RATE/DELAY must be path K's)
         e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s  100mbit/10ms/strip=syn
 RATE  = N bit|kbit|mbit|gbit (decimal);  DELAY, TIME = N us|ms|s (DELAY is one-way)
 SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case, e.g. 64MiB, 10mib, 100000
@@ -59,6 +60,17 @@ pub struct SimArgs {
     /// with simulated time) to this pcap file.
     #[arg(long, value_name = "FILE")]
     pcap: Option<std::path::PathBuf>,
+    /// Plain TCP bulk flows (CUBIC) between two further hosts across path 0's link, from the
+    /// start until the transfer ends.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    competing: usize,
+    /// Write the time series (every 10 ms of simulated time and at each event) to this file as
+    /// JSON lines.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
+    /// Draw goodput, congestion window and smoothed RTT over time into this SVG file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -157,7 +169,58 @@ pub fn main(args: SimArgs) -> ExitCode {
             }
         }))
     });
-    let result = braid_sim::run_with_tap(&cfg, progress, tap);
+    let mut trace = match args.trace.as_deref().map(crate::trace::TraceWriter::create) {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let watch = trace.is_some() || args.plot.is_some();
+    let mut samples = Vec::new();
+    let mut on_sample = |s: &braid_sim::Sample| {
+        if let Some(t) = trace.as_mut() {
+            t.write(s);
+        }
+        if args.plot.is_some() {
+            samples.push(s.clone());
+        }
+    };
+    let hooks = braid_sim::Hooks {
+        progress,
+        tap,
+        sample: if watch { Some(&mut on_sample) } else { None },
+    };
+    let result = braid_sim::run_with(&cfg, hooks);
+    if let Some(e) = trace.take().and_then(|t| t.finish().err()) {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    if let (Some(path), Ok(_)) = (&args.plot, &result) {
+        let title = format!(
+            "braid sim: {}, {}, cc {}, seed {}{}",
+            match cfg.mode {
+                Mode::Tcp => "tcp",
+                Mode::Mptcp => "mptcp",
+            },
+            cfg.paths
+                .iter()
+                .map(fmt_path)
+                .collect::<Vec<_>>()
+                .join(" + "),
+            cfg.cc,
+            cfg.seed,
+            match cfg.competing {
+                0 => String::new(),
+                n => format!(", {n} competing TCP"),
+            }
+        );
+        if let Err(e) = crate::plot::write_svg(path, &title, &samples) {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+    }
     if let Some(c) = capture {
         let (w, err) = &mut *c.borrow_mut();
         if let Some(e) = err.take().or_else(|| w.flush().err()) {
@@ -245,6 +308,7 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
         ModeArg::Mptcp => Mode::Mptcp,
     };
     cfg.cc = args.cc.name().to_string();
+    cfg.competing = args.competing;
     cfg.endpoint.mptcp.scheduler = args.scheduler.name().to_string();
     cfg.endpoint.mptcp.checksum = args.checksum;
     cfg.time_limit = parse_time(&args.time_limit).map_err(|e| format!("--time-limit: {e}"))?;
@@ -359,6 +423,13 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
             fmt_bytes(sf.bytes_sent),
             fmt_bytes(sf.retransmitted_bytes),
             sf.srtt_ms
+        );
+    }
+    for (i, c) in r.competing.iter().enumerate() {
+        s += &format!(
+            "competing TCP flow {i}: {} read, goodput {:.2} Mbit/s\n",
+            fmt_bytes(c.bytes),
+            c.goodput_mbps
         );
     }
     for l in &r.links {

@@ -16,7 +16,7 @@ use braid_sim::{PathSpec, Strip};
 use std::time::Duration;
 
 /// The options a path spec understands, for error messages.
-const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip";
+const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip, link";
 
 /// RATE in bits per second.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
@@ -98,6 +98,11 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
                     .ok()
                     .filter(|m| (68..=65535).contains(m))
                     .ok_or_else(|| in_key(format!("bad mtu \"{value}\" (expected 68..65535)")))?
+            }
+            "link" => {
+                p.link = Some(value.parse::<usize>().map_err(|_| {
+                    in_key(format!("bad path number \"{value}\" (expected 0, 1, ...)"))
+                })?)
             }
             "strip" => {
                 p.strip = match value {
@@ -222,6 +227,9 @@ pub fn fmt_path(p: &PathSpec) -> String {
         Strip::None => {}
         Strip::Syn => s += "/strip=syn",
         Strip::All => s += "/strip=all",
+    }
+    if let Some(k) = p.link {
+        s += &format!("/link={k}");
     }
     s
 }
@@ -354,7 +362,7 @@ mod tests {
             ),
             (
                 "100mbit/10ms/lost=1%",
-                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip)",
+                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip, link)",
             ),
             (
                 "100mbps/10ms",

@@ -373,3 +373,55 @@ fn pcap_capture_is_well_formed() {
     assert!(fins >= 2, "both FINs captured ({fins})");
     assert!(data >= (4 << 20) / 1500, "{data} data segments captured");
 }
+
+/// `braid connect --trace` against Linux: JSON lines about every 10 ms of run time, the
+/// connection's subflow with real RTTs and counters, and an end line with every byte acked.
+#[test]
+fn connect_trace_samples_the_connection() {
+    let _g = serial();
+    if !can_run("connect_trace_samples_the_connection") {
+        return;
+    }
+    let topo = Topo::new();
+    let trace = topo.dir.0.join("trace.jsonl");
+    let trace_s = trace.to_str().unwrap().to_string();
+    let size = 8u64 << 20;
+    braid_to_linux(&topo, false, ",delay=10ms", size, &["--trace", &trace_s]);
+    let text = std::fs::read_to_string(&trace).expect("trace written");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let ticks: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["event"] == "tick")
+        .map(|l| l["t"].as_f64().unwrap())
+        .collect();
+    assert!(ticks.len() > 20, "{} ticks", ticks.len());
+    // One tick per 10 ms slot at most (the first wake-up in it); a loop that woke late skips
+    // the slots it missed.
+    let slot = |t: f64| (t / 0.01).floor() as u64;
+    for w in ticks.windows(2) {
+        assert!(slot(w[1]) > slot(w[0]), "ticks at {} and {}", w[0], w[1]);
+    }
+    let on_time = ticks
+        .iter()
+        .filter(|&&t| t - slot(t) as f64 * 0.01 < 0.005)
+        .count();
+    assert!(
+        on_time * 2 > ticks.len(),
+        "most ticks come on time: {ticks:?}"
+    );
+    assert!(lines.iter().all(|l| l["conn"] == 0));
+    assert!(lines.iter().any(|l| l["event"] == "state"), "the handshake");
+    let end = lines.last().unwrap();
+    assert_eq!(end["event"], "end");
+    let sf = &end["subflows"][0];
+    assert_eq!(sf["path"], 0);
+    assert!(sf["bytes_acked"].as_u64().unwrap() >= size, "{end}");
+    assert!(sf["srtt_ms"].as_f64().unwrap() >= 19.0, "{end}");
+    assert!(lines
+        .iter()
+        .any(|l| l["subflows"][0]["inflight"].as_u64() > Some(0)));
+    assert!(lines.iter().any(|l| l["send_queue"].as_u64() > Some(0)));
+}

@@ -60,7 +60,7 @@ fn can_run(case: &str) -> bool {
     if in_ci() {
         panic!("interop test {case} needs {what} and CI is set: failing instead of skipping");
     }
-    eprintln!("\n*** SKIPPING interop test {case}: needs {what} ***\n");
+    skip(&format!("interop test {case}"), &format!("needs {what}"));
     false
 }
 
@@ -397,7 +397,10 @@ fn run_resolves_names_through_a_loopback_resolver_of_the_host() {
         return;
     }
     if !have("unshare", "--version") {
-        eprintln!("*** SKIPPING: unshare (util-linux) missing ***");
+        skip(
+            "interop test run_resolves_names_through_a_loopback_resolver_of_the_host",
+            "unshare (util-linux) missing",
+        );
         return;
     }
     let s = Server::new();
@@ -736,8 +739,9 @@ fn run_carries_a_static_binary() {
     match cc {
         Ok(o) if o.status.success() => {}
         other => {
-            eprintln!(
-                "*** SKIPPING run_carries_a_static_binary: no static C toolchain ({other:?}) ***"
+            skip(
+                "interop test run_carries_a_static_binary",
+                &format!("no static C toolchain ({other:?})"),
             );
             return;
         }
@@ -809,7 +813,10 @@ fn run_ctrl_c_on_the_terminal_reaches_the_program() {
         return;
     }
     if !have("script", "--version") {
-        eprintln!("*** SKIPPING: script (util-linux) missing ***");
+        skip(
+            "interop test run_ctrl_c_on_the_terminal_reaches_the_program",
+            "script (util-linux) missing",
+        );
         return;
     }
     let s = Server::new();

@@ -52,6 +52,9 @@ pub struct SubflowInfo {
     pub bytes_received: u64,
     pub srtt: Option<Duration>,
     pub cwnd: u32,
+    pub ssthresh: u32,
+    /// Bytes in flight (the RFC 6675 pipe estimate).
+    pub inflight: u32,
     /// We asked the peer to use this subflow only as a backup (MP_JOIN B bit or MP_PRIO).
     pub backup: bool,
     /// The peer asked us the same: we send on it only when no regular subflow can.

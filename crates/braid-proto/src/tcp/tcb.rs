@@ -2125,6 +2125,14 @@ impl Tcb {
     pub fn send_free(&self) -> usize {
         self.sendbuf.free()
     }
+    /// Bytes in flight (the RFC 6675 pipe estimate).
+    pub fn inflight(&self) -> u32 {
+        self.pipe()
+    }
+    /// Bytes written by the application and not yet acknowledged (sent or not).
+    pub fn send_queued(&self) -> usize {
+        self.sendbuf.len()
+    }
 }
 
 fn can_receive_fin(s: TcpState) -> bool {

@@ -207,6 +207,33 @@ impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Sends a signal by name (e.g. "INT", "TERM") with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for a stdout line satisfying `f`, skipping others; panics at the deadline.
+    pub fn wait_line(&self, f: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let step = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.lines.recv_timeout(step) {
+                Ok(l) if f(&l) => return l,
+                Ok(_) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) if waited < timeout => {
+                    waited += step
+                }
+                Err(e) => panic!(
+                    "{}: no such line ({e}); stderr: {}",
+                    self.name,
+                    self.stderr()
+                ),
+            }
+        }
+    }
 }
 
 impl Drop for Proc {

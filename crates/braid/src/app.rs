@@ -1,0 +1,119 @@
+//! What the long-running commands built on `braid-api` share: the stack from the command line,
+//! the control socket, and the wait for SIGINT/SIGTERM (or --timeout).
+
+use crate::net::NetArgs;
+use braid_api::control::{default_path, ControlHandler, ControlServer, PolledControl};
+use braid_api::{ConnStatus, Stack, StackConfig, StreamInfo};
+use braid_io::Driver;
+use braid_proto::{ConnHandle, EndpointConfig};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long open connections may take to close in order at exit.
+pub const EXIT_GRACE: Duration = Duration::from_secs(1);
+
+pub fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+pub fn failure(msg: &str) -> ExitCode {
+    eprintln!("braid: {msg}");
+    ExitCode::from(1)
+}
+
+/// The stack the common options describe (signals caught: the command decides when to stop).
+pub fn stack_config(net: &NetArgs) -> StackConfig {
+    let mut c = StackConfig::new(net.paths.clone());
+    let e: &mut EndpointConfig = &mut c.endpoint;
+    e.tcp.cc = net.cc.clone();
+    e.mptcp.enabled = !net.no_mptcp;
+    e.mptcp.scheduler = net.scheduler.clone();
+    e.mptcp.path_manager = net.path_manager.clone();
+    e.mptcp.checksum = net.checksum;
+    c.seed = net.seed;
+    c.pcap = net.pcap.clone();
+    c.catch_signals = true;
+    c
+}
+
+/// Opens the stack; a bad setting is a usage error, a device that cannot be made a failure.
+pub fn open_stack(config: StackConfig) -> Result<Stack, ExitCode> {
+    Stack::open(config).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => usage_error(&e.to_string()),
+        _ => failure(&e.to_string()),
+    })
+}
+
+/// Binds the control socket (`--control` or /run/braid/PROGRAM-PID.sock) and says where on
+/// stderr.
+pub fn open_control(
+    net: &NetArgs,
+    program: &str,
+    handler: Arc<dyn ControlHandler>,
+) -> Result<ControlServer, ExitCode> {
+    let path = net.control.clone().unwrap_or_else(|| default_path(program));
+    let server = ControlServer::bind(&path, &format!("braid {program}"), handler)
+        .map_err(|e| failure(&format!("control socket: {e}")))?;
+    if !net.quiet {
+        eprintln!("braid: control socket {}", server.path().display());
+    }
+    Ok(server)
+}
+
+/// Waits for SIGINT/SIGTERM, --timeout or the stack's end; says which.
+pub fn wait_for_stop(stack: &Stack, timeout: Option<Duration>) -> &'static str {
+    if stack.wait_interrupted(timeout) {
+        "interrupted"
+    } else if timeout.is_some() && !stack_stopped(stack) {
+        "timeout"
+    } else {
+        "stack stopped"
+    }
+}
+
+fn stack_stopped(stack: &Stack) -> bool {
+    stack.connections().is_err()
+}
+
+/// The control socket of a command whose own loop owns the engine (`connect`, `listen`).
+pub struct LoopControl {
+    _server: ControlServer,
+    poll: Arc<PolledControl>,
+}
+
+impl LoopControl {
+    pub fn open(net: &NetArgs, program: &str, drv: &mut Driver) -> Result<LoopControl, ExitCode> {
+        let poll = PolledControl::new().map_err(|e| failure(&format!("control socket: {e}")))?;
+        let server = open_control(net, program, poll.clone())?;
+        drv.set_wake_fd(Some(poll.wake_fd()));
+        Ok(LoopControl {
+            _server: server,
+            poll,
+        })
+    }
+
+    /// Answers a waiting `status` request with the connections `handles` names.
+    pub fn serve(
+        &self,
+        drv: &Driver,
+        handles: &mut dyn Iterator<Item = ConnHandle>,
+        outgoing: bool,
+    ) {
+        self.poll.serve(|| {
+            let conns: Vec<ConnStatus> = handles
+                .filter_map(|h| {
+                    drv.endpoint.conn_info(h).map(|c| ConnStatus {
+                        id: h.0,
+                        direction: if outgoing { "connect" } else { "accept" },
+                        info: StreamInfo::from_conn_info(&c),
+                    })
+                })
+                .collect();
+            let paths: Vec<_> = drv.paths().cloned().collect();
+            let counters: Vec<_> = drv.endpoint.counters().iter().collect();
+            braid_api::control::status_value(&paths, &conns, &counters)
+        });
+    }
+}
