@@ -882,13 +882,21 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                     t = Some(Transfer::new(h, now, !net.no_hash));
                 }
                 Event::Closed(c, reason) if c == h => {
+                    // The end can come in the same batch of packets as the peer's last data
+                    // and FIN (a RST answering our ACK in TIME_WAIT): read what the engine
+                    // still holds before judging.
+                    let mut read_err = None;
+                    if let Some(tr) = t.as_mut() {
+                        read_err = tr.pump_recv(&mut drv.endpoint, &mut rbuf, &mut sink).err();
+                    }
                     let complete = t.as_ref().is_some_and(|t| t.eof && t.shut);
                     if !complete {
-                        let e = drv
-                            .endpoint
-                            .recv(h, &mut rbuf)
-                            .err()
-                            .map_or_else(|| format!("{reason:?}"), |e| e.to_string());
+                        let e = read_err.unwrap_or_else(|| {
+                            drv.endpoint
+                                .recv(h, &mut rbuf)
+                                .err()
+                                .map_or_else(|| format!("{reason:?}"), |e| e.to_string())
+                        });
                         if t.is_none() {
                             // Never connected: say to what, and how hard braid tried.
                             error.get_or_insert(format!(
