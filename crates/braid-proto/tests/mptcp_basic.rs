@@ -440,3 +440,73 @@ fn data_fin_alone_after_our_subflow_fin_is_acknowledged_at_once() {
         t_ack - t_fin
     );
 }
+
+/// braid connect → a plain-TCP server, both sending at once (the Linux interop case
+/// `braid_client_to_plain_tcp_linux_server_falls_back`): the SYN/ACK has no MP_CAPABLE, so
+/// plain TCP. We shut down first; the server's last data and FIN arrive, then its FIN again
+/// (our ACK was late), and our second ACK reaches a socket that is gone: Linux answers it with
+/// a RST. Both directions were complete and acknowledged, so the connection ended normally
+/// and the data the application has not read yet is still there, then the EOF.
+#[test]
+fn fallback_rst_in_time_wait_is_a_normal_end_and_keeps_unread_data() {
+    const PISS: u32 = 5000;
+    let mut l = Lone::new(EndpointConfig::default());
+    let (h, syn) = l.connect();
+    let iss = syn.seq;
+    let mut sa = Seg::new(PISS, iss.wrapping_add(1), SYN | ACK);
+    sa.mss = Some(1460);
+    l.input(&sa);
+    assert_eq!(l.state(h), TcpState::Established);
+    assert!(l.info(h).mptcp.expect("MPTCP connection").fallback);
+    assert_eq!(l.ep.counters().mp_capable_fallback_synack, 1);
+    assert_eq!(l.ep.send(h, b"request"), Ok(7));
+    l.ep.shutdown(l.now, h).unwrap();
+    let out = l.drain();
+    let our_fin = out.iter().find(|s| s.fin()).expect("our FIN");
+    let our_end = our_fin.seq.wrapping_add(our_fin.seg_len());
+    assert_eq!(our_end, iss.wrapping_add(1 + 7 + 1));
+    let reply = pattern(3000, 4);
+    let mut seq = PISS + 1;
+    for chunk in reply.chunks(1460) {
+        l.input(&Seg::new(seq, our_end, ACK).data(chunk));
+        seq += chunk.len() as u32;
+    }
+    assert_eq!(l.state(h), TcpState::FinWait2);
+    let out = l.input(&Seg::new(seq, our_end, ACK | FIN));
+    assert_eq!(out.last().map(|s| s.ack), Some(seq + 1), "{out:?}");
+    assert_eq!(l.state(h), TcpState::TimeWait);
+    let out = l.input(&Seg::new(seq, our_end, ACK | FIN));
+    assert_eq!(
+        out.len(),
+        1,
+        "the retransmitted FIN is ACKed again: {out:?}"
+    );
+    let out = l.input(&Seg::new(out[0].ack, 0, RST));
+    assert!(out.is_empty(), "no answer to a RST: {out:?}");
+    assert_eq!(l.state(h), TcpState::Closed);
+    let closed: Vec<_> = l
+        .events
+        .iter()
+        .filter(|e| matches!(e, Event::Closed(..)))
+        .collect();
+    assert_eq!(
+        closed,
+        [&Event::Closed(
+            h,
+            braid_proto::endpoint::CloseReason::Normal
+        )]
+    );
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1000];
+    loop {
+        match l.ep.recv(h, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("recv after {} bytes: {e}", got.len()),
+        }
+    }
+    assert!(got == reply, "{} of {} bytes read", got.len(), reply.len());
+    l.ep.release(l.now, h);
+    assert!(l.drain().is_empty(), "nothing left to say");
+    assert_eq!(l.ep.connection_count(), 0);
+}

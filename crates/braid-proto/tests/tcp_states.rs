@@ -609,6 +609,63 @@ fn time_wait_reacks_retransmitted_fin_and_expires() {
     assert!(out[0].rst());
 }
 
+/// The end of an exchange where both sides send at once (braid connect → a Linux server): we
+/// shut down first, the peer's last data and FIN arrive, then its FIN again (it did not hear our
+/// ACK in time), and our second ACK reaches a peer whose socket is gone: it answers with a RST
+/// (<SEQ=SEG.ACK>). Both directions were complete and acknowledged: the end is a normal one,
+/// and the data the application has not read yet is still there.
+#[test]
+fn time_wait_rst_after_retransmitted_fin_is_a_normal_end_and_keeps_unread_data() {
+    let (mut l, h, iss, _fin) = fin_wait_1();
+    let last = b"last words";
+    l.input(&Seg::new(PISS + 1, iss + 2, ACK).data(last));
+    let fin_seq = PISS + 1 + last.len() as u32;
+    let out = l.input(&Seg::new(fin_seq, iss + 2, ACK | FIN));
+    assert_eq!(out.last().map(|s| s.ack), Some(fin_seq + 1), "{out:?}");
+    assert_eq!(l.state(h), TcpState::TimeWait);
+    let out = l.input(&Seg::new(fin_seq, iss + 2, ACK | FIN));
+    assert_eq!(
+        out.len(),
+        1,
+        "the retransmitted FIN is ACKed again: {out:?}"
+    );
+    assert_eq!(out[0].ack, fin_seq + 1);
+    let out = l.input(&Seg::new(out[0].ack, 0, RST));
+    assert!(out.is_empty(), "no answer to a RST: {out:?}");
+    assert_eq!(l.state(h), TcpState::Closed);
+    assert!(
+        l.events.contains(&Event::Closed(h, CloseReason::Normal)),
+        "{:?}",
+        l.events
+    );
+    assert!(
+        !l.events.contains(&Event::Closed(h, CloseReason::Reset)),
+        "{:?}",
+        l.events
+    );
+    let mut buf = [0u8; 32];
+    assert_eq!(l.ep.recv(h, &mut buf), Ok(last.len()));
+    assert_eq!(&buf[..last.len()], last);
+    assert_eq!(l.ep.recv(h, &mut buf), Ok(0), "then the peer's FIN");
+    l.ep.release(l.now, h);
+    assert!(
+        l.drain().iter().all(|s| !s.rst()),
+        "releasing a connection whose data was all read sends nothing"
+    );
+    assert_eq!(l.ep.connection_count(), 0);
+}
+
+/// A RST in the other closing states still resets: there our FIN is not acknowledged.
+#[test]
+fn closing_rst_resets() {
+    let (mut l, h, iss, _fin) = fin_wait_1();
+    l.input(&Seg::new(PISS + 1, iss + 1, ACK | FIN));
+    assert_eq!(l.state(h), TcpState::Closing);
+    l.input(&Seg::new(PISS + 2, 0, RST));
+    assert_eq!(l.state(h), TcpState::Closed);
+    assert!(l.events.contains(&Event::Closed(h, CloseReason::Reset)));
+}
+
 #[test]
 fn time_wait_new_syn_with_higher_seq_reuses_the_pair() {
     let (mut l, h, _iss) = time_wait();

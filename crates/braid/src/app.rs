@@ -53,10 +53,20 @@ pub fn open_control(
     program: &str,
     handler: Arc<dyn ControlHandler>,
 ) -> Result<ControlServer, ExitCode> {
-    let path = net.control.clone().unwrap_or_else(|| default_path(program));
+    open_control_at(net.control.as_deref(), net.quiet, program, handler)
+}
+
+/// [`open_control`] for commands with options of their own: `control` is `--control`.
+pub fn open_control_at(
+    control: Option<&std::path::Path>,
+    quiet: bool,
+    program: &str,
+    handler: Arc<dyn ControlHandler>,
+) -> Result<ControlServer, ExitCode> {
+    let path = control.map_or_else(|| default_path(program), |p| p.to_path_buf());
     let server = ControlServer::bind(&path, &format!("braid {program}"), handler)
         .map_err(|e| failure(&format!("control socket: {e}")))?;
-    if !net.quiet {
+    if !quiet {
         eprintln!("braid: control socket {}", server.path().display());
     }
     Ok(server)
@@ -84,9 +94,15 @@ pub struct LoopControl {
 }
 
 impl LoopControl {
-    pub fn open(net: &NetArgs, program: &str, drv: &mut Driver) -> Result<LoopControl, ExitCode> {
+    /// `control` is `--control` (default: /run/braid/PROGRAM-PID.sock).
+    pub fn open(
+        control: Option<&std::path::Path>,
+        quiet: bool,
+        program: &str,
+        drv: &mut Driver,
+    ) -> Result<LoopControl, ExitCode> {
         let poll = PolledControl::new().map_err(|e| failure(&format!("control socket: {e}")))?;
-        let server = open_control(net, program, poll.clone())?;
+        let server = open_control_at(control, quiet, program, poll.clone())?;
         drv.set_wake_fd(Some(poll.wake_fd()));
         Ok(LoopControl {
             _server: server,

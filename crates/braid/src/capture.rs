@@ -4,6 +4,7 @@
 //! braid's own path addresses keeps the main table, so the paths are never captured. Routes,
 //! rules and the device are removed on exit (SIGINT/SIGTERM).
 
+use crate::app::LoopControl;
 use crate::relay::{Capture, EngineUpstream};
 use crate::run::{failure, linger, open_upstream, path_locals, CaptureNetArgs, LINGER, SPEC_HELP};
 use braid_io::capture::{parse_prefix, CaptureDev, Prefix};
@@ -61,6 +62,10 @@ pub fn main(args: CaptureArgs) -> ExitCode {
     }
     let mut fds: Vec<RawFd> = Vec::new();
     let mut code = ExitCode::SUCCESS;
+    let ctl = match LoopControl::open(net.control.as_deref(), net.quiet, "capture", &mut drv) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
     loop {
         let now = drv.now();
         {
@@ -70,6 +75,7 @@ pub fn main(args: CaptureArgs) -> ExitCode {
             };
             cap.service(now, &mut up);
         }
+        ctl.serve(&drv, &mut cap.upstream_handles(), true);
         if drv.interrupted() {
             break;
         }

@@ -837,10 +837,12 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let ctl = match crate::app::LoopControl::open(net, "connect", &mut drv) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+    let ctl =
+        match crate::app::LoopControl::open(net.control.as_deref(), net.quiet, "connect", &mut drv)
+        {
+            Ok(c) => c,
+            Err(code) => return code,
+        };
     let reporter = Reporter {
         json: net.json,
         to_stderr: sink.is_stdout(),
@@ -909,13 +911,21 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
                     t = Some(Transfer::new(h, now, !net.no_hash));
                 }
                 Event::Closed(c, reason) if c == h => {
+                    // The end can come in the same batch of packets as the peer's last data
+                    // and FIN (a RST answering our ACK in TIME_WAIT): read what the engine
+                    // still holds before judging.
+                    let mut read_err = None;
+                    if let Some(tr) = t.as_mut() {
+                        read_err = tr.pump_recv(&mut drv.endpoint, &mut rbuf, &mut sink).err();
+                    }
                     let complete = t.as_ref().is_some_and(|t| t.eof && t.shut);
                     if !complete {
-                        let e = drv
-                            .endpoint
-                            .recv(h, &mut rbuf)
-                            .err()
-                            .map_or_else(|| format!("{reason:?}"), |e| e.to_string());
+                        let e = read_err.unwrap_or_else(|| {
+                            drv.endpoint
+                                .recv(h, &mut rbuf)
+                                .err()
+                                .map_or_else(|| format!("{reason:?}"), |e| e.to_string())
+                        });
                         if t.is_none() {
                             // Never connected: say to what, and how hard braid tried.
                             error.get_or_insert(format!(
@@ -1116,7 +1126,12 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     if let Err(e) = drv.endpoint.listen(args.port) {
         return failure(&format!("listen on port {}: {e}", args.port));
     }
-    let ctl = match crate::app::LoopControl::open(net, "listen", &mut drv) {
+    let ctl = match crate::app::LoopControl::open(
+        net.control.as_deref(),
+        net.quiet,
+        "listen",
+        &mut drv,
+    ) {
         Ok(c) => c,
         Err(code) => return code,
     };

@@ -7,6 +7,7 @@
 //! local port and relays bytes and half-closes both ways. Programs that do not call libc's
 //! connect() (static or Go binaries) are not redirected: use the namespace mode for them.
 
+use crate::app::LoopControl;
 use crate::relay::{EngineUpstream, Upstream};
 use crate::run::{failure, linger, open_upstream, path_locals, RunArgs, Supervisor, LINGER};
 use braid_io::netns;
@@ -162,7 +163,16 @@ pub fn main(args: RunArgs) -> ExitCode {
     let (mut connections, mut refused, mut bytes_down, mut bytes_up) = (0u64, 0u64, 0u64, 0u64);
     let mut fds: Vec<RawFd> = Vec::new();
     let mut wfds: Vec<RawFd> = Vec::new();
+    let status =
+        match LoopControl::open(args.net.control.as_deref(), args.net.quiet, "run", &mut drv) {
+            Ok(c) => c,
+            Err(code) => {
+                sup.kill();
+                return code;
+            }
+        };
     loop {
+        status.serve(&drv, &mut relays.iter().map(|r| r.up), true);
         let now = drv.now();
         let mut up = EngineUpstream {
             ep: &mut drv.endpoint,

@@ -176,6 +176,11 @@ impl Capture {
     }
 
     /// Connections in flight (held SYNs included).
+    /// The upstream (MPTCP) connections of the captured ones, for `braid status`.
+    pub fn upstream_handles(&self) -> impl Iterator<Item = ConnHandle> + '_ {
+        self.by_up.keys().copied()
+    }
+
     pub fn active(&self) -> usize {
         self.relays.len()
     }

@@ -9,6 +9,7 @@
 //! and process group; braid exits with PROG's status (128+N when PROG died of signal N, 127 when
 //! it could not be started).
 
+use crate::app::LoopControl;
 use crate::relay::{Capture, EngineUpstream};
 use braid_io::capture::{CaptureDev, BRAID_V4};
 use braid_io::netns::{self, Netns};
@@ -55,6 +56,9 @@ pub struct CaptureNetArgs {
     /// Print nothing on stderr but errors.
     #[arg(long)]
     pub quiet: bool,
+    /// The control socket `braid status` talks to (default /run/braid/PROGRAM-PID.sock).
+    #[arg(long, value_name = "PATH")]
+    pub control: Option<PathBuf>,
 }
 
 /// Arguments of `braid run`.
@@ -221,6 +225,13 @@ pub fn main(args: RunArgs) -> ExitCode {
     let locals = path_locals(&drv);
     let mut sup = Supervisor::new(child);
     let mut fds: Vec<RawFd> = Vec::new();
+    let ctl = match LoopControl::open(net.control.as_deref(), net.quiet, "run", &mut drv) {
+        Ok(c) => c,
+        Err(code) => {
+            sup.kill();
+            return code;
+        }
+    };
     loop {
         let now = drv.now();
         {
@@ -230,6 +241,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             };
             cap.service(now, &mut up);
         }
+        ctl.serve(&drv, &mut cap.upstream_handles(), true);
         if sup.check(now, cap.active()) {
             break;
         }

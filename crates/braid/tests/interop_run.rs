@@ -912,3 +912,79 @@ fn run_curl_over_ipv6_paths() {
     assert_mptcp_with_join(&before, &s.counters());
     assert_nothing_left(pid);
 }
+
+/// `braid status` of a running `braid run` (both modes): the captured connection's MPTCP side,
+/// two live subflows, while a rate-limited curl downloads; the socket is gone afterwards.
+#[test]
+fn run_shows_its_connections_in_braid_status() {
+    let _g = serial();
+    if !can_run("run_shows_its_connections_in_braid_status") {
+        return;
+    }
+    let s = Server::new();
+    for preload in [false, true] {
+        if preload {
+            ensure_shim();
+        }
+        let control = s.file(&format!("ctl-{preload}.sock"));
+        let mut a = s.args("run");
+        a.extend(["--control".to_string(), control.clone()]);
+        if preload {
+            a.push("--preload".into());
+        }
+        a.extend(
+            [
+                "--",
+                "curl",
+                "-sS",
+                "--limit-rate",
+                "8M",
+                "-o",
+                "/dev/null",
+                &format!("http://10.84.1.2:{PORT}/big.bin"),
+            ]
+            .map(String::from),
+        );
+        let mut p = Proc::spawn("braid run slow curl", &mut braid_cmd(&a));
+        let mut seen = String::new();
+        let mut tries = 0;
+        let two = loop {
+            let out = Command::new(env!("CARGO_BIN_EXE_braid"))
+                .args(["status", "--control", &control, "--json"])
+                .output()
+                .expect("run braid status");
+            if out.status.success() {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).expect("status JSON");
+                let ok = v["connections"].as_array().is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c["remote"] == format!("10.84.1.2:{PORT}").as_str()
+                            && c["mptcp"] == true
+                            && c["subflows"].as_array().is_some_and(|sf| {
+                                sf.iter().filter(|s| s["closed"] == false).count() >= 2
+                            })
+                    })
+                });
+                seen = v.to_string();
+                if ok {
+                    break true;
+                }
+            }
+            tries += 1;
+            if tries > 300 {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        assert!(
+            two,
+            "preload {preload}: braid status never showed two subflows: {seen}"
+        );
+        let (st, _) = p.finish(DEADLINE);
+        assert_eq!(st.code(), Some(0), "preload {preload}: {}", p.stderr());
+        assert!(
+            !Path::new(&control).exists(),
+            "preload {preload}: control socket left behind"
+        );
+    }
+}

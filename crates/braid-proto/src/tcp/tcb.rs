@@ -931,6 +931,12 @@ impl Tcb {
                 if self.state == TcpState::SynReceived && !self.passive {
                     // RFC 9293 §3.10.7.4: from an active open, the connection was refused.
                     self.close_with(End::Refused);
+                } else if self.state == TcpState::TimeWait {
+                    // RFC 9293 §3.10.7.4: in TIME-WAIT a RST only cuts the wait short; both
+                    // directions were complete and acknowledged, so the end is a normal one
+                    // (the user gets no "connection reset"). A peer whose socket is gone
+                    // answers our ACK of its retransmitted FIN so (Linux, once LAST_ACK ends).
+                    self.close_with(End::Normal);
                 } else {
                     // A passive open goes back to LISTEN: the listener forgets this attempt.
                     self.close_with(End::Reset);
