@@ -123,6 +123,17 @@ fn progress_rates(stderr: &str) -> Vec<f64> {
         .collect()
 }
 
+/// stderr's lines without the first one, which must name the control socket (`braid status`).
+fn without_control_line(err: &str) -> Vec<&str> {
+    let mut lines = err.lines();
+    let first = lines.next().unwrap_or_default();
+    assert!(
+        first.starts_with("braid: control socket /run/braid/"),
+        "the first line names the control socket: {err}"
+    );
+    lines.collect()
+}
+
 #[test]
 fn connect_says_it_is_connecting_and_retrying() {
     let _g = serial();
@@ -146,7 +157,7 @@ fn connect_says_it_is_connecting_and_retrying() {
     let (st, _) = b.finish(DEADLINE);
     let err = b.stderr();
     assert_eq!(st.code(), Some(1), "{err}");
-    let lines: Vec<&str> = err.lines().collect();
+    let lines = without_control_line(&err);
     assert_eq!(lines.len(), 4, "{err}");
     assert_eq!(
         lines[0],
@@ -194,7 +205,7 @@ fn an_idle_listener_prints_no_progress() {
     let err = b.stderr();
     assert_eq!(st.code(), Some(1), "{err}");
     assert_eq!(
-        err.lines().collect::<Vec<_>>(),
+        without_control_line(&err),
         [
             format!("braid: listening on port 5000 at {}", topo.local(0)).as_str(),
             "braid: stopped by --timeout 3s after 3.0 s",
