@@ -7,50 +7,42 @@
 //! and per loss w_r −= w_r / 2 · min(α_r, 1.5). Slow start and recovery are Reno's; alone it
 //! is Reno (α = 1).
 
-use super::reno::Reno;
-use super::{CongestionControl, Coupling, Credit, PathShare};
-use crate::time::Instant;
-use std::time::Duration;
+use super::coupled::{CoupledCore, CoupledRule};
+use super::CongestionControl;
 
 /// BALIA for one subflow.
 #[derive(Debug, Clone)]
 pub struct Balia {
-    reno: Reno,
-    credit: Credit,
-    paths: Vec<PathShare>,
-    me: usize,
+    core: CoupledCore,
 }
 
 impl Balia {
     pub fn new(mss: u32) -> Self {
         Balia {
-            reno: Reno::new(mss),
-            credit: Credit::default(),
-            paths: Vec::new(),
-            me: 0,
+            core: CoupledCore::new(mss),
         }
     }
 
     /// (x_r, α_r, Σ x_k) from the last snapshot, this subflow's window as it is now (segments
     /// per second); `None` alone.
     fn rates(&self) -> Option<(f64, f64, f64)> {
-        if self.paths.len() < 2 {
+        if self.core.paths.len() < 2 {
             return None;
         }
-        let own = self.reno.cwnd() as f64 / self.reno.mss() as f64;
+        let own = self.core.reno.cwnd() as f64 / self.core.reno.mss() as f64;
         let x = |i: usize| {
-            let p = &self.paths[i];
-            let w = if i == self.me {
+            let p = &self.core.paths[i];
+            let w = if i == self.core.me {
                 own
             } else {
                 p.cwnd as f64 / p.mss.max(1) as f64
             };
             w / p.srtt.as_secs_f64().max(1e-6)
         };
-        let n = self.paths.len();
+        let n = self.core.paths.len();
         let sum: f64 = (0..n).map(x).sum();
         let best = (0..n).map(x).fold(0.0f64, f64::max);
-        let xr = x(self.me).max(1e-9);
+        let xr = x(self.core.me).max(1e-9);
         Some((xr, best / xr, sum))
     }
 
@@ -62,67 +54,27 @@ impl Balia {
     /// Window bytes gained per acknowledged byte in congestion avoidance.
     pub fn increase_per_byte(&self) -> f64 {
         let Some((xr, a, sum)) = self.rates() else {
-            return self.reno.mss() as f64 / self.reno.cwnd().max(1) as f64;
+            return self.core.reno.mss() as f64 / self.core.reno.cwnd().max(1) as f64;
         };
-        let rtt = self.paths[self.me].srtt.as_secs_f64().max(1e-6);
+        let rtt = self.core.paths[self.core.me].srtt.as_secs_f64().max(1e-6);
         xr / rtt / (sum * sum) * (1.0 + a) / 2.0 * (4.0 + a) / 5.0
     }
 }
 
-impl CongestionControl for Balia {
-    fn name(&self) -> &'static str {
-        "balia"
+impl CoupledRule for Balia {
+    const NAME: &'static str = "balia";
+    fn core(&self) -> &CoupledCore {
+        &self.core
     }
-    fn cwnd(&self) -> u32 {
-        self.reno.cwnd()
+    fn core_mut(&mut self) -> &mut CoupledCore {
+        &mut self.core
     }
-    fn ssthresh(&self) -> u32 {
-        self.reno.ssthresh()
+    fn increase(&self) -> f64 {
+        self.increase_per_byte()
     }
-    fn on_ack(
-        &mut self,
-        now: Instant,
-        acked: u32,
-        rtt: Option<Duration>,
-        in_flight: u32,
-        app_limited: bool,
-    ) {
-        let Some(ca) = self
-            .reno
-            .slow_start(now, acked, rtt, in_flight, app_limited)
-        else {
-            return;
-        };
-        if ca > 0 {
-            let n = self
-                .credit
-                .earn(ca, self.increase_per_byte(), self.reno.mss());
-            self.reno.add_segments(n);
-        }
-    }
-    fn on_congestion_event(&mut self, _now: Instant, in_flight: u32) {
+    fn keep_on_loss(&self) -> f64 {
         // w − w/2 · min(α, 1.5): between one half and one quarter is kept.
-        self.credit.clear();
-        let keep = 1.0 - self.alpha().min(1.5) / 2.0;
-        self.reno.decrease_to(in_flight, keep);
-    }
-    fn on_recovery_exit(&mut self, now: Instant) {
-        self.reno.on_recovery_exit(now);
-    }
-    fn on_rto(&mut self, now: Instant, in_flight: u32) {
-        self.credit.clear();
-        self.reno.on_rto(now, in_flight);
-    }
-    fn set_mss(&mut self, mss: u32) {
-        self.reno.set_mss(mss);
-    }
-    fn coupled(&self) -> bool {
-        true
-    }
-    fn set_coupling(&mut self, c: &Coupling<'_>) {
-        self.paths.clear();
-        self.paths.extend_from_slice(c.paths);
-        self.me = c.me.min(c.paths.len().saturating_sub(1));
+        1.0 - self.alpha().min(1.5) / 2.0
     }
 }
 
@@ -130,6 +82,8 @@ impl CongestionControl for Balia {
 mod tests {
     use super::super::lia::tests::{ack_bytes, in_avoidance, two_paths, MSS};
     use super::*;
+    use crate::cc::Coupling;
+    use crate::time::Instant;
 
     fn balia_on(me: usize, segs: u32) -> Balia {
         let paths = two_paths();

@@ -4,8 +4,8 @@
 //! Reno's (RFC 5681 with RFC 3465 byte counting, L = 2 * SMSS); HyStart++ (RFC 9406) is not
 //! implemented, so slow start ends only at ssthresh or a loss.
 
-use super::hystart::{HyStart, SlowStart};
-use super::reno::{initial_window, window_used, MAX_CWND};
+use super::common::{initial_window, window_used, Phase, MAX_CWND};
+use super::hystart::SlowStart;
 use super::CongestionControl;
 use crate::tcp::rtt::ewma;
 use crate::time::Instant;
@@ -41,11 +41,7 @@ pub struct Cubic {
     srtt: Option<Duration>,
     /// Time of the previous ACK, to freeze the epoch clock while application-limited.
     last_ack: Option<Instant>,
-    /// See `Reno`: a repeated RTO keeps ssthresh.
-    after_rto: bool,
-    /// No ACK and no congestion signal yet: `set_mss` may rescale the initial window.
-    pristine: bool,
-    hystart: HyStart,
+    phase: Phase,
 }
 
 impl Cubic {
@@ -63,18 +59,13 @@ impl Cubic {
             w_est: 0.0,
             srtt: None,
             last_ack: None,
-            after_rto: false,
-            pristine: true,
-            hystart: HyStart::default(),
+            phase: Phase::new(),
         }
     }
 
     /// Turns HyStart++ off (plain RFC 5681 slow start until the first loss) or back on.
     pub fn set_hystart(&mut self, on: bool) {
-        self.hystart = HyStart::default();
-        if !on {
-            self.hystart.disable();
-        }
+        self.phase.set_hystart(on);
     }
 
     /// K of RFC 9438 §4.2 in seconds: when W_cubic returns to W_max (bytes in, seconds out).
@@ -165,8 +156,7 @@ impl CongestionControl for Cubic {
         in_flight: u32,
         app_limited: bool,
     ) {
-        self.pristine = false;
-        self.after_rto = false;
+        self.phase.signal();
         if let Some(rtt) = rtt {
             self.srtt = Some(self.srtt.map_or(rtt, |s| ewma(s, rtt, 8)));
         }
@@ -188,6 +178,7 @@ impl CongestionControl for Cubic {
             // Slow start as Reno: RFC 5681 §3.1 with RFC 3465 §2.2, L = 2 * SMSS, and
             // HyStart++ (RFC 9406) to leave it before the queue overflows.
             let divisor = match self
+                .phase
                 .hystart
                 .on_ack(now, acked, rtt, cwnd, in_flight, self.mss)
             {
@@ -213,8 +204,7 @@ impl CongestionControl for Cubic {
     }
 
     fn on_congestion_event(&mut self, _now: Instant, in_flight: u32) {
-        self.pristine = false;
-        self.after_rto = false;
+        self.phase.signal();
         // §4.7 fast convergence: a window that stopped short of the previous W_max gives way.
         self.w_max = if self.cwnd < self.w_max {
             self.cwnd * (1.0 + BETA) / 2.0
@@ -236,13 +226,10 @@ impl CongestionControl for Cubic {
     fn on_rto(&mut self, _now: Instant, in_flight: u32) {
         // §4.8: cwnd as Reno (one segment), ssthresh by β_cubic; the next congestion-avoidance
         // stage starts with K = 0 and W_max = its starting window.
-        if !self.after_rto {
+        if self.phase.rto() {
             self.ssthresh = self.reduced_ssthresh(in_flight);
             self.cwnd_prior = self.cwnd;
         }
-        self.pristine = false;
-        self.after_rto = true;
-        self.hystart.disable();
         self.w_max = 0.0;
         self.epoch_start = None;
         self.set_cwnd(f64::from(self.mss));
@@ -250,8 +237,8 @@ impl CongestionControl for Cubic {
 
     fn set_mss(&mut self, mss: u32) {
         self.mss = mss.max(1);
-        if self.pristine {
-            self.cwnd = f64::from(initial_window(self.mss));
+        if let Some(w) = self.phase.initial_window(self.mss) {
+            self.cwnd = f64::from(w);
         }
         self.set_cwnd(self.cwnd);
     }

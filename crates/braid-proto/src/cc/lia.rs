@@ -2,28 +2,19 @@
 //! subflows. Slow start, loss response and recovery are Reno's (RFC 6356 §3 changes only the
 //! increase); with one subflow (or none coupled) it is Reno.
 
-use super::reno::Reno;
-use super::{CongestionControl, Coupling, Credit, PathShare};
-use crate::time::Instant;
-use std::time::Duration;
+use super::coupled::{CoupledCore, CoupledRule};
+use super::CongestionControl;
 
 /// LIA for one subflow.
 #[derive(Debug, Clone)]
 pub struct Lia {
-    reno: Reno,
-    credit: Credit,
-    /// The connection's subflows at the last coupling update (`paths[me]` is this one).
-    paths: Vec<PathShare>,
-    me: usize,
+    core: CoupledCore,
 }
 
 impl Lia {
     pub fn new(mss: u32) -> Self {
         Lia {
-            reno: Reno::new(mss),
-            credit: Credit::default(),
-            paths: Vec::new(),
-            me: 0,
+            core: CoupledCore::new(mss),
         }
     }
 
@@ -32,15 +23,16 @@ impl Lia {
     /// α = cwnd_total · max_i(cwnd_i / rtt_i²) / (Σ_i cwnd_i / rtt_i)²,
     /// this subflow's window taken as it is now.
     pub fn increase_per_byte(&self) -> f64 {
-        let own = self.reno.cwnd().max(1) as f64;
-        let mss = self.reno.mss() as f64;
+        let c = &self.core;
+        let own = c.reno.cwnd().max(1) as f64;
+        let mss = c.reno.mss() as f64;
         let uncoupled = mss / own;
-        if self.paths.len() < 2 {
+        if c.paths.len() < 2 {
             return uncoupled;
         }
         let (mut total, mut best, mut sum) = (0.0, 0.0f64, 0.0);
-        for (i, p) in self.paths.iter().enumerate() {
-            let w = if i == self.me { own } else { p.cwnd as f64 };
+        for (i, p) in c.paths.iter().enumerate() {
+            let w = if i == c.me { own } else { p.cwnd as f64 };
             let rtt = p.srtt.as_secs_f64().max(1e-6);
             total += w;
             best = best.max(w / (rtt * rtt));
@@ -51,64 +43,25 @@ impl Lia {
     }
 }
 
-impl CongestionControl for Lia {
-    fn name(&self) -> &'static str {
-        "lia"
+impl CoupledRule for Lia {
+    const NAME: &'static str = "lia";
+    fn core(&self) -> &CoupledCore {
+        &self.core
     }
-    fn cwnd(&self) -> u32 {
-        self.reno.cwnd()
+    fn core_mut(&mut self) -> &mut CoupledCore {
+        &mut self.core
     }
-    fn ssthresh(&self) -> u32 {
-        self.reno.ssthresh()
-    }
-    fn on_ack(
-        &mut self,
-        now: Instant,
-        acked: u32,
-        rtt: Option<Duration>,
-        in_flight: u32,
-        app_limited: bool,
-    ) {
-        let Some(ca) = self
-            .reno
-            .slow_start(now, acked, rtt, in_flight, app_limited)
-        else {
-            return;
-        };
-        if ca > 0 {
-            let n = self
-                .credit
-                .earn(ca, self.increase_per_byte(), self.reno.mss());
-            self.reno.add_segments(n);
-        }
-    }
-    fn on_congestion_event(&mut self, now: Instant, in_flight: u32) {
-        self.credit.clear();
-        self.reno.on_congestion_event(now, in_flight);
-    }
-    fn on_recovery_exit(&mut self, now: Instant) {
-        self.reno.on_recovery_exit(now);
-    }
-    fn on_rto(&mut self, now: Instant, in_flight: u32) {
-        self.credit.clear();
-        self.reno.on_rto(now, in_flight);
-    }
-    fn set_mss(&mut self, mss: u32) {
-        self.reno.set_mss(mss);
-    }
-    fn coupled(&self) -> bool {
-        true
-    }
-    fn set_coupling(&mut self, c: &Coupling<'_>) {
-        self.paths.clear();
-        self.paths.extend_from_slice(c.paths);
-        self.me = c.me.min(c.paths.len().saturating_sub(1));
+    fn increase(&self) -> f64 {
+        self.increase_per_byte()
     }
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::cc::{Coupling, PathShare};
+    use crate::time::Instant;
+    use std::time::Duration;
 
     pub const MSS: u32 = 1000;
 

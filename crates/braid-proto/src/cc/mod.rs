@@ -11,6 +11,8 @@ use crate::time::Instant;
 use std::time::Duration;
 
 pub mod balia;
+mod common;
+mod coupled;
 pub mod cubic;
 mod hystart;
 pub mod lia;

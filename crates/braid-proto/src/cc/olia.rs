@@ -9,18 +9,13 @@
 //! α_r = 1 / (|P| · |B \ M|) on B \ M, −1 / (|P| · |M|) on M when B \ M is not empty, else 0.
 //! A loss halves the window (Reno's decrease and recovery, Reno's slow start).
 
-use super::reno::Reno;
-use super::{CongestionControl, Coupling, Credit, PathShare};
-use crate::time::Instant;
-use std::time::Duration;
+use super::coupled::{CoupledCore, CoupledRule};
+use super::CongestionControl;
 
 /// OLIA for one subflow.
 #[derive(Debug, Clone)]
 pub struct Olia {
-    reno: Reno,
-    credit: Credit,
-    paths: Vec<PathShare>,
-    me: usize,
+    core: CoupledCore,
     /// ℓ1: bytes acknowledged between the last two losses.
     between_losses: u64,
     /// ℓ2: bytes acknowledged since the last loss.
@@ -30,42 +25,33 @@ pub struct Olia {
 impl Olia {
     pub fn new(mss: u32) -> Self {
         Olia {
-            reno: Reno::new(mss),
-            credit: Credit::default(),
-            paths: Vec::new(),
-            me: 0,
+            core: CoupledCore::new(mss),
             between_losses: 0,
             since_loss: 0,
         }
     }
 
-    fn loss(&mut self) {
-        self.between_losses = self.since_loss;
-        self.since_loss = 0;
-        self.credit.clear();
-    }
-
     /// α_r of this subflow from the last coupling snapshot (its own window as it is now).
     pub fn alpha(&self) -> f64 {
-        let n = self.paths.len();
+        let n = self.core.paths.len();
         if n < 2 {
             return 0.0;
         }
-        let own = self.reno.cwnd();
+        let own = self.core.reno.cwnd();
         let w = |i: usize| {
-            if i == self.me {
+            if i == self.core.me {
                 own
             } else {
-                self.paths[i].cwnd
+                self.core.paths[i].cwnd
             }
         };
         let quality = |i: usize| {
-            let l = if i == self.me {
-                self.inter_loss_bytes()
+            let l = if i == self.core.me {
+                self.inter_loss()
             } else {
-                self.paths[i].inter_loss
+                self.core.paths[i].inter_loss
             } as f64;
-            l * l / self.paths[i].srtt.as_secs_f64().max(1e-6)
+            l * l / self.core.paths[i].srtt.as_secs_f64().max(1e-6)
         };
         let max_w = (0..n).map(w).max().unwrap_or(0);
         let best_q = (0..n).map(quality).fold(0.0f64, f64::max);
@@ -76,9 +62,9 @@ impl Olia {
             return 0.0;
         }
         let m = (0..n).filter(|&i| in_m(i)).count();
-        if in_b(self.me) && !in_m(self.me) {
+        if in_b(self.core.me) && !in_m(self.core.me) {
             1.0 / (n * collected) as f64
-        } else if in_m(self.me) {
+        } else if in_m(self.core.me) {
             -1.0 / (n * m) as f64
         } else {
             0.0
@@ -88,80 +74,44 @@ impl Olia {
     /// Window bytes gained (or lost) per acknowledged byte in congestion avoidance: the
     /// increase above with windows in segments.
     pub fn increase_per_byte(&self) -> f64 {
-        let mss = self.reno.mss() as f64;
-        let own = (self.reno.cwnd() as f64 / mss).max(1.0);
-        if self.paths.len() < 2 {
+        let mss = self.core.reno.mss() as f64;
+        let own = (self.core.reno.cwnd() as f64 / mss).max(1.0);
+        if self.core.paths.len() < 2 {
             return 1.0 / own;
         }
         let mut sum = 0.0;
-        for (i, p) in self.paths.iter().enumerate() {
-            let w = if i == self.me {
+        for (i, p) in self.core.paths.iter().enumerate() {
+            let w = if i == self.core.me {
                 own
             } else {
                 p.cwnd as f64 / p.mss.max(1) as f64
             };
             sum += w / p.srtt.as_secs_f64().max(1e-6);
         }
-        let rtt = self.paths[self.me].srtt.as_secs_f64().max(1e-6);
+        let rtt = self.core.paths[self.core.me].srtt.as_secs_f64().max(1e-6);
         own / (rtt * rtt) / (sum * sum) + self.alpha() / own
     }
 }
 
-impl CongestionControl for Olia {
-    fn name(&self) -> &'static str {
-        "olia"
+impl CoupledRule for Olia {
+    const NAME: &'static str = "olia";
+    fn core(&self) -> &CoupledCore {
+        &self.core
     }
-    fn cwnd(&self) -> u32 {
-        self.reno.cwnd()
+    fn core_mut(&mut self) -> &mut CoupledCore {
+        &mut self.core
     }
-    fn ssthresh(&self) -> u32 {
-        self.reno.ssthresh()
+    fn increase(&self) -> f64 {
+        self.increase_per_byte()
     }
-    fn on_ack(
-        &mut self,
-        now: Instant,
-        acked: u32,
-        rtt: Option<Duration>,
-        in_flight: u32,
-        app_limited: bool,
-    ) {
+    fn acked(&mut self, acked: u32) {
         self.since_loss += acked as u64;
-        let Some(ca) = self
-            .reno
-            .slow_start(now, acked, rtt, in_flight, app_limited)
-        else {
-            return;
-        };
-        if ca > 0 {
-            let n = self
-                .credit
-                .earn(ca, self.increase_per_byte(), self.reno.mss());
-            self.reno.add_segments(n);
-        }
     }
-    fn on_congestion_event(&mut self, now: Instant, in_flight: u32) {
-        self.loss();
-        self.reno.on_congestion_event(now, in_flight);
+    fn lost(&mut self) {
+        self.between_losses = self.since_loss;
+        self.since_loss = 0;
     }
-    fn on_recovery_exit(&mut self, now: Instant) {
-        self.reno.on_recovery_exit(now);
-    }
-    fn on_rto(&mut self, now: Instant, in_flight: u32) {
-        self.loss();
-        self.reno.on_rto(now, in_flight);
-    }
-    fn set_mss(&mut self, mss: u32) {
-        self.reno.set_mss(mss);
-    }
-    fn coupled(&self) -> bool {
-        true
-    }
-    fn set_coupling(&mut self, c: &Coupling<'_>) {
-        self.paths.clear();
-        self.paths.extend_from_slice(c.paths);
-        self.me = c.me.min(c.paths.len().saturating_sub(1));
-    }
-    fn inter_loss_bytes(&self) -> u64 {
+    fn inter_loss(&self) -> u64 {
         self.between_losses.max(self.since_loss)
     }
 }
@@ -170,6 +120,8 @@ impl CongestionControl for Olia {
 mod tests {
     use super::super::lia::tests::{ack_bytes, in_avoidance, two_paths, MSS};
     use super::*;
+    use crate::cc::Coupling;
+    use crate::time::Instant;
 
     /// The paper's rule on two paths: 10 segments at 10 ms (ℓ = 100000 bytes, the best path),
     /// 20 segments at 40 ms (ℓ = 50000: the largest window). Σ w/rtt = 1000 + 500 = 1500.

@@ -3,40 +3,11 @@
 //! The loss-recovery half of NewReno (partial ACKs, RFC 6582 §3.2) lives in the TCP engine; this
 //! is the window arithmetic it drives.
 
-use super::hystart::{HyStart, SlowStart};
+use super::common::{initial_window, window_used, Phase, MAX_CWND};
+use super::hystart::SlowStart;
 use super::CongestionControl;
 use crate::time::Instant;
 use std::time::Duration;
-
-/// Upper bound of cwnd, far above any real window, so additions never overflow.
-pub(crate) const MAX_CWND: u32 = u32::MAX / 2;
-
-/// The initial window of RFC 6928 §2: min(10 * MSS, max(2 * MSS, 14600)).
-pub(crate) fn initial_window(mss: u32) -> u32 {
-    mss.saturating_mul(10)
-        .min(mss.saturating_mul(2).max(14600))
-        .min(MAX_CWND)
-}
-
-/// Whether the window was used enough to justify growth (RFC 7661 spirit, as Linux's
-/// `tcp_is_cwnd_limited`): always unless `app_limited`; when application-limited, in slow start
-/// if cwnd is below twice the flight, in congestion avoidance if less than one segment of the
-/// window was left unused. `in_flight` is the flight before the ACK (it includes the acked bytes).
-pub(crate) fn window_used(
-    cwnd: u32,
-    ssthresh: u32,
-    mss: u32,
-    in_flight: u32,
-    app_limited: bool,
-) -> bool {
-    if !app_limited {
-        true
-    } else if cwnd < ssthresh {
-        cwnd < in_flight.saturating_mul(2)
-    } else {
-        in_flight.saturating_add(mss) >= cwnd
-    }
-}
 
 /// NewReno congestion control, all sizes in bytes.
 #[derive(Debug, Clone)]
@@ -46,12 +17,7 @@ pub struct Reno {
     ssthresh: u32,
     /// Bytes acknowledged in congestion avoidance not yet turned into window (RFC 3465 §2.1).
     bytes_acked: u32,
-    /// The last window change was an RTO with no ACK since: a repeated timeout keeps ssthresh
-    /// (RFC 5681 §3.1, the note after equation (4)).
-    after_rto: bool,
-    /// No ACK and no congestion signal yet: `set_mss` may still rescale the initial window.
-    pristine: bool,
-    hystart: HyStart,
+    phase: Phase,
 }
 
 impl Reno {
@@ -63,18 +29,13 @@ impl Reno {
             cwnd: initial_window(mss),
             ssthresh: u32::MAX,
             bytes_acked: 0,
-            after_rto: false,
-            pristine: true,
-            hystart: HyStart::default(),
+            phase: Phase::new(),
         }
     }
 
     /// Turns HyStart++ off (plain RFC 5681 slow start until the first loss) or back on.
     pub fn set_hystart(&mut self, on: bool) {
-        self.hystart = HyStart::default();
-        if !on {
-            self.hystart.disable();
-        }
+        self.phase.set_hystart(on);
     }
 
     /// RFC 5681 equation (4): half the flight, at least two segments.
@@ -93,8 +54,7 @@ impl Reno {
         in_flight: u32,
         app_limited: bool,
     ) -> Option<u32> {
-        self.pristine = false;
-        self.after_rto = false;
+        self.phase.signal();
         if acked == 0 || !window_used(self.cwnd, self.ssthresh, self.mss, in_flight, app_limited) {
             return None;
         }
@@ -104,6 +64,7 @@ impl Reno {
         // RFC 5681 §3.1 slow start with RFC 3465 §2.2 byte counting, L = 2 * SMSS, and
         // HyStart++ (RFC 9406) to leave it before the queue overflows.
         let divisor = match self
+            .phase
             .hystart
             .on_ack(now, acked, rtt, self.cwnd, in_flight, self.mss)
         {
@@ -142,8 +103,7 @@ impl Reno {
     /// A multiplicative decrease to `factor` of the flight (Reno: one half), at least two
     /// segments.
     pub(crate) fn decrease_to(&mut self, in_flight: u32, factor: f64) {
-        self.pristine = false;
-        self.after_rto = false;
+        self.phase.signal();
         let w = (in_flight as f64 * factor.clamp(0.0, 1.0)) as u32;
         self.ssthresh = w.max(2 * self.mss);
         self.cwnd = self.ssthresh;
@@ -198,20 +158,17 @@ impl CongestionControl for Reno {
     fn on_rto(&mut self, _now: Instant, in_flight: u32) {
         // RFC 5681 §3.1: ssthresh by equation (4) unless this segment already timed out once;
         // cwnd to the loss window of one segment.
-        if !self.after_rto {
+        if self.phase.rto() {
             self.ssthresh = self.reduced_ssthresh(in_flight);
         }
-        self.pristine = false;
-        self.after_rto = true;
-        self.hystart.disable();
         self.cwnd = self.mss;
         self.bytes_acked = 0;
     }
 
     fn set_mss(&mut self, mss: u32) {
         self.mss = mss.max(1);
-        if self.pristine {
-            self.cwnd = initial_window(self.mss);
+        if let Some(w) = self.phase.initial_window(self.mss) {
+            self.cwnd = w;
         }
         self.cwnd = self.cwnd.max(self.mss);
     }
