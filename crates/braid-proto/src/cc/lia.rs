@@ -104,6 +104,14 @@ pub(crate) mod tests {
         }
     }
 
+    /// LIA in congestion avoidance at `segs` segments on subflow `me` of `paths`.
+    fn lia_on(paths: &[PathShare], me: usize, segs: u32) -> Lia {
+        let mut l = Lia::new(MSS);
+        in_avoidance(&mut l, segs);
+        l.set_coupling(&Coupling { paths, me });
+        l
+    }
+
     #[test]
     fn alone_it_is_reno() {
         let mut l = Lia::new(MSS);
@@ -118,45 +126,28 @@ pub(crate) mod tests {
         // cwnd/rtt²: 10000/0.01² = 1e8 (max), 20000/0.04² = 1.25e7; Σ cwnd/rtt = 1e6 + 5e5;
         // α = 30000 · 1e8 / 1.5e6² = 4/3; path 0: min(4/3 · 1000/30000, 1000/10000) = 0.0444.
         let paths = two_paths();
-        let mut l = Lia::new(MSS);
-        in_avoidance(&mut l, 10);
-        l.set_coupling(&Coupling {
-            paths: &paths,
-            me: 0,
-        });
+        let mut l = lia_on(&paths, 0, 10);
         assert!((l.increase_per_byte() - 4.0 / 3.0 / 30.0).abs() < 1e-12);
         ack_bytes(&mut l, 22_000); // 977.8 bytes of window: not a segment yet
         assert_eq!(l.cwnd(), 10 * MSS);
         ack_bytes(&mut l, 1_000); // 1022.2
         assert_eq!(l.cwnd(), 11 * MSS);
         // Path 1: min(0.0444, 1000/20000 = 0.05): the coupled term again.
-        let mut l = Lia::new(MSS);
-        in_avoidance(&mut l, 20);
-        l.set_coupling(&Coupling {
-            paths: &paths,
-            me: 1,
-        });
+        let l = lia_on(&paths, 1, 20);
         assert!((l.increase_per_byte() - 4.0 / 3.0 / 30.0).abs() < 1e-12);
         // Never more than Reno would on the same path: a long path beside a short one, whose
         // coupled term (α = 1.01e6 · 1e8 / (1e6 + 1e6)² ≈ 25: 0.025 per byte) exceeds 1000/1e6.
         let mut p = paths;
         p[1].cwnd = 1000 * MSS;
         p[1].srtt = ms(1000);
-        let mut l = Lia::new(MSS);
-        in_avoidance(&mut l, 1000);
-        l.set_coupling(&Coupling { paths: &p, me: 1 });
+        let l = lia_on(&p, 1, 1000);
         assert_eq!(l.increase_per_byte(), 0.001);
     }
 
     #[test]
     fn loss_halves_as_reno() {
         let paths = two_paths();
-        let mut l = Lia::new(MSS);
-        in_avoidance(&mut l, 10);
-        l.set_coupling(&Coupling {
-            paths: &paths,
-            me: 0,
-        });
+        let mut l = lia_on(&paths, 0, 10);
         l.on_congestion_event(Instant::ZERO, 10 * MSS);
         assert_eq!((l.cwnd(), l.ssthresh()), (5 * MSS, 5 * MSS));
     }
