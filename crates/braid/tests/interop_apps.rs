@@ -605,6 +605,12 @@ fn linux_mptcp_curl_through_braid_forward_to_plain_tcp_server() {
         ]),
     );
     t.wait_devices(&fwd);
+    // The control socket is opened once braid listens: a SYN before that is refused.
+    wait_for(
+        || Path::new(&control).exists(),
+        Duration::from_secs(10),
+        "the control socket",
+    );
     // Linux opens a second subflow from 10.80.2.2 (routed over path 1).
     let dev = t.tuns[1].as_str();
     t.ip(&["rule", "add", "from", "10.80.2.2", "table", "102"]);
@@ -694,6 +700,12 @@ fn linux_mptcp_curl_through_braid_forward_to_plain_tcp_server() {
         ]),
     );
     t.wait_devices(&fwd);
+    // The control socket is opened once braid listens: a SYN before that is refused.
+    wait_for(
+        || Path::new(&control).exists(),
+        Duration::from_secs(10),
+        "the control socket",
+    );
     let o = Command::new("ip")
         .args([
             "netns",
