@@ -786,10 +786,13 @@ fn status_of_a_plain_braid_listen() {
     wait_for(
         || {
             seen = status_json(&control);
-            seen["connections"].as_array().is_some_and(|c| c.len() == 1)
+            // "sent" means the kernel took the bytes, not that braid has them all yet.
+            seen["connections"]
+                .as_array()
+                .is_some_and(|c| c.len() == 1 && c[0]["bytes_received"].as_u64() >= Some(100_000))
         },
         Duration::from_secs(10),
-        "one connection in braid status",
+        "one connection with all its bytes in braid status",
     );
     assert_eq!(seen["program"], "braid listen", "{seen}");
     let c = &seen["connections"][0];
