@@ -29,45 +29,17 @@ const SERVER_PY: &str = concat!(
 );
 const BIG: usize = 32 << 20;
 
-fn have(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn can_run(case: &str) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root (network namespaces, TUN devices)".to_string());
-    }
-    let mptcp = std::fs::read_to_string("/proc/sys/net/mptcp/enabled");
-    if mptcp.map(|s| s.trim() != "1").unwrap_or(true) {
-        missing.push("kernel MPTCP (/proc/sys/net/mptcp/enabled = 1)".to_string());
-    }
-    for (tool, arg) in [
-        ("python3", "--version"),
-        ("curl", "--version"),
-        ("mptcpize", "--help"),
-        ("unshare", "--version"),
-    ] {
-        if !have(tool, arg) {
-            missing.push(format!(
-                "{tool} (apt-get install -y curl mptcpize python3 util-linux)"
-            ));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    if in_ci() {
-        panic!("application interop test {case} needs {what} and CI is set: failing instead of skipping");
-    }
-    eprintln!("\n*** SKIPPING application interop test {case}: needs {what} ***\n");
-    false
+    can_run_with(
+        "application interop test",
+        case,
+        &[
+            ("python3", "--version", "python3"),
+            ("curl", "--version", "curl"),
+            ("mptcpize", "--help", "mptcpize"),
+            ("unshare", "--version", "util-linux"),
+        ],
+    )
 }
 
 /// Namespace P, two TUN names, a temporary directory with the served file.

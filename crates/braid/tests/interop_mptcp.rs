@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -61,49 +61,18 @@ const KERNEL_FAULTS: &[&str] = &[
     "MPFastcloseRx",
 ];
 
-fn have(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 /// True when the case can run: root, kernel MPTCP, python3, ss and tshark. Skips loudly
 /// outside CI, fails inside it.
 fn can_run(case: &str) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root (network namespaces, TUN devices)".to_string());
-    }
-    let mptcp = std::fs::read_to_string("/proc/sys/net/mptcp/enabled");
-    if mptcp.map(|s| s.trim() != "1").unwrap_or(true) {
-        missing.push("kernel MPTCP (/proc/sys/net/mptcp/enabled = 1)".to_string());
-    }
-    for (tool, arg) in [
-        ("python3", "--version"),
-        ("ss", "-V"),
-        ("tshark", "--version"),
-    ] {
-        if !have(tool, arg) {
-            missing.push(format!(
-                "{tool} (apt-get install -y tshark iproute2 python3)"
-            ));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    if in_ci() {
-        panic!("MPTCP interop test {case} needs {what} and CI is set: failing instead of skipping");
-    }
-    skip(
-        &format!("MPTCP interop test {case}"),
-        &format!("needs {what}"),
-    );
-    false
+    can_run_with(
+        "MPTCP interop test",
+        case,
+        &[
+            ("python3", "--version", "python3"),
+            ("ss", "-V", "iproute2"),
+            ("tshark", "--version", "tshark"),
+        ],
+    )
 }
 
 /// What `ss -tni` showed of one TCP connection (an MPTCP subflow or a plain TCP connection)

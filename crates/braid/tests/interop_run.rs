@@ -26,42 +26,16 @@ const PORT: u16 = 8000;
 const CLOSED_PORT: u16 = 8009;
 const DEADLINE: Duration = Duration::from_secs(120);
 
-fn have(tool: &str, arg: &str) -> bool {
-    Command::new(tool)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
 fn can_run(case: &str) -> bool {
-    let mut missing = Vec::new();
-    if !is_root() {
-        missing.push("root (network namespaces, TUN devices)".to_string());
-    }
-    let mptcp = std::fs::read_to_string("/proc/sys/net/mptcp/enabled");
-    if mptcp.map(|s| s.trim() != "1").unwrap_or(true) {
-        missing.push("kernel MPTCP (/proc/sys/net/mptcp/enabled = 1)".to_string());
-    }
-    for (tool, arg) in [
-        ("python3", "--version"),
-        ("curl", "--version"),
-        ("mptcpize", "--help"),
-    ] {
-        if !have(tool, arg) {
-            missing.push(format!("{tool} (apt-get install -y curl mptcpize python3)"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let what = missing.join(", ");
-    if in_ci() {
-        panic!("interop test {case} needs {what} and CI is set: failing instead of skipping");
-    }
-    skip(&format!("interop test {case}"), &format!("needs {what}"));
-    false
+    can_run_with(
+        "interop test",
+        case,
+        &[
+            ("python3", "--version", "python3"),
+            ("curl", "--version", "curl"),
+            ("mptcpize", "--help", "mptcpize"),
+        ],
+    )
 }
 
 /// P with braid's two path addresses, an MPTCP HTTP server and a 32 MiB file.

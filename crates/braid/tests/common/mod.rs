@@ -67,6 +67,44 @@ pub fn root_or_skip(case: &str) -> bool {
     false
 }
 
+/// Whether `tool arg` runs (e.g. `tshark --version`).
+pub fn have(tool: &str, arg: &str) -> bool {
+    Command::new(tool)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether a `kind` interop case (e.g. "MPTCP interop test") can run: root, the kernel's MPTCP
+/// and `tools` as (command, flag that makes it answer, Debian package). A case that cannot run
+/// skips (counted by the test command), or fails under CI, where every test must run.
+pub fn can_run_with(kind: &str, case: &str, tools: &[(&str, &str, &str)]) -> bool {
+    let mut missing = Vec::new();
+    if !is_root() {
+        missing.push("root (network namespaces, TUN devices)".to_string());
+    }
+    let mptcp = std::fs::read_to_string("/proc/sys/net/mptcp/enabled");
+    if mptcp.map(|s| s.trim() != "1").unwrap_or(true) {
+        missing.push("kernel MPTCP (/proc/sys/net/mptcp/enabled = 1)".to_string());
+    }
+    for (tool, arg, package) in tools {
+        if !have(tool, arg) {
+            missing.push(format!("{tool} (apt-get install -y {package})"));
+        }
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let what = missing.join(", ");
+    if in_ci() {
+        panic!("{kind} {case} needs {what} and CI is set: failing instead of skipping");
+    }
+    skip(&format!("{kind} {case}"), &format!("needs {what}"));
+    false
+}
+
 pub fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
