@@ -52,8 +52,7 @@ struct Topo {
 impl Topo {
     fn new() -> Topo {
         let r = random_u64();
-        let ns = Netns(format!("braid-ap-{:08x}", r as u32));
-        run("ip", &["netns", "add", &ns.0]);
+        let ns = Netns::mptcp_peer(format!("braid-ap-{:08x}", r as u32));
         let t = Topo {
             tuns: [
                 format!("ba{:06x}a", (r >> 32) as u32 & 0xff_ffff),
@@ -63,20 +62,10 @@ impl Topo {
             ns,
         };
         std::fs::create_dir_all(t.dir.0.join("www")).unwrap();
-        t.ip(&["link", "set", "lo", "up"]);
         for key in ["all", "default"] {
             let k = format!("net.ipv4.conf.{key}.rp_filter=0");
             run("ip", &["netns", "exec", &t.ns.0, "sysctl", "-qw", &k]);
         }
-        t.ip(&[
-            "mptcp",
-            "limits",
-            "set",
-            "subflows",
-            "4",
-            "add_addr_accepted",
-            "4",
-        ]);
         t
     }
 
@@ -147,21 +136,7 @@ impl Topo {
 
     /// P's MPTcpExt counters.
     fn counters(&self) -> HashMap<String, u64> {
-        let text = run(
-            "ip",
-            &["netns", "exec", &self.ns.0, "cat", "/proc/net/netstat"],
-        );
-        let rows: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("MPTcpExt:"))
-            .collect();
-        assert_eq!(rows.len(), 2, "MPTcpExt lines: {text}");
-        rows[0]
-            .split_whitespace()
-            .zip(rows[1].split_whitespace())
-            .skip(1)
-            .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
-            .collect()
+        self.ns.mptcp_counters()
     }
 
     /// The MPTCP HTTP server in P on 10.80.1.2:port.

@@ -262,8 +262,7 @@ struct Topo {
 impl Topo {
     fn new(v6: bool) -> Topo {
         let r = random_u64();
-        let ns = Netns(format!("braid-mp-{:08x}", r as u32));
-        run("ip", &["netns", "add", &ns.0]);
+        let ns = Netns::mptcp_peer(format!("braid-mp-{:08x}", r as u32));
         let topo = Topo {
             tuns: [
                 format!("bm{:06x}a", (r >> 32) as u32 & 0xff_ffff),
@@ -274,22 +273,12 @@ impl Topo {
             ns,
         };
         std::fs::create_dir_all(&topo.dir.0).expect("temp dir");
-        topo.ip(&["link", "set", "lo", "up"]);
         // Case b routes one subflow asymmetrically (Linux sends over path 1, braid answers from
         // its path-0 address over path 0): no reverse-path filter may drop those answers.
         for key in ["all", "default"] {
             let k = format!("net.ipv4.conf.{key}.rp_filter=0");
             run("ip", &["netns", "exec", &topo.ns.0, "sysctl", "-qw", &k]);
         }
-        topo.ip(&[
-            "mptcp",
-            "limits",
-            "set",
-            "subflows",
-            "4",
-            "add_addr_accepted",
-            "4",
-        ]);
         topo
     }
 
@@ -370,21 +359,7 @@ impl Topo {
 
     /// P's MPTcpExt counters.
     fn counters(&self) -> HashMap<String, u64> {
-        let text = run(
-            "ip",
-            &["netns", "exec", &self.ns.0, "cat", "/proc/net/netstat"],
-        );
-        let rows: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("MPTcpExt:"))
-            .collect();
-        assert_eq!(rows.len(), 2, "MPTcpExt lines in /proc/net/netstat: {text}");
-        rows[0]
-            .split_whitespace()
-            .zip(rows[1].split_whitespace())
-            .skip(1)
-            .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
-            .collect()
+        self.ns.mptcp_counters()
     }
 }
 

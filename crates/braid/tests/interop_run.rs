@@ -71,23 +71,7 @@ fn sha256(b: &[u8]) -> String {
 impl Server {
     fn new() -> Server {
         let r = random_u64();
-        let ns = Netns(format!("braid-rn-{:08x}", r as u32));
-        run("ip", &["netns", "add", &ns.0]);
-        run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
-        run(
-            "ip",
-            &[
-                "-n",
-                &ns.0,
-                "mptcp",
-                "limits",
-                "set",
-                "subflows",
-                "4",
-                "add_addr_accepted",
-                "4",
-            ],
-        );
+        let ns = Netns::mptcp_peer(format!("braid-rn-{:08x}", r as u32));
         let dir = TempDir(std::env::temp_dir().join(format!("braid-run-interop-{r:016x}")));
         let www = dir.0.join("www");
         std::fs::create_dir_all(&www).expect("temp dir");
@@ -149,21 +133,7 @@ impl Server {
 
     /// P's MPTcpExt counters.
     fn counters(&self) -> HashMap<String, u64> {
-        let text = run(
-            "ip",
-            &["netns", "exec", &self.ns.0, "cat", "/proc/net/netstat"],
-        );
-        let rows: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("MPTcpExt:"))
-            .collect();
-        assert_eq!(rows.len(), 2, "MPTcpExt lines: {text}");
-        rows[0]
-            .split_whitespace()
-            .zip(rows[1].split_whitespace())
-            .skip(1)
-            .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
-            .collect()
+        self.ns.mptcp_counters()
     }
 }
 

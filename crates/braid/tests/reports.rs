@@ -20,23 +20,7 @@ struct Topo {
 impl Topo {
     fn new() -> Topo {
         let r = random_u64();
-        let ns = Netns(format!("braid-rep-{:08x}", r as u32));
-        run("ip", &["netns", "add", &ns.0]);
-        run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
-        run(
-            "ip",
-            &[
-                "-n",
-                &ns.0,
-                "mptcp",
-                "limits",
-                "set",
-                "subflows",
-                "4",
-                "add_addr_accepted",
-                "4",
-            ],
-        );
+        let ns = Netns::mptcp_peer(format!("braid-rep-{:08x}", r as u32));
         Topo {
             ns,
             tag: format!("{:05x}", (r >> 32) as u32 & 0xf_ffff),

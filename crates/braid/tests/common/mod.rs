@@ -129,6 +129,40 @@ pub fn run(cmd: &str, args: &[&str]) -> String {
 /// A network namespace, deleted on drop.
 pub struct Netns(pub String);
 
+impl Netns {
+    /// A new namespace NAME, loopback up, as the kernel MPTCP peer of a test: its MPTCP limits
+    /// raised to 4 subflows and 4 accepted ADD_ADDRs (the defaults accept no announcement).
+    pub fn mptcp_peer(name: String) -> Netns {
+        run("ip", &["netns", "add", &name]);
+        let ns = Netns(name);
+        run("ip", &["-n", &ns.0, "link", "set", "lo", "up"]);
+        let limits = ["subflows", "4", "add_addr_accepted", "4"];
+        let mut a = vec!["-n", ns.0.as_str(), "mptcp", "limits", "set"];
+        a.extend_from_slice(&limits);
+        run("ip", &a);
+        ns
+    }
+
+    /// The namespace's MPTcpExt counters (/proc/net/netstat), by the kernel's names.
+    pub fn mptcp_counters(&self) -> std::collections::HashMap<String, u64> {
+        let text = run(
+            "ip",
+            &["netns", "exec", &self.0, "cat", "/proc/net/netstat"],
+        );
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("MPTcpExt:"))
+            .collect();
+        assert_eq!(rows.len(), 2, "MPTcpExt lines in /proc/net/netstat: {text}");
+        rows[0]
+            .split_whitespace()
+            .zip(rows[1].split_whitespace())
+            .skip(1)
+            .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
+            .collect()
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).output();
