@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod cookie;
 mod transparent;
 pub use transparent::PendingId;
 
@@ -34,6 +35,9 @@ pub struct EndpointConfig {
     pub backlog: usize,
     /// Upper bound on connections (all states) the endpoint keeps; beyond it SYNs are refused.
     pub max_connections: usize,
+    /// Answer SYNs with SYN cookies (no state kept) when a listener's half-open queue is full,
+    /// as Linux's `tcp_syncookies=1` (see `endpoint/cookie.rs`).
+    pub syn_cookies: bool,
     /// Multipath TCP (RFC 8684).
     pub mptcp: MptcpConfig,
 }
@@ -44,6 +48,7 @@ impl Default for EndpointConfig {
             tcp: TcpConfig::default(),
             backlog: 128,
             max_connections: 4096,
+            syn_cookies: true,
             mptcp: MptcpConfig::default(),
         }
     }
@@ -190,6 +195,14 @@ struct PendingRst {
     mp_reason: Option<ResetReason>,
 }
 
+/// A SYN/ACK carrying a SYN cookie, built and waiting to be sent.
+#[derive(Debug)]
+struct PendingCookie {
+    src: IpAddr,
+    dst: IpAddr,
+    packet: Vec<u8>,
+}
+
 /// One host's TCP stack.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -214,6 +227,10 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
     transparent: Option<Box<transparent::Transparent>>,
+    /// SYN cookies: the MAC secret (drawn from `keys` when the first cookie is sent) and the
+    /// SYN/ACKs waiting to go out.
+    cookie_secret: Option<[u8; 32]>,
+    cookie_tx: VecDeque<PendingCookie>,
 }
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
@@ -250,6 +267,8 @@ impl Endpoint {
             tokens: HashMap::with_hasher(hash_key),
             scratch: vec![0; 64 << 10],
             transparent: None,
+            cookie_secret: None,
+            cookie_tx: VecDeque::new(),
             config,
         }
     }
@@ -401,22 +420,11 @@ impl Endpoint {
         if let Some(lv) = level.as_deref() {
             self.tokens.insert(lv.local_token, h);
         }
-        self.conns.insert(
-            h,
-            Conn {
-                subs: vec![sub],
-                level,
-                tx_next: 0,
-                closed_told: false,
-                listener,
-                visible,
-                queued: false,
-                sched,
-                pm,
-                pm_addrs: Vec::new(),
-                pm_closed: Vec::new(),
-            },
-        );
+        self.conns
+            .insert(h, Conn::new(sub, level, listener, sched, pm));
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.visible = visible;
+        }
         self.queue_tx(h);
         h
     }
@@ -457,21 +465,26 @@ impl Endpoint {
             if self.time_wait_reuse(h, i, &seg) {
                 self.remove_subflow(h, i);
             } else {
-                let conn = self
-                    .conns
-                    .get_mut(&h)
-                    .expect("demux points at a live connection");
-                let mut ctx = Ctx {
-                    now,
-                    counters: &mut self.counters,
-                    limiter: &mut self.limiter,
-                };
-                with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, &seg, hk));
-                self.after_tcb(h, now);
+                self.segment_for(now, h, i, &seg);
                 return;
             }
         }
         self.no_connection(now, &ip, &seg, local, remote);
+    }
+
+    /// Hands a segment to subflow `i` of connection `h`.
+    fn segment_for(&mut self, now: Instant, h: ConnHandle, i: usize, seg: &TcpRepr<'_>) {
+        let conn = self
+            .conns
+            .get_mut(&h)
+            .expect("demux points at a live connection");
+        let mut ctx = Ctx {
+            now,
+            counters: &mut self.counters,
+            limiter: &mut self.limiter,
+        };
+        with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, seg, hk));
+        self.after_tcb(h, now);
     }
 
     /// RFC 6191 spirit: a SYN for a pair in TIME_WAIT with a higher sequence number (or newer
@@ -503,6 +516,12 @@ impl Endpoint {
         }
         if let Some(l) = self.listeners.get(&seg.dst_port) {
             if f.ack() {
+                if !f.syn() {
+                    if let Some(h) = self.accept_syn_cookie(now, local, remote, seg) {
+                        self.segment_for(now, h, 0, seg);
+                        return;
+                    }
+                }
                 self.queue_rst(local, remote, seg.ack, 0, false);
                 return;
             }
@@ -529,10 +548,18 @@ impl Endpoint {
                     }
                 }
             }
-            if l.half_open + l.accept_queue.len() >= self.config.backlog
+            if l.accept_queue.len() >= self.config.backlog
                 || self.conns.len() >= self.config.max_connections
             {
                 self.counters.listen_overflows += 1;
+                return;
+            }
+            if l.half_open + l.accept_queue.len() >= self.config.backlog {
+                if self.config.syn_cookies {
+                    self.send_syn_cookie(now, local, remote, seg, mpc);
+                } else {
+                    self.counters.listen_overflows += 1;
+                }
                 return;
             }
             let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
@@ -951,6 +978,16 @@ impl Endpoint {
 
     /// Writes the next IP packet to send into `buf` (cleared first).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(c) = self.cookie_tx.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&c.packet);
+            self.counters.packets_out += 1;
+            return Some(Transmit {
+                src: c.src,
+                dst: c.dst,
+                len: buf.len(),
+            });
+        }
         if let Some(r) = self.rsts.pop_front() {
             let mut seg = TcpRepr {
                 src_port: r.local.port(),
