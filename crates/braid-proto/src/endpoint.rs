@@ -46,8 +46,8 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
             tcp: TcpConfig::default(),
-            backlog: 128,
-            max_connections: 4096,
+            backlog: 512,
+            max_connections: 16384,
             syn_cookies: true,
             mptcp: MptcpConfig::default(),
         }
@@ -517,9 +517,13 @@ impl Endpoint {
         if let Some(l) = self.listeners.get(&seg.dst_port) {
             if f.ack() {
                 if !f.syn() {
-                    if let Some(h) = self.accept_syn_cookie(now, local, remote, seg) {
-                        self.segment_for(now, h, 0, seg);
-                        return;
+                    match self.accept_syn_cookie(now, local, remote, seg) {
+                        cookie::CookieAck::Connection(h) => {
+                            self.segment_for(now, h, 0, seg);
+                            return;
+                        }
+                        cookie::CookieAck::Dropped => return,
+                        cookie::CookieAck::Invalid => {}
                     }
                 }
                 self.queue_rst(local, remote, seg.ack, 0, false);

@@ -185,16 +185,30 @@ impl Endpoint {
     }
 
     /// An ACK to a listening port for no connection: if it carries a valid cookie, the
-    /// connection is rebuilt in SYN-RECEIVED (and the caller hands it the ACK). `None`: not a
-    /// cookie (the caller answers with a RST).
+    /// connection is rebuilt in SYN-RECEIVED (and the caller hands it the ACK).
     pub(super) fn accept_syn_cookie(
         &mut self,
         now: Instant,
         local: SocketAddr,
         remote: SocketAddr,
         ack: &TcpRepr<'_>,
-    ) -> Option<super::ConnHandle> {
-        let secret = self.cookie_secret?;
+    ) -> CookieAck {
+        match self.cookie_ack(now, local, remote, ack) {
+            Ok(h) => CookieAck::Connection(h),
+            Err(a) => a,
+        }
+    }
+
+    fn cookie_ack(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+        ack: &TcpRepr<'_>,
+    ) -> Result<super::ConnHandle, CookieAck> {
+        let Some(secret) = self.cookie_secret else {
+            return Err(CookieAck::Invalid);
+        };
         let iss = ack.ack.wrapping_sub(1);
         let client_isn = ack.seq.wrapping_sub(1);
         let low = iss & 0xfff;
@@ -206,21 +220,25 @@ impl Endpoint {
         });
         if !valid {
             self.counters.syncookies_failed += 1;
-            return None;
+            return Err(CookieAck::Invalid);
         }
         let port = local.port();
-        let l = self.listeners.get(&port)?;
+        let Some(l) = self.listeners.get(&port) else {
+            return Err(CookieAck::Invalid);
+        };
         if l.accept_queue.len() >= self.config.backlog
             || self.conns.len() >= self.config.max_connections
         {
+            // As Linux with a full accept queue: drop the ACK; the client sends again and the
+            // cookie still holds then.
             self.counters.listen_overflows += 1;
-            return None;
+            return Err(CookieAck::Dropped);
         }
         // Our timestamp clock goes on from the value the ACK echoes.
         let ts_echo = ack.options.timestamps;
         if bits.ts && ts_echo.is_none() {
             self.counters.syncookies_failed += 1;
-            return None;
+            return Err(CookieAck::Invalid);
         }
         let ts_offset = ts_echo.map_or(0, |t| {
             t.tsecr.wrapping_sub((now.as_nanos() / 1_000_000) as u32)
@@ -238,7 +256,7 @@ impl Endpoint {
         if let Some((_, ours)) = keys {
             if self.tokens.contains_key(&token_and_idsn(ours).0) {
                 self.counters.syncookies_failed += 1;
-                return None;
+                return Err(CookieAck::Invalid);
             }
         } else if bits.mpc {
             // RFC 8684 §3.1: a third ACK without MP_CAPABLE falls back to TCP.
@@ -262,7 +280,11 @@ impl Endpoint {
             },
             ..Default::default()
         };
-        let mut tcb = Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts_offset, now, &syn)?;
+        let Some(mut tcb) =
+            Tcb::accept_syn(&self.config.tcp, local, remote, iss, ts_offset, now, &syn)
+        else {
+            return Err(CookieAck::Invalid);
+        };
         let (mp, level) = match keys {
             Some((_, ours)) => {
                 tcb.reserve_option_room(DSS_RESERVE);
@@ -288,8 +310,18 @@ impl Endpoint {
         if let Some(l) = self.listeners.get_mut(&port) {
             l.half_open += 1;
         }
-        Some(self.insert(Subflow::new(tcb, mp), level, Some(port), false))
+        Ok(self.insert(Subflow::new(tcb, mp), level, Some(port), false))
     }
+}
+
+/// What became of an ACK that may carry a cookie.
+pub(super) enum CookieAck {
+    /// A connection rebuilt from it.
+    Connection(super::ConnHandle),
+    /// A valid cookie, but no room: dropped without an answer.
+    Dropped,
+    /// No cookie of ours (answered with a RST by the caller).
+    Invalid,
 }
 
 #[cfg(test)]
