@@ -2198,14 +2198,24 @@ impl Tcb {
         buf: &mut Vec<u8>,
         hk: &mut dyn SubflowHooks,
     ) {
-        let mut payload = std::mem::take(&mut self.payload_scratch);
-        payload.resize(len as usize, 0);
-        let got = self.sendbuf.read_at(off, &mut payload);
-        payload.truncate(got);
+        // The payload straight from the send buffer's ring (copied once, into the packet),
+        // unless it wraps; the buffer is moved out for the call (no allocation either way).
+        let sendbuf = std::mem::replace(&mut self.sendbuf, SendBuffer::new(0));
+        let mut scratch = std::mem::take(&mut self.payload_scratch);
+        let (a, b) = sendbuf.slices_at(off, len as usize);
+        let payload = if b.is_empty() {
+            a
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(a);
+            scratch.extend_from_slice(b);
+            &scratch[..]
+        };
         let mut r = self.base_repr(now, seq, flags, hk);
-        r.payload = &payload;
+        r.payload = payload;
         self.emit_seg(&r, off, buf, hk);
-        self.payload_scratch = payload;
+        self.payload_scratch = scratch;
+        self.sendbuf = sendbuf;
     }
 
     /// In TIME_WAIT: may a new SYN for the same pair start a new connection (RFC 6191)?
