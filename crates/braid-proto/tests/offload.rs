@@ -32,7 +32,10 @@ fn run(mptcp: bool, drop_every: usize) {
         let (_, seg) = braid_wire::parse_ip_tcp_trusted(pkt).expect("engine output parses");
         let gso = if pkt.len() > 1500 {
             seen.set(seen.get() + 1);
-            assert!(seg.payload.len() % mss == 0, "whole packets of one MSS");
+            assert!(
+                seg.payload.len().is_multiple_of(mss),
+                "whole packets of one MSS"
+            );
             if mptcp {
                 let opts: Vec<_> = MptcpOption::parse_list(seg.options.mptcp)
                     .map(|o| o.expect("well-formed"))
@@ -54,7 +57,7 @@ fn run(mptcp: bool, drop_every: usize) {
         let mut out = Vec::new();
         braid_wire::vnet::split(pkt, gso, &mut scratch, |q| {
             n += 1;
-            if drop_every == 0 || n % drop_every != 0 {
+            if drop_every == 0 || !n.is_multiple_of(drop_every) {
                 out.push(q.to_vec());
             }
         })
