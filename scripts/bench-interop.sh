@@ -7,7 +7,8 @@
 #   Linux -> braid   python3 source in P, braid listen on the TUN device
 #   Linux -> Linux   python3 source in namespace A, sink in namespace B, over a veth pair
 #
-# MPTCP: two paths of 100 Mbit/s, every row on the same topology and the same shaper:
+# MPTCP: two paths of 100 Mbit/s (RATE=none: unshaped), every row on the same topology and the
+# same shaper:
 #
 #   braid (TUNs 10.78.1.1, 10.78.2.1) --+
 #                                       R ==veth1 (10.79.1.0/24, tbf 100mbit both ends)== P
@@ -24,6 +25,9 @@
 #   Shaping is rate only (tbf); DELAY=TIME adds one-way delay to braid's paths through braid's
 #   own emulation (delay=), none by default (the Linux rows have none either).
 #
+# CPU s/GiB: user + system seconds of braid's process and of the Linux peer's process
+# (/usr/bin/time; the kernel work done in their system calls included, softirq work in other
+# contexts not), per GiB moved; Linux rows: both Linux processes.
 # Goodput is measured on the Linux side for every row (python: connection established until
 # the peer's FIN was read), and braid's own report is shown beside it.
 # Usage: scripts/bench-interop.sh [SIZE_BYTES]   (TCP rows, default 1 GiB)

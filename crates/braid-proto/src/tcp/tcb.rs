@@ -1803,6 +1803,14 @@ impl Tcb {
     pub(crate) fn drain(&mut self, buf: &mut [u8]) -> usize {
         self.recvbuf.read(buf)
     }
+    /// Up to `n` in-order bytes, as one or two slices of the receive buffer (not consumed).
+    pub(crate) fn rcv_slices(&self, n: usize) -> (&[u8], &[u8]) {
+        self.recvbuf.readable_slices(n)
+    }
+    /// Consumes up to `n` in-order bytes without copying (after [`Tcb::rcv_slices`]).
+    pub(crate) fn consume(&mut self, n: usize) -> usize {
+        self.recvbuf.consume(n)
+    }
     /// Copies in-order bytes from `rcv_read_offset() + skip` without consuming them.
     pub(crate) fn peek(&self, skip: usize, buf: &mut [u8]) -> usize {
         self.recvbuf.peek(skip, buf)
