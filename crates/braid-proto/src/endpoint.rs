@@ -135,7 +135,28 @@ pub struct Transmit {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub len: usize,
+    /// 0: one packet. Else a TCP super-segment (only with [`TxOffload::tso`]): one header
+    /// followed by more payload than this, standing for packets of `gso_size` payload bytes
+    /// each (the last may be shorter), cut by the device or by [`braid_wire::vnet::split`].
+    pub gso_size: u16,
+    /// The TCP checksum field holds only the pseudo-header sum (with [`TxOffload::csum`]):
+    /// the device completes it.
+    pub csum_partial: bool,
 }
+
+/// What the device below the endpoint does for it on transmit (all off by default, as the
+/// simulator wants: every packet complete and MTU-sized).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The device completes TCP checksums ([`Transmit::csum_partial`]).
+    pub csum: bool,
+    /// The device cuts TCP super-segments: most payload bytes of one (0: none). Needs `csum`.
+    pub tso: u32,
+}
+
+/// Largest payload of a super-segment: an IPv4 packet of 20 + 60 header bytes plus this, and
+/// an IPv6 payload of 60 + this, stay within 65,535 bytes.
+pub const TSO_MAX_PAYLOAD: u32 = 65_000;
 
 /// What a user or a report wants to know about a connection.
 #[derive(Clone, Debug, PartialEq)]
@@ -231,6 +252,7 @@ pub struct Endpoint {
     /// SYN/ACKs waiting to go out.
     cookie_secret: Option<[u8; 32]>,
     cookie_tx: VecDeque<PendingCookie>,
+    offload: TxOffload,
 }
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
@@ -269,8 +291,25 @@ impl Endpoint {
             transparent: None,
             cookie_secret: None,
             cookie_tx: VecDeque::new(),
+            offload: TxOffload::default(),
             config,
         }
+    }
+
+    /// Sets what the device does for the endpoint on transmit (checksums, segmentation);
+    /// applies from the next [`Endpoint::poll_transmit`]. `tso` is capped at
+    /// [`TSO_MAX_PAYLOAD`] and needs `csum`.
+    pub fn set_tx_offload(&mut self, mut offload: TxOffload) {
+        offload.tso = if offload.csum {
+            offload.tso.min(TSO_MAX_PAYLOAD)
+        } else {
+            0
+        };
+        self.offload = offload;
+    }
+
+    pub fn tx_offload(&self) -> TxOffload {
+        self.offload
     }
 
     /// A fresh MPTCP key whose token no live connection uses (redrawn on collision).
@@ -440,8 +479,25 @@ impl Endpoint {
 
     /// One IP packet from the network.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle(now, packet, true)
+    }
+
+    /// [`Endpoint::handle_packet`] for a packet whose TCP checksum the device vouches for: one
+    /// the kernel handed over with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (the field holds the
+    /// pseudo-header sum only) or `F_DATA_VALID`; also a TCP super-segment (GSO) of up to 64 KiB,
+    /// taken whole. Everything else is checked as there.
+    pub fn handle_packet_trusted(&mut self, now: Instant, packet: &[u8]) {
+        self.handle(now, packet, false)
+    }
+
+    fn handle(&mut self, now: Instant, packet: &[u8], verify: bool) {
         self.counters.packets_in += 1;
-        let (ip, seg) = match braid_wire::parse_ip_tcp(packet) {
+        let parsed = if verify {
+            braid_wire::parse_ip_tcp(packet)
+        } else {
+            braid_wire::parse_ip_tcp_trusted(packet)
+        };
+        let (ip, seg) = match parsed {
             Ok(v) => v,
             Err(e) => {
                 self.counters.bad_packets += 1;
@@ -986,10 +1042,13 @@ impl Endpoint {
             buf.clear();
             buf.extend_from_slice(&c.packet);
             self.counters.packets_out += 1;
+            // Built by a connection that had no offload: a whole packet, checksum complete.
             return Some(Transmit {
                 src: c.src,
                 dst: c.dst,
                 len: buf.len(),
+                gso_size: 0,
+                csum_partial: false,
             });
         }
         if let Some(r) = self.rsts.pop_front() {
@@ -1024,6 +1083,8 @@ impl Endpoint {
                     src: r.local.ip(),
                     dst: r.remote.ip(),
                     len,
+                    gso_size: 0,
+                    csum_partial: false,
                 });
             }
         }
@@ -1035,11 +1096,16 @@ impl Endpoint {
             let n = c.subs.len();
             for k in 0..n {
                 let i = (c.tx_next + k) % n;
-                if with_hooks(c, i, |t, hk| t.poll_transmit(now, buf, hk)) {
+                let offload = self.offload;
+                if with_hooks(c, i, |t, hk| {
+                    t.offload = offload;
+                    t.poll_transmit(now, buf, hk)
+                }) {
                     if n > 1 {
                         c.tx_next = (i + 1) % n;
                     }
-                    self.counters.packets_out += 1;
+                    let t = &c.subs[i].tcb;
+                    self.counters.packets_out += u64::from(t.tx_packets);
                     if buf.len() > 33 && buf[0] >> 4 == 4 && buf[33] & TcpFlags::RST != 0 {
                         self.counters.rst_sent += 1;
                     }
@@ -1048,6 +1114,8 @@ impl Endpoint {
                         src: t.local.ip(),
                         dst: t.remote.ip(),
                         len: buf.len(),
+                        gso_size: t.tcb.tx_gso,
+                        csum_partial: offload.csum,
                     });
                 }
             }
