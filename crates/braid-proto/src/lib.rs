@@ -25,5 +25,5 @@ pub use endpoint::{
     ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit,
 };
 pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
-pub use tcp::{TcpConfig, TcpState};
+pub use tcp::{BufferInfo, TcpConfig, TcpState};
 pub use time::Instant;
