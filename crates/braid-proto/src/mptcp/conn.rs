@@ -88,6 +88,8 @@ pub(crate) struct MpLevel {
     recv_cap: usize,
     /// Receive-buffer autotuning at the data level (over the largest subflow RTT).
     rcv_space: RcvSpace,
+    /// The in-order end at the data level and since when it is there (a hole's age).
+    ioe_since: (u64, Instant),
     /// Most bytes the connection's buffers (data level and subflows) held at once, as sampled
     /// after each input.
     pub mem_peak: usize,
@@ -183,6 +185,7 @@ impl MpLevel {
             send_cap: tcp.send_cap(),
             recv_cap: tcp.recv_cap(),
             rcv_space: RcvSpace::new(Instant::ZERO, tcp.mss as u32),
+            ioe_since: (0, Instant::ZERO),
             mem_peak: 0,
             data_una: 0,
             data_nxt: 0,
@@ -293,6 +296,15 @@ impl MpLevel {
     /// * send: twice the aggregate rate (Σ cwnd / SRTT) over the largest SRTT, so that the
     ///   bytes the slowest subflow holds unacknowledged and what the others send meanwhile fit.
     ///
+    /// A subflow's hole (a lost segment it recovers, or data on a slow path) holds back the
+    /// data level while the others go on: both buffers must cover what they deliver meanwhile,
+    /// up to a retransmission timeout of the lossy subflow — more than any round-trip measure
+    /// shows. So while such a hole fills a buffer (the receiver's window is mostly
+    /// out-of-order data; the sender's buffer is full of data not DATA_ACKed for a round trip
+    /// of the fastest subflow) it grows to twice the rate over the hole's age plus a round
+    /// trip: the rate the receiver read at (DRS's last round trip), or the subflows' Σ cwnd /
+    /// SRTT at the sender.
+    ///
     /// Both grow only, up to the configured caps. Records the memory peak, and frees the
     /// data-level rings once the connection is over.
     pub(crate) fn tune_buffers(&mut self, now: Instant, subs: &mut [crate::conn::Subflow]) {
@@ -313,6 +325,21 @@ impl MpLevel {
                 .adjust(now, read, rtt, mss, cap, self.recv_cap)
             {
                 self.recvbuf.set_capacity(c);
+            }
+            let ioe = self.recvbuf.in_order_end();
+            if ioe != self.ioe_since.0 {
+                self.ioe_since = (ioe, now);
+            }
+            let ahead = self.recvbuf.held_end() - ioe;
+            let wnd = self.recv_window() as u64;
+            if let Some(r) = rtt.filter(|_| self.recvbuf.readable() == 0 && ahead * 4 >= wnd * 3) {
+                let age = now.saturating_duration_since(self.ioe_since.1) + r;
+                let rate = self.rcv_space.rate(r);
+                let want = (2.0 * rate * age.as_secs_f64()) as usize;
+                let cap = self.recvbuf.capacity();
+                if let Some(c) = grow_step(cap, want, self.recv_cap) {
+                    self.recvbuf.set_capacity(c);
+                }
             }
         }
         let cap = self.recvbuf.capacity();
@@ -338,7 +365,25 @@ impl MpLevel {
                 want = want.saturating_add(bytes);
             }
             let mss = subs.first().map_or(1460, |t| t.smss());
-            let want = sndbuf_for(want, mss, self.send_cap);
+            let mut want = sndbuf_for(want, mss, self.send_cap);
+            let min_rtt = carrying().filter_map(|t| t.srtt()).min();
+            let age = now.saturating_duration_since(self.una_since.1);
+            if min_rtt.is_some_and(|r| age >= r)
+                && self.una_since.0 == self.data_una
+                && self.data_una < self.data_nxt
+                && self.sendbuf.free() < mss as usize
+                // The peer's window is open: not a reader that stopped, a hole.
+                && self.snd_right >= self.data_nxt + mss as u64
+            {
+                let rate: f64 = carrying()
+                    .filter_map(|t| {
+                        t.srtt()
+                            .map(|r| t.cwnd() as f64 / r.as_secs_f64().max(1e-6))
+                    })
+                    .sum();
+                let span = age + max_rtt.unwrap_or_default();
+                want = want.max((2.0 * rate * span.as_secs_f64()) as usize);
+            }
             if let Some(c) = grow_step(self.sendbuf.capacity(), want, self.send_cap) {
                 self.sendbuf.set_capacity(c);
             }

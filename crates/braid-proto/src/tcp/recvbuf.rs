@@ -226,6 +226,11 @@ impl RecvBuffer {
         self.capacity.saturating_sub(self.readable)
     }
 
+    /// One past the farthest byte held (the in-order end when nothing is out of order).
+    pub fn held_end(&self) -> u64 {
+        self.ranges.last().map_or(self.in_order_end(), |r| r.end)
+    }
+
     /// Bytes held out of order.
     pub fn ooo_bytes(&self) -> usize {
         self.ooo_bytes

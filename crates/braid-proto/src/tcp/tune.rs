@@ -97,6 +97,11 @@ impl RcvSpace {
         }
     }
 
+    /// Bytes per second the application read in the last measured round trip of `rtt`.
+    pub(crate) fn rate(&self, rtt: Duration) -> f64 {
+        self.space as f64 / rtt.as_secs_f64().max(1e-6)
+    }
+
     /// The application's read offset is `read` at `now`; `rtt` is the round trip to measure
     /// over (the receiver's estimate; the largest of the subflows' at the MPTCP data level).
     /// Returns the receive buffer size to grow to when a round trip's reading grew: twice what
