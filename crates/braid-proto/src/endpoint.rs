@@ -11,7 +11,7 @@ use crate::mptcp::sched;
 use crate::mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
-use crate::tcp::{TcpConfig, TcpState};
+use crate::tcp::{BufferInfo, TcpConfig, TcpState};
 use crate::time::Instant;
 use braid_wire::mptcp::{MptcpOption, ResetReason};
 use braid_wire::{IpRepr, TcpFlags, TcpRepr};
@@ -188,6 +188,8 @@ pub struct ConnInfo {
     pub send_queue: u64,
     /// Bytes received in order that the application has not read yet.
     pub recv_queue: u64,
+    /// Memory of the send and receive buffers (TCP and MPTCP data level) and their sizes.
+    pub buffers: BufferInfo,
     /// The MPTCP side; `None` for a connection that never tried MPTCP.
     pub mptcp: Option<MptcpInfo>,
 }
@@ -344,6 +346,12 @@ impl Endpoint {
                 t.recv_buffer
             )));
         }
+        if t.recv_buffer_max > (65535usize << 14) {
+            return Err(Error::InvalidConfig(format!(
+                "receive buffer cap {} is above 1 GiB (the largest window TCP can advertise)",
+                t.recv_buffer_max
+            )));
+        }
         if t.min_rto < Duration::from_millis(200) {
             return Err(Error::InvalidConfig(format!(
                 "min_rto {:?} is below Linux's 200 ms floor",
@@ -415,8 +423,7 @@ impl Endpoint {
             level = Some(Box::new(MpLevel::client(
                 key,
                 &self.config.mptcp,
-                self.config.tcp.send_buffer,
-                self.config.tcp.recv_buffer,
+                &self.config.tcp,
             )));
             self.counters.mp_capable_syn_tx += 1;
         }
@@ -641,8 +648,7 @@ impl Endpoint {
                         key,
                         &self.config.mptcp,
                         &m,
-                        self.config.tcp.send_buffer,
-                        self.config.tcp.recv_buffer,
+                        &self.config.tcp,
                     )));
                 }
             }
@@ -1347,6 +1353,15 @@ impl Endpoint {
             inflight: u64::from(t.inflight()),
             send_queue: t.send_queued() as u64,
             recv_queue: t.readable() as u64,
+            buffers: {
+                let (send, recv) = t.buffer_sizes();
+                BufferInfo {
+                    allocated: t.memory() as u64,
+                    peak: t.memory_peak().max(t.memory()) as u64,
+                    send_buffer: send as u64,
+                    recv_buffer: recv as u64,
+                }
+            },
             mptcp: None,
         };
         if let Some(lv) = c.level.as_deref() {
@@ -1367,6 +1382,13 @@ impl Endpoint {
             info.inflight = c.subs.iter().map(|t| u64::from(t.inflight())).sum();
             info.send_queue = lv.sendbuf.len() as u64;
             info.recv_queue = lv.recvbuf.readable() as u64;
+            let now = lv.memory(&c.subs);
+            info.buffers = BufferInfo {
+                allocated: now as u64,
+                peak: lv.mem_peak.max(now) as u64,
+                send_buffer: lv.sendbuf.capacity() as u64,
+                recv_buffer: lv.recvbuf.capacity() as u64,
+            };
             info.mptcp = Some(MptcpInfo {
                 fallback: lv.fallback,
                 local_token: lv.local_token,

@@ -166,6 +166,8 @@ impl Conn {
         if lv.recvbuf.in_order_end() > before {
             evs |= ev::READABLE;
         }
+        // Buffer autotuning (data level and subflows, mptcp::conn).
+        lv.tune_buffers(now, &mut c.subs);
         let recovered = lv.fail_pending
             && !lv.fallback
             && lv
