@@ -11,7 +11,7 @@ use crate::mptcp::sched;
 use crate::mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
-use crate::tcp::{TcpConfig, TcpState};
+use crate::tcp::{BufferInfo, TcpConfig, TcpState};
 use crate::time::Instant;
 use braid_wire::mptcp::{MptcpOption, ResetReason};
 use braid_wire::{IpRepr, TcpFlags, TcpRepr};
@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod cookie;
 mod transparent;
 pub use transparent::PendingId;
 
@@ -34,6 +35,9 @@ pub struct EndpointConfig {
     pub backlog: usize,
     /// Upper bound on connections (all states) the endpoint keeps; beyond it SYNs are refused.
     pub max_connections: usize,
+    /// Answer SYNs with SYN cookies (no state kept) when a listener's half-open queue is full,
+    /// as Linux's `tcp_syncookies=1` (see `endpoint/cookie.rs`).
+    pub syn_cookies: bool,
     /// Multipath TCP (RFC 8684).
     pub mptcp: MptcpConfig,
 }
@@ -42,8 +46,9 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
             tcp: TcpConfig::default(),
-            backlog: 128,
-            max_connections: 4096,
+            backlog: 512,
+            max_connections: 16384,
+            syn_cookies: true,
             mptcp: MptcpConfig::default(),
         }
     }
@@ -183,6 +188,8 @@ pub struct ConnInfo {
     pub send_queue: u64,
     /// Bytes received in order that the application has not read yet.
     pub recv_queue: u64,
+    /// Memory of the send and receive buffers (TCP and MPTCP data level) and their sizes.
+    pub buffers: BufferInfo,
     /// The MPTCP side; `None` for a connection that never tried MPTCP.
     pub mptcp: Option<MptcpInfo>,
 }
@@ -211,6 +218,14 @@ struct PendingRst {
     mp_reason: Option<ResetReason>,
 }
 
+/// A SYN/ACK carrying a SYN cookie, built and waiting to be sent.
+#[derive(Debug)]
+struct PendingCookie {
+    src: IpAddr,
+    dst: IpAddr,
+    packet: Vec<u8>,
+}
+
 /// One host's TCP stack.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -235,6 +250,10 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
     transparent: Option<Box<transparent::Transparent>>,
+    /// SYN cookies: the MAC secret (drawn from `keys` when the first cookie is sent) and the
+    /// SYN/ACKs waiting to go out.
+    cookie_secret: Option<[u8; 32]>,
+    cookie_tx: VecDeque<PendingCookie>,
     offload: TxOffload,
 }
 
@@ -272,6 +291,8 @@ impl Endpoint {
             tokens: HashMap::with_hasher(hash_key),
             scratch: vec![0; 64 << 10],
             transparent: None,
+            cookie_secret: None,
+            cookie_tx: VecDeque::new(),
             offload: TxOffload::default(),
             config,
         }
@@ -323,6 +344,12 @@ impl Endpoint {
             return Err(Error::InvalidConfig(format!(
                 "receive buffer {} must be between two segments and 1 GiB",
                 t.recv_buffer
+            )));
+        }
+        if t.recv_buffer_max > (65535usize << 14) {
+            return Err(Error::InvalidConfig(format!(
+                "receive buffer cap {} is above 1 GiB (the largest window TCP can advertise)",
+                t.recv_buffer_max
             )));
         }
         if t.min_rto < Duration::from_millis(200) {
@@ -396,8 +423,7 @@ impl Endpoint {
             level = Some(Box::new(MpLevel::client(
                 key,
                 &self.config.mptcp,
-                self.config.tcp.send_buffer,
-                self.config.tcp.recv_buffer,
+                &self.config.tcp,
             )));
             self.counters.mp_capable_syn_tx += 1;
         }
@@ -440,22 +466,11 @@ impl Endpoint {
         if let Some(lv) = level.as_deref() {
             self.tokens.insert(lv.local_token, h);
         }
-        self.conns.insert(
-            h,
-            Conn {
-                subs: vec![sub],
-                level,
-                tx_next: 0,
-                closed_told: false,
-                listener,
-                visible,
-                queued: false,
-                sched,
-                pm,
-                pm_addrs: Vec::new(),
-                pm_closed: Vec::new(),
-            },
-        );
+        self.conns
+            .insert(h, Conn::new(sub, level, listener, sched, pm));
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.visible = visible;
+        }
         self.queue_tx(h);
         h
     }
@@ -513,21 +528,26 @@ impl Endpoint {
             if self.time_wait_reuse(h, i, &seg) {
                 self.remove_subflow(h, i);
             } else {
-                let conn = self
-                    .conns
-                    .get_mut(&h)
-                    .expect("demux points at a live connection");
-                let mut ctx = Ctx {
-                    now,
-                    counters: &mut self.counters,
-                    limiter: &mut self.limiter,
-                };
-                with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, &seg, hk));
-                self.after_tcb(h, now);
+                self.segment_for(now, h, i, &seg);
                 return;
             }
         }
         self.no_connection(now, &ip, &seg, local, remote);
+    }
+
+    /// Hands a segment to subflow `i` of connection `h`.
+    fn segment_for(&mut self, now: Instant, h: ConnHandle, i: usize, seg: &TcpRepr<'_>) {
+        let conn = self
+            .conns
+            .get_mut(&h)
+            .expect("demux points at a live connection");
+        let mut ctx = Ctx {
+            now,
+            counters: &mut self.counters,
+            limiter: &mut self.limiter,
+        };
+        with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, seg, hk));
+        self.after_tcb(h, now);
     }
 
     /// RFC 6191 spirit: a SYN for a pair in TIME_WAIT with a higher sequence number (or newer
@@ -559,6 +579,16 @@ impl Endpoint {
         }
         if let Some(l) = self.listeners.get(&seg.dst_port) {
             if f.ack() {
+                if !f.syn() {
+                    match self.accept_syn_cookie(now, local, remote, seg) {
+                        cookie::CookieAck::Connection(h) => {
+                            self.segment_for(now, h, 0, seg);
+                            return;
+                        }
+                        cookie::CookieAck::Dropped => return,
+                        cookie::CookieAck::Invalid => {}
+                    }
+                }
                 self.queue_rst(local, remote, seg.ack, 0, false);
                 return;
             }
@@ -585,10 +615,18 @@ impl Endpoint {
                     }
                 }
             }
-            if l.half_open + l.accept_queue.len() >= self.config.backlog
+            if l.accept_queue.len() >= self.config.backlog
                 || self.conns.len() >= self.config.max_connections
             {
                 self.counters.listen_overflows += 1;
+                return;
+            }
+            if l.half_open + l.accept_queue.len() >= self.config.backlog {
+                if self.config.syn_cookies {
+                    self.send_syn_cookie(now, local, remote, seg, mpc);
+                } else {
+                    self.counters.listen_overflows += 1;
+                }
                 return;
             }
             let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
@@ -610,8 +648,7 @@ impl Endpoint {
                         key,
                         &self.config.mptcp,
                         &m,
-                        self.config.tcp.send_buffer,
-                        self.config.tcp.recv_buffer,
+                        &self.config.tcp,
                     )));
                 }
             }
@@ -1007,6 +1044,19 @@ impl Endpoint {
 
     /// Writes the next IP packet to send into `buf` (cleared first).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(c) = self.cookie_tx.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&c.packet);
+            self.counters.packets_out += 1;
+            // Built by a connection that had no offload: a whole packet, checksum complete.
+            return Some(Transmit {
+                src: c.src,
+                dst: c.dst,
+                len: buf.len(),
+                gso_size: 0,
+                csum_partial: false,
+            });
+        }
         if let Some(r) = self.rsts.pop_front() {
             let mut seg = TcpRepr {
                 src_port: r.local.port(),
@@ -1303,6 +1353,15 @@ impl Endpoint {
             inflight: u64::from(t.inflight()),
             send_queue: t.send_queued() as u64,
             recv_queue: t.readable() as u64,
+            buffers: {
+                let (send, recv) = t.buffer_sizes();
+                BufferInfo {
+                    allocated: t.memory() as u64,
+                    peak: t.memory_peak().max(t.memory()) as u64,
+                    send_buffer: send as u64,
+                    recv_buffer: recv as u64,
+                }
+            },
             mptcp: None,
         };
         if let Some(lv) = c.level.as_deref() {
@@ -1323,6 +1382,13 @@ impl Endpoint {
             info.inflight = c.subs.iter().map(|t| u64::from(t.inflight())).sum();
             info.send_queue = lv.sendbuf.len() as u64;
             info.recv_queue = lv.recvbuf.readable() as u64;
+            let now = lv.memory(&c.subs);
+            info.buffers = BufferInfo {
+                allocated: now as u64,
+                peak: lv.mem_peak.max(now) as u64,
+                send_buffer: lv.sendbuf.capacity() as u64,
+                recv_buffer: lv.recvbuf.capacity() as u64,
+            };
             info.mptcp = Some(MptcpInfo {
                 fallback: lv.fallback,
                 local_token: lv.local_token,

@@ -26,5 +26,5 @@ pub use endpoint::{
     TSO_MAX_PAYLOAD,
 };
 pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
-pub use tcp::{TcpConfig, TcpState};
+pub use tcp::{BufferInfo, TcpConfig, TcpState};
 pub use time::Instant;

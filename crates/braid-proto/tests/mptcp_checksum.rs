@@ -365,6 +365,7 @@ fn a_mapping_longer_than_the_receive_buffer_fails_instead_of_waiting_forever() {
     // 30000 bytes: it can never be whole in the subflow, so it is not waited for.
     let mut cfg = csum_cfg();
     cfg.tcp.recv_buffer = 4 * cfg.tcp.mss as usize;
+    cfg.tcp.recv_buffer_max = cfg.tcp.recv_buffer;
     let mut p = Pair::new(cfg.clone(), cfg, Duration::from_millis(10));
     let (ca, cb) = p.establish(80);
     let n = Rc::new(RefCell::new(0usize));

@@ -71,19 +71,22 @@ fn mss_negotiation_uses_the_smaller_and_segments_respect_it() {
 
 #[test]
 fn window_scaling_on_and_off() {
-    // Both on, 4 MiB buffers: the windows are scaled and exceed 64 KiB.
+    // Both on, buffers that autotune up to 32 MiB: the shift covers the cap (32 MiB >> 10 fits
+    // the 16-bit field, as Linux computes it), the windows are scaled and exceed 64 KiB.
     let mut p = Pair::default_pair();
     let (ca, cb) = p.establish(80);
     let (syn, sa) = syn_and_syn_ack(&p);
-    assert_eq!(syn.wscale, Some(7));
-    assert_eq!(sa.wscale, Some(7));
+    assert_eq!(syn.wscale, Some(10));
+    assert_eq!(sa.wscale, Some(10));
     let d = pattern(100_000, 1);
     assert!(p.transfer(ca, cb, &d, Duration::from_secs(10)) == d);
+    // The last ACKs (their windows grown by autotuning) arrive.
+    p.run_for(Duration::from_millis(100));
     assert!(p.a.conn_info(ca).unwrap().peer_window > 65535);
     assert!(p.b.conn_info(cb).unwrap().peer_window > 65535);
-    // Field × 128 is what the receiver means.
+    // Field × 1024 is what the receiver means.
     let w = p.segs(Dir::BtoA, 0).last().unwrap().1.window as u32;
-    assert_eq!(p.a.conn_info(ca).unwrap().peer_window, w << 7);
+    assert_eq!(p.a.conn_info(ca).unwrap().peer_window, w << 10);
 
     // Off on one side: no scaling at all, windows stay ≤ 65535 both ways.
     for (ws_a, ws_b) in [(true, false), (false, true), (false, false)] {

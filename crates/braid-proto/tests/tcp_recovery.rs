@@ -24,7 +24,10 @@ fn zero_window_persist_probes_back_off_and_transfer_resumes() {
     let rbuf = 64 << 10;
     let mut p = Pair::new(
         EndpointConfig::default(),
-        cfg(|t| t.recv_buffer = rbuf),
+        cfg(|t| {
+            t.recv_buffer = rbuf;
+            t.recv_buffer_max = rbuf;
+        }),
         Duration::from_millis(10),
     );
     let (ca, cb) = p.establish(80);
@@ -114,7 +117,10 @@ fn zero_window_lost_window_update_is_recovered_by_probe() {
     // The window update after B reads is lost: A's next probe must discover the open window.
     let mut p = Pair::new(
         EndpointConfig::default(),
-        cfg(|t| t.recv_buffer = 32 << 10),
+        cfg(|t| {
+            t.recv_buffer = 32 << 10;
+            t.recv_buffer_max = 32 << 10;
+        }),
         Duration::from_millis(10),
     );
     let (ca, cb) = p.establish(80);

@@ -37,8 +37,8 @@ fn listen_syn_gets_syn_ack_with_our_options() {
     assert_eq!(sa.flags, SYN | ACK);
     assert_eq!(sa.ack, PISS + 1);
     assert_eq!(sa.mss, Some(1460), "our MSS, not the peer's");
-    // 4 MiB receive buffer: 4 MiB >> 7 fits in 16 bits.
-    assert_eq!(sa.wscale, Some(7));
+    // Receive buffer autotuned up to 32 MiB: 32 MiB >> 10 fits in 16 bits.
+    assert_eq!(sa.wscale, Some(10));
     assert!(sa.sack_perm);
     assert_eq!(
         sa.ts.map(|t| t.1),

@@ -32,8 +32,7 @@ fn config(c: Case) -> EndpointConfig {
     let mut cfg = EndpointConfig::default();
     // Buffers far smaller than the transfer: nothing arrives unless every acknowledgment
     // (subflow ACK and DATA_ACK) across the wrap is understood.
-    cfg.tcp.send_buffer = 256 << 10;
-    cfg.tcp.recv_buffer = 256 << 10;
+    cfg.tcp.fixed_buffers(256 << 10, 256 << 10);
     cfg.tcp.iss_base = Some(ISS_NEAR_WRAP);
     cfg.mptcp.enabled = c.mptcp;
     cfg.mptcp.checksum = c.checksum;

@@ -13,7 +13,8 @@ use crate::net::{HostId, Network, Node, Tap};
 use crate::series::{self, Sample, SampleEvent, SAMPLE_INTERVAL};
 use crate::stream::{StreamCheck, StreamGen};
 use crate::{
-    CompetingReport, HostCounters, Mode, Progress, Report, SimConfig, SimError, SubflowReport,
+    CompetingReport, ConnMemory, HostCounters, MemoryReport, Mode, Progress, Report, SimConfig,
+    SimError, SubflowReport,
 };
 use braid_proto::endpoint::CloseReason;
 use braid_proto::rng::Rng;
@@ -292,6 +293,15 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
         net.host(HostId::Server)
             .server()
             .max_stall(if completed { None } else { Some(sim_time) });
+    let server_host = net.host(HostId::Server);
+    let server_info = server_host
+        .server()
+        .conn
+        .and_then(|c| server_host.ep.conn_info(c));
+    let memory = MemoryReport {
+        client: conn_memory(info.as_ref()),
+        server: conn_memory(server_info.as_ref()),
+    };
     let counters = HostCounters {
         client: counter_map(&net.host(HostId::Client).ep),
         server: counter_map(&net.host(HostId::Server).ep),
@@ -322,6 +332,17 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
         unroutable_packets: net.unroutable_packets(),
         trace_sha256: net.trace_sha256(),
         counters,
+        memory,
+    })
+}
+
+/// The memory figures of one connection (zero when it is gone).
+fn conn_memory(info: Option<&braid_proto::ConnInfo>) -> ConnMemory {
+    info.map_or_else(ConnMemory::default, |i| ConnMemory {
+        peak_bytes: i.buffers.peak,
+        final_bytes: i.buffers.allocated,
+        send_buffer: i.buffers.send_buffer,
+        recv_buffer: i.buffers.recv_buffer,
     })
 }
 

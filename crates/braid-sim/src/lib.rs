@@ -122,6 +122,27 @@ pub struct SubflowReport {
     pub srtt_ms: f64,
 }
 
+/// The buffer memory of one end's connection (`braid_proto::BufferInfo`): its send and
+/// receive rings, of every subflow and of the MPTCP data level.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConnMemory {
+    /// The most bytes the rings held at once during the run.
+    pub peak_bytes: u64,
+    /// Bytes they hold at the end of the run.
+    pub final_bytes: u64,
+    /// The send and receive buffer sizes at the end (the data level's for MPTCP): what
+    /// autotuning grew them to.
+    pub send_buffer: u64,
+    pub recv_buffer: u64,
+}
+
+/// Buffer memory of the transfer's two connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MemoryReport {
+    pub client: ConnMemory,
+    pub server: ConnMemory,
+}
+
 /// One competing flow over the run (from time 0 to the transfer's end).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct CompetingReport {
@@ -178,6 +199,8 @@ pub struct Report {
     pub trace_sha256: String,
     /// Engine counters (name → value) of both hosts at the end of the run.
     pub counters: HostCounters,
+    /// Buffer memory of the client's and the server's connection.
+    pub memory: MemoryReport,
 }
 
 /// Engine counters of both hosts, by the names of `braid_proto::Counters::iter`.

@@ -156,11 +156,15 @@ fn unequal_paths_beat_the_faster_one() {
     assert!(r.goodput_mbps >= 108.0, "goodput {} Mbit/s", r.goodput_mbps);
 }
 
-/// Goodput of plain TCP alone on `path` with the same buffers: what MPTCP must not fall below.
-fn tcp_alone(path: PathSpec, bytes: u64, recv_buffer: usize) -> f64 {
+/// Goodput of plain TCP alone on `path` with the same buffers (a fixed receive buffer, or the
+/// engine's autotuned ones): what MPTCP must not fall below.
+fn tcp_alone(path: PathSpec, bytes: u64, recv_buffer: Option<usize>) -> f64 {
     let mut cfg = SimConfig::new(vec![path], bytes, 1);
     cfg.mode = Mode::Tcp;
-    cfg.endpoint.tcp.recv_buffer = recv_buffer;
+    if let Some(n) = recv_buffer {
+        cfg.endpoint.tcp.recv_buffer = n;
+        cfg.endpoint.tcp.recv_buffer_max = n;
+    }
     let r = run_ok(&cfg);
     assert_intact(&r);
     r.goodput_mbps
@@ -176,9 +180,10 @@ fn small_receive_buffer_does_not_fall_below_the_faster_path() {
     for rcvbuf in [512 * KIB, MIB] {
         let mut cfg = mptcp(vec![fast.clone(), slow.clone()], 32 * MIB, 2);
         cfg.endpoint.tcp.recv_buffer = rcvbuf as usize;
+        cfg.endpoint.tcp.recv_buffer_max = rcvbuf as usize;
         let r = run_ok(&cfg);
         assert_intact(&r);
-        let alone = tcp_alone(fast.clone(), 32 * MIB, rcvbuf as usize);
+        let alone = tcp_alone(fast.clone(), 32 * MIB, Some(rcvbuf as usize));
         assert!(
             r.goodput_mbps >= 0.95 * alone,
             "rcvbuf {rcvbuf}: MPTCP {} Mbit/s, TCP on the fast path alone {alone}",
@@ -196,7 +201,7 @@ fn slow_initial_path_does_not_stall_the_fast_one() {
     let cfg = mptcp(vec![slow, fast.clone()], 64 * MIB, 3);
     let r = run_ok(&cfg);
     assert_intact(&r);
-    let alone = tcp_alone(fast, 64 * MIB, cfg.endpoint.tcp.recv_buffer);
+    let alone = tcp_alone(fast, 64 * MIB, None);
     assert!(
         r.goodput_mbps >= 0.9 * alone,
         "MPTCP {} Mbit/s, TCP on the fast path alone {alone}",

@@ -288,10 +288,15 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
     cfg.endpoint.mptcp.checksum = args.checksum;
     cfg.time_limit = parse_time(&args.time_limit).map_err(|e| format!("--time-limit: {e}"))?;
     if let Some(s) = &args.sndbuf {
-        cfg.endpoint.tcp.send_buffer = buffer_size(s).map_err(|e| format!("--sndbuf: {e}"))?;
+        // A fixed size, as SO_SNDBUF on Linux: no autotuning.
+        let n = buffer_size(s).map_err(|e| format!("--sndbuf: {e}"))?;
+        cfg.endpoint.tcp.send_buffer = n;
+        cfg.endpoint.tcp.send_buffer_max = n;
     }
     if let Some(s) = &args.rcvbuf {
-        cfg.endpoint.tcp.recv_buffer = buffer_size(s).map_err(|e| format!("--rcvbuf: {e}"))?;
+        let n = buffer_size(s).map_err(|e| format!("--rcvbuf: {e}"))?;
+        cfg.endpoint.tcp.recv_buffer = n;
+        cfg.endpoint.tcp.recv_buffer_max = n;
     }
     Ok(cfg)
 }
@@ -532,6 +537,9 @@ mod tests {
         assert_eq!(c.time_limit, std::time::Duration::from_secs(30));
         assert_eq!(c.endpoint.tcp.send_buffer, 1 << 20);
         assert_eq!(c.endpoint.tcp.recv_buffer, 2_000_000);
+        // Given sizes are fixed (no autotuning), as SO_SNDBUF / SO_RCVBUF.
+        assert_eq!(c.endpoint.tcp.send_cap(), 1 << 20);
+        assert_eq!(c.endpoint.tcp.recv_cap(), 2_000_000);
     }
 
     #[test]

@@ -103,6 +103,29 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A connection of one subflow (not yet visible to the application).
+    pub(crate) fn new(
+        sub: Subflow,
+        level: Option<Box<MpLevel>>,
+        listener: Option<u16>,
+        sched: Option<Box<dyn Scheduler>>,
+        pm: Option<Box<dyn PathManager>>,
+    ) -> Self {
+        Conn {
+            subs: vec![sub],
+            level,
+            tx_next: 0,
+            closed_told: false,
+            listener,
+            visible: false,
+            queued: false,
+            sched,
+            pm,
+            pm_addrs: Vec::new(),
+            pm_closed: Vec::new(),
+        }
+    }
+
     pub(crate) fn tcb(&self) -> &Subflow {
         &self.subs[0]
     }
@@ -143,6 +166,8 @@ impl Conn {
         if lv.recvbuf.in_order_end() > before {
             evs |= ev::READABLE;
         }
+        // Buffer autotuning (data level and subflows, mptcp::conn).
+        lv.tune_buffers(now, &mut c.subs);
         let recovered = lv.fail_pending
             && !lv.fallback
             && lv

@@ -255,8 +255,11 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
     let mss = subs[f].smss() as u64;
     let window_full = lv.sendbuf.end() > lv.data_nxt && lv.snd_right < lv.data_nxt + mss;
     let buffer_full = lv.data_nxt >= lv.sendbuf.end() && lv.sendbuf.free() < mss as usize;
-    let blocked =
-        (window_full || buffer_full) && now.saturating_duration_since(lv.una_since.1) >= rf;
+    // The end of the stream (all written is scheduled, the application closed): the fastest
+    // subflow is idle, and the last bytes must not wait for a slower one's timeout.
+    let tail = lv.fin_queued && lv.data_nxt >= lv.sendbuf.end();
+    let stuck = now.saturating_duration_since(lv.una_since.1);
+    let blocked = (window_full || buffer_full || tail) && stuck >= rf;
     if !c.sched.as_deref().is_some_and(|s| s.opportunistic())
         || lv.fallback
         || !blocked
@@ -278,9 +281,11 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
         return false;
     };
     let t = &subs[f];
+    // The holder is slower, or has had twice its round trip (its segment was lost).
+    let late = |r: std::time::Duration| r > rf || stuck >= 2 * r;
     if j == f
         || holds(t).is_some()
-        || subs[j].srtt().is_none_or(|r| r <= rf)
+        || subs[j].srtt().is_none_or(|r| !late(r))
         || t.sched_room() < t.smss() as u64
         || t.send_free() == 0
     {
@@ -306,6 +311,8 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
     if let Some(mp) = t.mp.as_deref_mut() {
         mp.push_tx(sub_off, a, w);
     }
-    subs[j].penalize(now);
+    if !tail {
+        subs[j].penalize(now);
+    }
     true
 }

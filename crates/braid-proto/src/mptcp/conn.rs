@@ -23,6 +23,8 @@ use crate::counters::Counters;
 use crate::tcp::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use crate::tcp::recvbuf::RecvBuffer;
 use crate::tcp::sendbuf::SendBuffer;
+use crate::tcp::tune::{grow_step, sndbuf_for, RcvSpace};
+use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use braid_wire::mptcp::{
     dss_checksum, AddAddr, CapableFlags, DataSeq, Dss, DssMapping, MpCapable, MptcpOption,
@@ -81,6 +83,16 @@ pub(crate) struct MpLevel {
     pub sendbuf: SendBuffer,
     /// Data-level receive buffer; offset 0 is DSN remote IDSN + 1.
     pub recvbuf: RecvBuffer,
+    /// Autotuning caps of the two buffers ([`TcpConfig::send_cap`], [`TcpConfig::recv_cap`]).
+    send_cap: usize,
+    recv_cap: usize,
+    /// Receive-buffer autotuning at the data level (over the largest subflow RTT).
+    rcv_space: RcvSpace,
+    /// The in-order end at the data level and since when it is there (a hole's age).
+    ioe_since: (u64, Instant),
+    /// Most bytes the connection's buffers (data level and subflows) held at once, as sampled
+    /// after each input.
+    pub mem_peak: usize,
     /// Data offset acknowledged by DATA_ACK (our DATA_FIN counts one).
     pub data_una: u64,
     /// Next new data offset to schedule on a subflow.
@@ -152,7 +164,7 @@ pub(crate) struct MpLevel {
 }
 
 impl MpLevel {
-    fn new(role: Role, key: u64, cfg: &MptcpConfig, send: usize, recv: usize) -> Self {
+    fn new(role: Role, key: u64, cfg: &MptcpConfig, tcp: &TcpConfig) -> Self {
         let (token, idsn) = token_and_idsn(key);
         let want_csum = cfg.checksum;
         MpLevel {
@@ -168,8 +180,13 @@ impl MpLevel {
             csum: want_csum,
             fallback: false,
             fully_established: false,
-            sendbuf: SendBuffer::new(send),
-            recvbuf: RecvBuffer::new(recv),
+            sendbuf: SendBuffer::new(tcp.send_buffer),
+            recvbuf: RecvBuffer::new(tcp.recv_buffer),
+            send_cap: tcp.send_cap(),
+            recv_cap: tcp.recv_cap(),
+            rcv_space: RcvSpace::new(Instant::ZERO, tcp.mss as u32),
+            ioe_since: (0, Instant::ZERO),
+            mem_peak: 0,
             data_una: 0,
             data_nxt: 0,
             snd_right: 0,
@@ -206,13 +223,13 @@ impl MpLevel {
     }
 
     /// The active opener: its SYN offers MP_CAPABLE.
-    pub fn client(key: u64, cfg: &MptcpConfig, send: usize, recv: usize) -> Self {
-        Self::new(Role::Client, key, cfg, send, recv)
+    pub fn client(key: u64, cfg: &MptcpConfig, tcp: &TcpConfig) -> Self {
+        Self::new(Role::Client, key, cfg, tcp)
     }
 
     /// The passive opener, from the peer's MP_CAPABLE SYN.
-    pub fn server(key: u64, cfg: &MptcpConfig, syn: &MpCapable, send: usize, recv: usize) -> Self {
-        let mut c = Self::new(Role::Server, key, cfg, send, recv);
+    pub fn server(key: u64, cfg: &MptcpConfig, syn: &MpCapable, tcp: &TcpConfig) -> Self {
+        let mut c = Self::new(Role::Server, key, cfg, tcp);
         c.csum = cfg.checksum || syn.flags.checksum_required();
         c
     }
@@ -267,6 +284,121 @@ impl MpLevel {
     /// Window we advertise on every subflow: the data-level receive window (RFC 8684 §3.3.4).
     pub fn recv_window(&self) -> usize {
         self.recvbuf.window()
+    }
+
+    /// Buffer autotuning at the data level, after each input (Linux's
+    /// `mptcp_rcv_space_adjust` and the sum of its subflows' send buffers):
+    ///
+    /// * receive: dynamic right-sizing over the largest RTT of the subflows (a byte sent on
+    ///   the slowest arrives that late, and the window must cover what all of them deliver
+    ///   meanwhile); every subflow's receive buffer follows the data level's, so that its
+    ///   out-of-order data and what waits for the data-level window fit;
+    /// * send: twice the aggregate rate (Σ cwnd / SRTT) over the largest SRTT, so that the
+    ///   bytes the slowest subflow holds unacknowledged and what the others send meanwhile fit.
+    ///
+    /// A subflow's hole (a lost segment it recovers, or data on a slow path) holds back the
+    /// data level while the others go on: both buffers must cover what they deliver meanwhile,
+    /// up to a retransmission timeout of the lossy subflow — more than any round-trip measure
+    /// shows. So while such a hole fills a buffer (the receiver's window is mostly
+    /// out-of-order data; the sender's buffer is full of data not DATA_ACKed for a round trip
+    /// of the fastest subflow) it grows to twice the rate over the hole's age plus a round
+    /// trip: the rate the receiver read at (DRS's last round trip), or the subflows' Σ cwnd /
+    /// SRTT at the sender.
+    ///
+    /// Both grow only, up to the configured caps. Records the memory peak, and frees the
+    /// data-level rings once the connection is over.
+    pub(crate) fn tune_buffers(&mut self, now: Instant, subs: &mut [crate::conn::Subflow]) {
+        let live = || {
+            subs.iter()
+                .filter(|t| t.state != crate::tcp::TcpState::Closed)
+        };
+        if self.recvbuf.capacity() < self.recv_cap {
+            // A subflow that has carried no data to us yet counts with its handshake RTT: a
+            // window sized for the fastest alone would keep the slower ones from ever being
+            // used (the scheduler waits rather than block the window).
+            let rtt = live().filter_map(|t| t.rcv_rtt().or(t.srtt())).max();
+            let mss = subs.first().map_or(1460, |t| t.rcv_mss_now());
+            let read = self.recvbuf.read_offset();
+            let cap = self.recvbuf.capacity();
+            if let Some(c) = self
+                .rcv_space
+                .adjust(now, read, rtt, mss, cap, self.recv_cap)
+            {
+                self.recvbuf.set_capacity(c);
+            }
+            let ioe = self.recvbuf.in_order_end();
+            if ioe != self.ioe_since.0 {
+                self.ioe_since = (ioe, now);
+            }
+            let ahead = self.recvbuf.held_end() - ioe;
+            let wnd = self.recv_window() as u64;
+            if let Some(r) = rtt.filter(|_| self.recvbuf.readable() == 0 && ahead * 4 >= wnd * 3) {
+                let age = now.saturating_duration_since(self.ioe_since.1) + r;
+                let rate = self.rcv_space.rate(r);
+                let want = (2.0 * rate * age.as_secs_f64()) as usize;
+                let cap = self.recvbuf.capacity();
+                if let Some(c) = grow_step(cap, want, self.recv_cap) {
+                    self.recvbuf.set_capacity(c);
+                }
+            }
+        }
+        let cap = self.recvbuf.capacity();
+        for t in subs.iter_mut() {
+            t.grow_rcvbuf(cap);
+            t.grow_sndbuf_to_cwnd();
+        }
+        if self.sendbuf.capacity() < self.send_cap && self.write_blocked {
+            let carrying = || {
+                subs.iter()
+                    .filter(|t| t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready))
+            };
+            let max_rtt = carrying().filter_map(|t| t.srtt()).max();
+            let mut want = 0u64;
+            for t in carrying() {
+                let cwnd = t.cwnd() as u64;
+                let bytes = match (t.srtt(), max_rtt) {
+                    (Some(r), Some(m)) if !r.is_zero() => {
+                        (cwnd as f64 * m.as_secs_f64() / r.as_secs_f64()) as u64
+                    }
+                    _ => cwnd,
+                };
+                want = want.saturating_add(bytes);
+            }
+            let mss = subs.first().map_or(1460, |t| t.smss());
+            let mut want = sndbuf_for(want, mss, self.send_cap);
+            let min_rtt = carrying().filter_map(|t| t.srtt()).min();
+            let age = now.saturating_duration_since(self.una_since.1);
+            if min_rtt.is_some_and(|r| age >= r)
+                && self.una_since.0 == self.data_una
+                && self.data_una < self.data_nxt
+                && self.sendbuf.free() < mss as usize
+                // The peer's window is open: not a reader that stopped, a hole.
+                && self.snd_right >= self.data_nxt + mss as u64
+            {
+                let rate: f64 = carrying()
+                    .filter_map(|t| {
+                        t.srtt()
+                            .map(|r| t.cwnd() as f64 / r.as_secs_f64().max(1e-6))
+                    })
+                    .sum();
+                let span = age + max_rtt.unwrap_or_default();
+                want = want.max((2.0 * rate * span.as_secs_f64()) as usize);
+            }
+            if let Some(c) = grow_step(self.sendbuf.capacity(), want, self.send_cap) {
+                self.sendbuf.set_capacity(c);
+            }
+        }
+        self.mem_peak = self.mem_peak.max(self.memory(subs));
+        if self.closing {
+            self.sendbuf.release();
+            self.recvbuf.release();
+        }
+    }
+
+    /// Bytes the connection's rings hold now: the data level's and every subflow's.
+    pub(crate) fn memory(&self, subs: &[crate::conn::Subflow]) -> usize {
+        let own = self.sendbuf.allocated() + self.recvbuf.allocated();
+        own + subs.iter().map(|t| t.memory()).sum::<usize>()
     }
 
     /// Queues a data range for reinjection (merged with the last one when adjacent).
@@ -1448,7 +1580,9 @@ mod tests {
     }
 
     fn level() -> MpLevel {
-        let mut lv = MpLevel::client(1, &MptcpConfig::default(), 4096, 4096);
+        let mut tcp = TcpConfig::default();
+        tcp.fixed_buffers(4096, 4096);
+        let mut lv = MpLevel::client(1, &MptcpConfig::default(), &tcp);
         lv.set_remote_key(2);
         lv.fully_established = true;
         lv

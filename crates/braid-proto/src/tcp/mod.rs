@@ -8,6 +8,7 @@ pub mod rtt;
 pub mod sendbuf;
 pub mod seq;
 pub(crate) mod tcb;
+pub(crate) mod tune;
 
 pub use seq::Seq;
 
@@ -38,16 +39,49 @@ pub struct Keepalive {
     pub probes: u32,
 }
 
+/// Initial send and receive buffer (Linux's `tcp_rmem` default): an idle connection holds
+/// little.
+pub const DEFAULT_BUFFER: usize = 128 << 10;
+/// Cap of buffer autotuning: the `tcp_rmem` maximum of the machines braid is measured on. Two
+/// 100 Mbit/s paths whose slower one has a 200 ms round trip (400 ms with its drop-tail queue
+/// full) need about 2 × 200 Mbit/s × 400 ms = 20 MB of window at the MPTCP data level; Linux's
+/// own default cap (6 MiB) would hold such a connection to a third of that.
+pub const DEFAULT_BUFFER_MAX: usize = 32 << 20;
+
+/// The memory of a connection's buffers, for users and reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BufferInfo {
+    /// Bytes the send and receive rings hold in memory now: of every subflow and, for MPTCP,
+    /// of the data level (a ring is allocated as data arrives, grows up to its buffer's size
+    /// and is freed when the connection is over).
+    pub allocated: u64,
+    /// The most they held at once (sampled after every input).
+    pub peak: u64,
+    /// The send buffer's size now (the data level's for MPTCP): what autotuning grew it to.
+    pub send_buffer: u64,
+    /// The receive buffer's size now (the data level's for MPTCP).
+    pub recv_buffer: u64,
+}
+
 /// Per-connection TCP settings. Defaults follow Linux where it has one.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TcpConfig {
     /// MSS we advertise and the upper bound for segments we send (bytes of payload), for IPv4:
     /// IPv6 connections use 20 bytes less. 1460 fits a 1500-byte MTU.
     pub mss: u16,
-    /// Send buffer: bytes written and not yet acknowledged.
+    /// Send buffer at the start: bytes written and not yet acknowledged. It grows with the
+    /// congestion window (twice it, as Linux) up to [`TcpConfig::send_buffer_max`].
     pub send_buffer: usize,
-    /// Receive buffer: bounds the advertised window and out-of-order data.
+    /// Receive buffer at the start: bounds the advertised window and out-of-order data. It
+    /// grows with what the application reads per round trip (dynamic right-sizing, as Linux)
+    /// up to [`TcpConfig::recv_buffer_max`].
     pub recv_buffer: usize,
+    /// Cap of send-buffer autotuning; at or below `send_buffer` the buffer stays fixed (as a
+    /// Linux socket with SO_SNDBUF set).
+    pub send_buffer_max: usize,
+    /// Cap of receive-buffer autotuning; at or below `recv_buffer` the buffer stays fixed (as
+    /// SO_RCVBUF). It also sets the window scale we offer.
+    pub recv_buffer_max: usize,
     /// Congestion control by name (see `crate::cc::names`).
     pub cc: String,
     /// Nagle's algorithm (RFC 9293 §3.7.4).
@@ -77,12 +111,32 @@ pub struct TcpConfig {
     pub iss_base: Option<u32>,
 }
 
+impl TcpConfig {
+    /// The most the send buffer grows to.
+    pub fn send_cap(&self) -> usize {
+        self.send_buffer_max.max(self.send_buffer)
+    }
+    /// The most the receive buffer grows to.
+    pub fn recv_cap(&self) -> usize {
+        self.recv_buffer_max.max(self.recv_buffer)
+    }
+    /// Fixed buffers of these sizes: no autotuning (as SO_SNDBUF / SO_RCVBUF on Linux).
+    pub fn fixed_buffers(&mut self, send: usize, recv: usize) {
+        self.send_buffer = send;
+        self.send_buffer_max = send;
+        self.recv_buffer = recv;
+        self.recv_buffer_max = recv;
+    }
+}
+
 impl Default for TcpConfig {
     fn default() -> Self {
         TcpConfig {
             mss: 1460,
-            send_buffer: 4 << 20,
-            recv_buffer: 4 << 20,
+            send_buffer: DEFAULT_BUFFER,
+            recv_buffer: DEFAULT_BUFFER,
+            send_buffer_max: DEFAULT_BUFFER_MAX,
+            recv_buffer_max: DEFAULT_BUFFER_MAX,
             cc: "cubic".to_string(),
             nagle: true,
             delayed_ack: Duration::from_millis(40),

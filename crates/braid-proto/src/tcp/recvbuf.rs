@@ -74,6 +74,19 @@ impl RecvBuffer {
         }
     }
 
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Frees the ring when nothing is held (it is allocated again when data arrives).
+    pub fn release(&mut self) {
+        if self.readable == 0 && self.ranges.is_empty() {
+            self.ring = Vec::new();
+            self.head = 0;
+        }
+    }
+
     /// Stores `data` that starts at stream offset `offset`. Bytes before `read_offset()+readable()`
     /// (already in order) are ignored, bytes at or beyond `read_offset() + capacity()` are trimmed
     /// (outside the window). Returns the number of bytes by which the in-order end advanced.
@@ -232,6 +245,11 @@ impl RecvBuffer {
     /// lies inside the window already).  i.e. read_offset + capacity - in_order_end.
     pub fn window(&self) -> usize {
         self.capacity.saturating_sub(self.readable)
+    }
+
+    /// One past the farthest byte held (the in-order end when nothing is out of order).
+    pub fn held_end(&self) -> u64 {
+        self.ranges.last().map_or(self.in_order_end(), |r| r.end)
     }
 
     /// Bytes held out of order.
@@ -532,6 +550,21 @@ mod tests {
         assert_eq!(b.write_at(600, &[1]), 0);
         b.set_capacity(5000);
         assert_eq!(b.write_at(600, &pattern(600, 5000)), 5000);
+    }
+
+    #[test]
+    fn release_frees_only_an_empty_ring() {
+        let mut b = RecvBuffer::new(100_000);
+        b.write_at(0, &pattern(0, 100));
+        b.write_at(500, &pattern(500, 100));
+        b.release();
+        assert_eq!(b.allocated(), MIN_ALLOC, "holds data");
+        b.write_at(100, &pattern(100, 400));
+        assert_eq!(read_all(&mut b), pattern(0, 600));
+        b.release();
+        assert_eq!(b.allocated(), 0);
+        assert_eq!(b.write_at(600, &pattern(600, 10)), 10);
+        assert_eq!(read_all(&mut b), pattern(600, 10));
     }
 
     #[test]

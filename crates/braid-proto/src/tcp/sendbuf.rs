@@ -45,6 +45,19 @@ impl SendBuffer {
         }
     }
 
+    /// Bytes of memory the ring holds now.
+    pub fn allocated(&self) -> usize {
+        self.ring.len()
+    }
+
+    /// Frees the ring when nothing is held (it is allocated again on the next write).
+    pub fn release(&mut self) {
+        if self.len == 0 {
+            self.ring = Vec::new();
+            self.head = 0;
+        }
+    }
+
     /// Appends as much of `data` as fits and returns that count.
     pub fn write(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
@@ -269,6 +282,23 @@ mod tests {
         let mut out = [0u8; 20];
         assert_eq!(b.read_at(8, &mut out), 20);
         assert_eq!(&out[..], &pattern(8, 20)[..]);
+    }
+
+    #[test]
+    fn release_frees_only_an_empty_ring() {
+        let mut b = SendBuffer::new(100_000);
+        b.write(&pattern(0, 10_000));
+        assert_eq!(b.allocated(), 10_000);
+        b.release();
+        assert_eq!(b.allocated(), 10_000, "holds data");
+        b.ack_to(10_000);
+        b.release();
+        assert_eq!((b.allocated(), b.len()), (0, 0));
+        assert_eq!(b.write(&pattern(10_000, 5)), 5);
+        let mut out = [0u8; 5];
+        assert_eq!(b.read_at(10_000, &mut out), 5);
+        assert_eq!(&out[..], &pattern(10_000, 5)[..]);
+        assert_eq!(b.allocated(), MIN_ALLOC);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use super::recvbuf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
+use super::tune::{grow_step, sndbuf_for, RcvRtt, RcvSpace};
 use super::{Seq, TcpConfig, TcpState};
 use crate::cc::{new_cc, CongestionControl};
 use crate::counters::Counters;
@@ -227,6 +228,12 @@ pub(crate) struct Tcb {
     last_ack_sent: Seq,
     ack_now: bool,
     sack_scratch: Vec<(u64, u64)>,
+    /// Receive-buffer autotuning (plain TCP; the MPTCP data level tunes its subflows') and the
+    /// receiver's RTT estimate it measures over.
+    rcv_space: RcvSpace,
+    rcv_rtt: RcvRtt,
+    /// Most bytes the send and receive rings held at once.
+    mem_peak: usize,
 
     // --- options ---
     sack_ok: bool,
@@ -283,7 +290,7 @@ impl Tcb {
         let cc = new_cc(&cfg.cc, cfg.mss as u32).or_else(|| new_cc("cubic", cfg.mss as u32))?;
         let rcv_wscale = if cfg.window_scale {
             let mut s = 0u8;
-            while s < 14 && (cfg.recv_buffer >> s) > 65535 {
+            while s < 14 && (cfg.recv_cap() >> s) > 65535 {
                 s += 1;
             }
             s
@@ -355,6 +362,9 @@ impl Tcb {
             last_ack_sent: Seq(0),
             ack_now: false,
             sack_scratch: Vec::new(),
+            rcv_space: RcvSpace::new(now, cfg.mss as u32),
+            rcv_rtt: RcvRtt::default(),
+            mem_peak: 0,
             sack_ok: false,
             ts_ok: false,
             ts_offset,
@@ -469,6 +479,7 @@ impl Tcb {
         if n < data.len() {
             self.write_blocked = true;
         }
+        self.note_memory();
         n
     }
 
@@ -609,6 +620,7 @@ impl Tcb {
                 }
             }
         }
+        self.release_buffers();
     }
 
     fn on_rto(&mut self, ctx: &mut Ctx<'_>) {
@@ -744,6 +756,12 @@ impl Tcb {
         if hk.take_ack_now() {
             self.ack_now = true;
         }
+        if hk.recv_window().is_none() {
+            // Plain TCP: the application reads this buffer (MPTCP: the data level's).
+            self.tune_rcvbuf(ctx.now);
+        }
+        self.note_memory();
+        self.release_buffers();
     }
 
     fn on_segment_syn_sent(
@@ -1108,6 +1126,7 @@ impl Tcb {
                     }
                 }
             }
+            self.grow_sndbuf();
             // RFC 6298 §5.2/5.3: stop or restart the retransmission timer.
             if self.sent.is_empty() {
                 self.clear_timer(Timer::Rto);
@@ -1484,6 +1503,7 @@ impl Tcb {
                     ctx.counters.ooo_dropped += self.stats_ooo_dropped - dropped_before;
                 }
                 if advanced > 0 {
+                    self.measure_rcv_rtt(now, seg);
                     self.rcv_nxt = self.rcv_nxt + advanced as u32;
                     self.stats.bytes_received += advanced as u64;
                     self.unacked_rcv_bytes += advanced as u32;
@@ -1538,6 +1558,119 @@ impl Tcb {
             }
             TcpState::FinWait2 => self.enter_time_wait(now),
             _ => {}
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Buffer autotuning (`super::tune`)
+    // ------------------------------------------------------------------------------------------
+
+    /// A data segment advanced the in-order end: a sample of the receiver's RTT from the
+    /// timestamp it echoes (full-sized segments only, as Linux), else from the time one
+    /// window takes to arrive.
+    fn measure_rcv_rtt(&mut self, now: Instant, seg: &TcpRepr<'_>) {
+        match seg.options.timestamps.filter(|_| self.ts_ok) {
+            Some(ts) => {
+                if seg.payload.len() as u32 >= self.rcv_mss {
+                    self.rcv_rtt.on_timestamp(self.ts_now(now), ts.tsecr);
+                }
+            }
+            None => {
+                let wnd = (self.rcv_adv - self.rcv_nxt).max(0) as u64;
+                self.rcv_rtt
+                    .on_window(now, self.recvbuf.in_order_end(), wnd);
+            }
+        }
+    }
+
+    /// The receiver's RTT estimate (for the MPTCP data level's autotuning).
+    pub(crate) fn rcv_rtt(&self) -> Option<Duration> {
+        self.rcv_rtt.get()
+    }
+
+    /// Payload of a full-sized segment we receive.
+    pub(crate) fn rcv_mss_now(&self) -> u32 {
+        self.rcv_mss
+    }
+
+    /// Dynamic right-sizing of the receive buffer, once per round trip of what the
+    /// application read.
+    fn tune_rcvbuf(&mut self, now: Instant) {
+        let cap = self.recvbuf.capacity();
+        let max = self.cfg.recv_cap();
+        if cap >= max || !self.synchronized() {
+            return;
+        }
+        let rtt = self.rcv_rtt.get().or(self.rtt.srtt());
+        let read = self.recvbuf.read_offset();
+        if let Some(c) = self
+            .rcv_space
+            .adjust(now, read, rtt, self.rcv_mss, cap, max)
+        {
+            self.recvbuf.set_capacity(c);
+        }
+    }
+
+    /// Grows the receive buffer to `cap` bytes (the MPTCP data level's size), never above the
+    /// configured cap.
+    pub(crate) fn grow_rcvbuf(&mut self, cap: usize) {
+        let c = cap.min(self.cfg.recv_cap());
+        if c > self.recvbuf.capacity() {
+            self.recvbuf.set_capacity(c);
+        }
+    }
+
+    /// The send buffer follows the congestion window (twice it), never shrinking; as Linux,
+    /// only for a writer the buffer held back.
+    fn grow_sndbuf(&mut self) {
+        if self.write_blocked {
+            self.grow_sndbuf_to_cwnd();
+        }
+    }
+
+    /// The send buffer grows to twice the congestion window (an MPTCP subflow: the scheduler
+    /// fills it up to the window and one mapping more).
+    pub(crate) fn grow_sndbuf_to_cwnd(&mut self) {
+        let cap = self.sendbuf.capacity();
+        let max = self.cfg.send_cap();
+        if cap >= max {
+            return;
+        }
+        let want = sndbuf_for(self.cc.cwnd() as u64, self.smss, max);
+        if let Some(c) = grow_step(cap, want, max) {
+            self.sendbuf.set_capacity(c);
+            if self.write_blocked {
+                self.write_blocked = false;
+                self.events |= ev::WRITABLE;
+            }
+        }
+    }
+
+    /// Bytes the send and receive rings hold now.
+    pub(crate) fn memory(&self) -> usize {
+        self.sendbuf.allocated() + self.recvbuf.allocated()
+    }
+
+    /// Most bytes the rings held at once.
+    pub(crate) fn memory_peak(&self) -> usize {
+        self.mem_peak
+    }
+
+    fn note_memory(&mut self) {
+        self.mem_peak = self.mem_peak.max(self.memory());
+    }
+
+    /// Send and receive capacity now (what autotuning grew them to).
+    pub(crate) fn buffer_sizes(&self) -> (usize, usize) {
+        (self.sendbuf.capacity(), self.recvbuf.capacity())
+    }
+
+    /// Frees rings that hold nothing once the connection is over (closed, or TIME_WAIT).
+    fn release_buffers(&mut self) {
+        if matches!(self.state, TcpState::Closed | TcpState::TimeWait) {
+            self.note_memory();
+            self.sendbuf.release();
+            self.recvbuf.release();
         }
     }
 
