@@ -161,13 +161,7 @@ impl Endpoint {
             Some(m) => {
                 tcb.reserve_option_room(DSS_RESERVE);
                 let key = self.fresh_key();
-                let lv = MpLevel::server(
-                    key,
-                    &self.config.mptcp,
-                    &m,
-                    self.config.tcp.send_buffer,
-                    self.config.tcp.recv_buffer,
-                );
+                let lv = MpLevel::server(key, &self.config.mptcp, &m, &self.config.tcp);
                 (Some(SubflowMp::initial()), Some(Box::new(lv)))
             }
             None => (None, None),
@@ -293,13 +287,7 @@ impl Endpoint {
                     flags |= CapableFlags::CHECKSUM_REQUIRED;
                 }
                 let m = MpCapable::syn(CapableFlags(flags));
-                let lv = MpLevel::server(
-                    ours,
-                    &self.config.mptcp,
-                    &m,
-                    self.config.tcp.send_buffer,
-                    self.config.tcp.recv_buffer,
-                );
+                let lv = MpLevel::server(ours, &self.config.mptcp, &m, &self.config.tcp);
                 self.counters.mp_capable_syn_rx += 1;
                 (Some(SubflowMp::initial()), Some(Box::new(lv)))
             }
