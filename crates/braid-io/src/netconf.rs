@@ -25,7 +25,7 @@ pub fn ip(args: &[&str]) -> io::Result<()> {
 }
 
 /// Sets the MTU, moves the device into the path's namespace (if any), gives the kernel side
-/// `peer/prefix` and brings the link up. IPv6 addresses get `nodad`, usable at once.
+/// `peer/prefix` (after bringing the link up). IPv6 addresses get `nodad`, usable at once.
 pub fn configure(dev: &str, path: &PathSpec) -> io::Result<()> {
     let mtu = path.mtu.to_string();
     // The device's queue towards braid: a burst from the kernel beyond it is dropped before
@@ -54,13 +54,15 @@ pub fn configure(dev: &str, path: &PathSpec) -> io::Result<()> {
         ip(&["link", "set", "dev", dev, "netns", ns])?;
         base.extend(["-n", ns.as_str()]);
     }
-    let mut add = base.clone();
+    // Up first, then the address: whoever sees the address (a route to add through the
+    // device, say) finds the link up already.
+    let mut up = base.clone();
+    up.extend(["link", "set", "dev", dev, "up"]);
+    ip(&up)?;
+    let mut add = base;
     add.extend(["addr", "add", &addr, "dev", dev]);
     if path.peer.is_ipv6() {
         add.push("nodad");
     }
-    ip(&add)?;
-    let mut up = base;
-    up.extend(["link", "set", "dev", dev, "up"]);
-    ip(&up)
+    ip(&add)
 }
