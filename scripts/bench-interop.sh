@@ -7,7 +7,8 @@
 #   Linux -> braid   python3 source in P, braid listen on the TUN device
 #   Linux -> Linux   python3 source in namespace A, sink in namespace B, over a veth pair
 #
-# MPTCP: two paths of 100 Mbit/s, every row on the same topology and the same shaper:
+# MPTCP: two paths of 100 Mbit/s (RATE=none: unshaped), every row on the same topology and the
+# same shaper:
 #
 #   braid (TUNs 10.78.1.1, 10.78.2.1) --+
 #                                       R ==veth1 (10.79.1.0/24, tbf 100mbit both ends)== P
@@ -24,11 +25,15 @@
 #   Shaping is rate only (tbf); DELAY=TIME adds one-way delay to braid's paths through braid's
 #   own emulation (delay=), none by default (the Linux rows have none either).
 #
+# CPU s/GiB: user + system seconds of braid's process and of the Linux peer's process
+# (/usr/bin/time; the kernel work done in their system calls included, softirq work in other
+# contexts not), per GiB moved; Linux rows: both Linux processes.
 # Goodput is measured on the Linux side for every row (python: connection established until
 # the peer's FIN was read), and braid's own report is shown beside it.
 # Usage: scripts/bench-interop.sh [SIZE_BYTES]   (TCP rows, default 1 GiB)
 #   MPTCP_SIZE=BYTES   MPTCP transfer size (default 512 MiB: about 22 s at 2 x 100 Mbit/s)
 #   ONLY=tcp|mptcp     run one part only
+#   RATE=RATE|none     the MPTCP paths' tbf rate (default 100mbit; none: unshaped)
 #   BRAID=path/to/braid to skip the build.
 #   KEEP=1             keep the raw outputs (JSON reports, peer logs, captures of the braid
 #                      MPTCP rows) and name their folder.
@@ -37,6 +42,7 @@ cd "$(dirname "$0")/.."
 
 size="${1:-1073741824}"
 msize="${MPTCP_SIZE:-536870912}"
+rate="${RATE:-100mbit}"
 only="${ONLY:-}"
 peer_py="$PWD/tests/interop/mptcp_peer.py"
 if [ "$(id -u)" != 0 ]; then
@@ -72,6 +78,13 @@ wait_ready() {
 mbps() { awk '{ if ($2 > 0) printf "%.0f", $1 * 8 / $2 / 1e6; else print "?" }' <<<"$1"; }
 braid_mbps() { python3 -c 'import json,sys; print(round(json.loads(sys.stdin.read().splitlines()[-1])["goodput_mbps"]))'; }
 
+# Runs "$@" and writes its CPU seconds (user + system, children included) into file $1.
+cpu() { local out=$1; shift; /usr/bin/time -f '%U %S' -o "$out" "$@"; }
+# CPU seconds per GiB: BYTES FILE... (the files cpu wrote; a missing one counts 0).
+cpu_gib() {
+  local bytes=$1; shift
+  cat "$@" 2>/dev/null | awk -v b="$bytes" '$1 ~ /^[0-9.]+$/ { t += $1 + $2 } END { if (b > 0) printf "%.2f", t / (b / 1073741824); else print "?" }'
+}
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "?" }'; }
 
 if [ "$only" != mptcp ]; then
@@ -125,30 +138,30 @@ EOF
 path="tun=$tun,local=10.77.$x.1,peer=10.77.$x.2/24,netns=$P"
 
 # braid -> Linux
-ip netns exec "$P" python3 "$tmp/sink.py" 5000 >"$tmp/s1" 2>&1 &
+cpu "$tmp/u1p" ip netns exec "$P" python3 "$tmp/sink.py" 5000 >"$tmp/s1" 2>&1 &
 wait_ready "$tmp/s1"
-b1=$(timeout 300 "$BRAID" connect --path "$path" "10.77.$x.2:5000" --bytes "$size" --json --no-hash --seed 1 | braid_mbps)
+b1=$(cpu "$tmp/u1b" timeout 300 "$BRAID" connect --path "$path" "10.77.$x.2:5000" --bytes "$size" --json --no-hash --seed 1 | braid_mbps)
 wait
 l1=$(tail -1 "$tmp/s1")
 
 # Linux -> braid
-ip netns exec "$P" python3 "$tmp/source.py" "10.77.$x.1" 5001 "$size" >"$tmp/c2" 2>&1 &
-b2=$(timeout 300 "$BRAID" listen --path "$path" --port 5001 --json --no-hash --seed 2 | braid_mbps)
+cpu "$tmp/u2p" ip netns exec "$P" python3 "$tmp/source.py" "10.77.$x.1" 5001 "$size" >"$tmp/c2" 2>&1 &
+b2=$(cpu "$tmp/u2b" timeout 300 "$BRAID" listen --path "$path" --port 5001 --json --no-hash --seed 2 | braid_mbps)
 wait
 l2=$(tail -1 "$tmp/c2")
 
 # Linux -> Linux over veth
-ip netns exec "$B" python3 "$tmp/sink.py" 5002 >"$tmp/s3" 2>&1 &
+cpu "$tmp/u3p" ip netns exec "$B" python3 "$tmp/sink.py" 5002 >"$tmp/s3" 2>&1 &
 wait_ready "$tmp/s3"
-ip netns exec "$A" python3 "$tmp/source.py" "10.78.$x.2" 5002 "$size" >"$tmp/c3" 2>&1
+cpu "$tmp/u3q" ip netns exec "$A" python3 "$tmp/source.py" "10.78.$x.2" 5002 "$size" >"$tmp/c3" 2>&1
 wait
 l3=$(tail -1 "$tmp/c3")
 
 r1=$(mbps "$l1"); r2=$(mbps "$l2"); r3=$(mbps "$l3")
-printf '\n%-16s %14s %12s %16s %14s\n' "direction" "bytes" "Mbit/s" "braid's Mbit/s" "vs Linux->Linux"
-printf '%-16s %14s %12s %16s %14s\n' "braid -> Linux" "$size" "$r1" "$b1" "$(ratio "$r1" "$r3")"
-printf '%-16s %14s %12s %16s %14s\n' "Linux -> braid" "$size" "$r2" "$b2" "$(ratio "$r2" "$r3")"
-printf '%-16s %14s %12s %16s %14s\n' "Linux -> Linux" "$size" "$r3" "-" "1.000"
+printf '\n%-16s %14s %12s %16s %14s %22s\n' "direction" "bytes" "Mbit/s" "braid's Mbit/s" "vs Linux->Linux" "CPU s/GiB (braid+peer)"
+printf '%-16s %14s %12s %16s %14s %22s\n' "braid -> Linux" "$size" "$r1" "$b1" "$(ratio "$r1" "$r3")" "$(cpu_gib "$size" "$tmp/u1b" "$tmp/u1p") ($(cpu_gib "$size" "$tmp/u1b")+$(cpu_gib "$size" "$tmp/u1p"))"
+printf '%-16s %14s %12s %16s %14s %22s\n' "Linux -> braid" "$size" "$r2" "$b2" "$(ratio "$r2" "$r3")" "$(cpu_gib "$size" "$tmp/u2b" "$tmp/u2p") ($(cpu_gib "$size" "$tmp/u2b")+$(cpu_gib "$size" "$tmp/u2p"))"
+printf '%-16s %14s %12s %16s %14s %22s\n' "Linux -> Linux" "$size" "$r3" "-" "1.000" "$(cpu_gib "$size" "$tmp/u3p" "$tmp/u3q") (both Linux ends)"
 fi
 
 [ "$only" = tcp ] && exit 0
@@ -168,8 +181,10 @@ for i in 1 2; do
   ip -n "$P2" addr add "10.79.$i.2/24" dev "p$i$id"
   ip -n "$R" link set "r$i$id" up
   ip -n "$P2" link set "p$i$id" up
-  ip netns exec "$R" tc qdisc add dev "r$i$id" root tbf rate 100mbit burst 64kb latency 50ms
-  ip netns exec "$P2" tc qdisc add dev "p$i$id" root tbf rate 100mbit burst 64kb latency 50ms
+  if [ "$rate" != none ]; then
+    ip netns exec "$R" tc qdisc add dev "r$i$id" root tbf rate "$rate" burst 64kb latency 50ms
+    ip netns exec "$P2" tc qdisc add dev "p$i$id" root tbf rate "$rate" burst 64kb latency 50ms
+  fi
   # P: braid's and C's path-i addresses are behind veth i.
   ip -n "$P2" route add "10.78.$i.0/24" via "10.79.$i.1"
   ip -n "$P2" route add "10.80.$i.0/24" via "10.79.$i.1"
@@ -205,37 +220,37 @@ braid_sf() { python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read().
 linux_sf() { python3 -c 'import json,sys; v=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(1 + v["extra_subflows"] if v["mptcp"] else "tcp")' "$1"; }
 peer() { local ns=$1; shift; ip netns exec "$ns" python3 "$peer_py" "$@"; }
 
-echo "bench-interop: MPTCP rows, $msize bytes each, 2 x 100 Mbit/s (tbf)${DELAY:+, braid delay=$DELAY}" >&2
+echo "bench-interop: MPTCP rows, $msize bytes each, 2 x $rate (tbf)${DELAY:+, braid delay=$DELAY}" >&2
 
 # braid -> Linux
-peer "$P2" server --port 6000 --fast >"$tmp/m1s" 2>&1 &
+cpu "$tmp/v1p" ip netns exec "$P2" python3 "$peer_py" server --port 6000 --fast >"$tmp/m1s" 2>&1 &
 wait_ready "$tmp/m1s"
-timeout 300 "$BRAID" connect "${mpaths[@]}" 10.79.1.2:6000 --bytes "$msize" --json --no-hash --seed 1 \
+cpu "$tmp/v1b" timeout 300 "$BRAID" connect "${mpaths[@]}" 10.79.1.2:6000 --bytes "$msize" --json --no-hash --seed 1 \
   ${KEEP:+--pcap "$tmp/m1.pcap"} >"$tmp/m1b" || true
 wait || true
 
 # Linux -> braid (P opens its second subflow from 10.79.2.2)
 ip -n "$P2" mptcp endpoint add 10.79.2.2 dev "p2$id" subflow
-timeout 300 "$BRAID" listen "${mpaths[@]}" --port 6001 --json --no-hash --seed 2 \
+cpu "$tmp/v2b" timeout 300 "$BRAID" listen "${mpaths[@]}" --port 6001 --json --no-hash --seed 2 \
   ${KEEP:+--pcap "$tmp/m2.pcap"} >"$tmp/m2b" &
 for _ in $(seq 100); do ip -n "$R" -o addr show dev "bm2$id" 2>/dev/null | grep -q 10.78.2.2 && break; sleep 0.1; done
-peer "$P2" client --connect 10.78.1.1 --port 6001 --send "$msize" --fast >"$tmp/m2c" 2>&1 || true
+cpu "$tmp/v2p" ip netns exec "$P2" python3 "$peer_py" client --connect 10.78.1.1 --port 6001 --send "$msize" --fast >"$tmp/m2c" 2>&1 || true
 wait || true
 ip -n "$P2" mptcp endpoint flush
 
 # Linux -> Linux: C (second subflow from 10.80.2.2) to P
 ip -n "$C" mptcp endpoint add 10.80.2.2 dev "c$id" subflow
-peer "$P2" server --port 6002 --fast >"$tmp/m3s" 2>&1 &
+cpu "$tmp/v3p" ip netns exec "$P2" python3 "$peer_py" server --port 6002 --fast >"$tmp/m3s" 2>&1 &
 wait_ready "$tmp/m3s"
-peer "$C" client --connect 10.79.1.2 --port 6002 --send "$msize" --fast >"$tmp/m3c" 2>&1 || true
+cpu "$tmp/v3q" ip netns exec "$C" python3 "$peer_py" client --connect 10.79.1.2 --port 6002 --send "$msize" --fast >"$tmp/m3c" 2>&1 || true
 wait || true
 ip -n "$C" mptcp endpoint flush
 
 # Linux <- Linux: P (second subflow from 10.79.2.2) to C
 ip -n "$P2" mptcp endpoint add 10.79.2.2 dev "p2$id" subflow
-peer "$C" server --port 6003 --fast >"$tmp/m4s" 2>&1 &
+cpu "$tmp/v4p" ip netns exec "$C" python3 "$peer_py" server --port 6003 --fast >"$tmp/m4s" 2>&1 &
 wait_ready "$tmp/m4s"
-peer "$P2" client --connect 10.80.1.2 --port 6003 --send "$msize" --fast >"$tmp/m4c" 2>&1 || true
+cpu "$tmp/v4q" ip netns exec "$P2" python3 "$peer_py" client --connect 10.80.1.2 --port 6003 --send "$msize" --fast >"$tmp/m4c" 2>&1 || true
 wait || true
 ip -n "$P2" mptcp endpoint flush
 
@@ -247,12 +262,12 @@ mb1=$(field "$tmp/m1b" goodput_mbps 2>/dev/null || echo -); mb2=$(field "$tmp/m2
 s1="$(linux_sf "$tmp/m1s" 2>/dev/null || echo ?)/$(braid_sf "$tmp/m1b" 2>/dev/null || echo ?)"
 s2="$(linux_sf "$tmp/m2c" 2>/dev/null || echo ?)/$(braid_sf "$tmp/m2b" 2>/dev/null || echo ?)"
 s3="$(linux_sf "$tmp/m3s" 2>/dev/null || echo ?)"; s4="$(linux_sf "$tmp/m4s" 2>/dev/null || echo ?)"
-printf '\nMPTCP, 2 paths x 100 Mbit/s (tbf both ways), %s bytes%s\n' "$msize" "${DELAY:+, braid delay=$DELAY}"
-printf '%-16s %12s %12s %16s %18s\n' "direction" "subflows" "Mbit/s" "braid's Mbit/s" "vs Linux<->Linux"
-printf '%-16s %12s %12s %16s %18s\n' "braid -> Linux" "$s1" "$m1" "$mb1" "$(ratio "$m1" "$m3")"
-printf '%-16s %12s %12s %16s %18s\n' "Linux -> braid" "$s2" "$m2" "$mb2" "$(ratio "$m2" "$m4")"
-printf '%-16s %12s %12s %16s %18s\n' "Linux(C)->(P)" "$s3" "$m3" "-" "1.000"
-printf '%-16s %12s %12s %16s %18s\n' "Linux(P)->(C)" "$s4" "$m4" "-" "1.000"
+printf '\nMPTCP, 2 paths x %s (tbf both ways), %s bytes%s\n' "$rate" "$msize" "${DELAY:+, braid delay=$DELAY}"
+printf '%-16s %12s %12s %16s %18s %22s\n' "direction" "subflows" "Mbit/s" "braid's Mbit/s" "vs Linux<->Linux" "CPU s/GiB (braid+peer)"
+printf '%-16s %12s %12s %16s %18s %22s\n' "braid -> Linux" "$s1" "$m1" "$mb1" "$(ratio "$m1" "$m3")" "$(cpu_gib "$msize" "$tmp/v1b" "$tmp/v1p") ($(cpu_gib "$msize" "$tmp/v1b")+$(cpu_gib "$msize" "$tmp/v1p"))"
+printf '%-16s %12s %12s %16s %18s %22s\n' "Linux -> braid" "$s2" "$m2" "$mb2" "$(ratio "$m2" "$m4")" "$(cpu_gib "$msize" "$tmp/v2b" "$tmp/v2p") ($(cpu_gib "$msize" "$tmp/v2b")+$(cpu_gib "$msize" "$tmp/v2p"))"
+printf '%-16s %12s %12s %16s %18s %22s\n' "Linux(C)->(P)" "$s3" "$m3" "-" "1.000" "$(cpu_gib "$msize" "$tmp/v3p" "$tmp/v3q") (both Linux ends)"
+printf '%-16s %12s %12s %16s %18s %22s\n' "Linux(P)->(C)" "$s4" "$m4" "-" "1.000" "$(cpu_gib "$msize" "$tmp/v4p" "$tmp/v4q") (both Linux ends)"
 echo "(subflows: Linux's count [MPTCP_INFO, 'tcp' = fell back] / braid's report; braid rows are compared with the Linux row of the same direction)"
 if [ -n "${VERBOSE:-}" ]; then
   for ns in "$P2" "$C"; do

@@ -5,6 +5,14 @@
 //! ready, or the earlier of the engine's timer and the emulation's next due packet; then it reads
 //! every waiting packet (up to a batch per device), releases due emulated packets, runs the
 //! engine's timers and sends again. The application works between calls, on `driver.endpoint`.
+//!
+//! Offloads: devices are opened with a `virtio_net_hdr` ([`Tun::open_offload`]) unless
+//! `BRAID_OFFLOAD=0` is set. Then the engine leaves TCP checksums to the kernel and builds
+//! super-segments of up to 64 KiB (TSO: one header, packets of one MSS), which one write
+//! hands to the kernel; on receive the kernel's own super-segments and partial checksums are
+//! taken whole. Where a path emulates delay, loss or rate, or a capture is on, super-segments
+//! are cut into real packets with complete checksums in userspace first (both directions), so
+//! that the emulation and the capture see what a wire would carry.
 
 use crate::clock::Clock;
 use crate::emu::{Dir, Emulator};
@@ -13,7 +21,8 @@ use crate::pcap::PcapWriter;
 use crate::signal::{self, SignalPipe};
 use crate::spec::PathSpec;
 use crate::tun::Tun;
-use braid_proto::{Endpoint, Instant};
+use braid_proto::{Endpoint, Instant, Transmit, TxOffload, TSO_MAX_PAYLOAD};
+use braid_wire::vnet::{self, VnetHdr};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::IpAddr;
@@ -23,8 +32,21 @@ use std::time::Duration;
 
 /// Packets read from one device per wake-up before the others get their turn.
 const RX_BATCH: usize = 256;
-/// Largest packet a TUN device hands us.
-const RX_BUF: usize = 65536;
+/// Largest packet a TUN device hands us (a 64 KiB super-segment behind its virtio header).
+const RX_BUF: usize = 65536 + vnet::HDR_LEN;
+/// The environment variable that turns TUN offloads off (`0`, `off`, `no`, `false`).
+pub const OFFLOAD_ENV: &str = "BRAID_OFFLOAD";
+
+/// Offloads wanted: on unless [`OFFLOAD_ENV`] says otherwise.
+pub fn offload_wanted() -> bool {
+    !matches!(
+        std::env::var(OFFLOAD_ENV)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Ok("0" | "off" | "no" | "false")
+    )
+}
 /// Spare packet buffers kept for the emulation queues.
 const POOL_MAX: usize = 8192;
 
@@ -46,6 +68,11 @@ pub struct IoStats {
     pub rx_bytes: u64,
     pub tx_packets: u64,
     pub tx_bytes: u64,
+    /// TCP super-segments handed to the kernel whole (each counted in `tx_packets` as the
+    /// packets it stands for).
+    pub tx_super: u64,
+    /// TCP super-segments the kernel handed over (each counted once in `rx_packets`).
+    pub rx_super: u64,
     /// Writes to a TUN device that failed.
     pub tx_errors: u64,
     /// Engine packets whose source address is no path's `local`.
@@ -65,6 +92,8 @@ impl IoStats {
             ("TunRxBytes", self.rx_bytes),
             ("TunTxPackets", self.tx_packets),
             ("TunTxBytes", self.tx_bytes),
+            ("TunTxSuper", self.tx_super),
+            ("TunRxSuper", self.rx_super),
             ("TunTxErrors", self.tx_errors),
             ("Unroutable", self.unroutable),
             ("EmuLost", self.emu_lost),
@@ -93,6 +122,9 @@ struct PathIo {
     spec: PathSpec,
     tun: Tun,
     emu: Emulator,
+    /// Packets are cut to real size in userspace (emulation or capture, or a device without
+    /// the virtio header).
+    cut: bool,
 }
 
 type Pcap = PcapWriter<BufWriter<File>>;
@@ -103,6 +135,7 @@ struct Out<'a> {
     pcap: &'a mut Option<Pcap>,
     pcap_error: &'a mut Option<io::Error>,
     stats: &'a mut IoStats,
+    scratch: &'a mut Vec<u8>,
 }
 
 impl Out<'_> {
@@ -125,6 +158,44 @@ impl Out<'_> {
             Err(_) => self.stats.tx_errors += 1,
         }
     }
+
+    /// Writes what the engine built, whole, behind its virtio header: the kernel completes the
+    /// checksum and cuts a super-segment.
+    fn write_offloaded(&mut self, tun: &Tun, packet: &[u8], t: &Transmit) {
+        let hdr = if t.csum_partial {
+            VnetHdr::for_tcp(packet, t.gso_size).unwrap_or_default()
+        } else {
+            VnetHdr::default()
+        };
+        match tun.write_vnet(&hdr, packet) {
+            Ok(_) => {
+                let n = if hdr.is_gso() {
+                    self.stats.tx_super += 1;
+                    let h = usize::from(hdr.hdr_len);
+                    packet
+                        .len()
+                        .saturating_sub(h)
+                        .div_ceil(usize::from(t.gso_size)) as u64
+                } else {
+                    1
+                };
+                self.stats.tx_packets += n;
+                self.stats.tx_bytes += packet.len() as u64;
+            }
+            Err(_) => self.stats.tx_errors += 1,
+        }
+    }
+}
+
+/// Cuts what the engine built into real packets with complete checksums (`f` sees each); a
+/// packet that needs nothing done is passed as it is.
+fn cut_tx(packet: &[u8], t: &Transmit, scratch: &mut Vec<u8>, mut f: impl FnMut(&[u8])) {
+    if !t.csum_partial && t.gso_size == 0 {
+        f(packet);
+        return;
+    }
+    // The engine built it: it parses (a failure would leave nothing worth sending).
+    let _ = vnet::split(packet, usize::from(t.gso_size), scratch, f);
 }
 
 /// The Linux data plane around one engine.
@@ -139,6 +210,9 @@ pub struct Driver {
     pool: Vec<Vec<u8>>,
     rx: Vec<u8>,
     tx: Vec<u8>,
+    /// Packets cut from one super-segment, waiting for the engine or the emulation.
+    cut: Vec<Vec<u8>>,
+    scratch: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
     stats: IoStats,
     wake_fd: Option<RawFd>,
@@ -189,8 +263,13 @@ impl Driver {
             None
         };
         let mut paths = Vec::with_capacity(specs.len());
+        let offload = offload_wanted();
         for (i, spec) in specs.iter().enumerate() {
-            let tun = Tun::open(&spec.tun)?;
+            let tun = if offload && spec.offload {
+                Tun::open_offload(&spec.tun)?
+            } else {
+                Tun::open(&spec.tun)?
+            };
             netconf::configure(tun.name(), spec)
                 .map_err(|e| io::Error::new(e.kind(), format!("configuring {}: {e}", spec.tun)))?;
             endpoint.add_local_addr(spec.local);
@@ -198,7 +277,16 @@ impl Driver {
             paths.push(PathIo {
                 emu: Emulator::new(spec.emu.clone(), seed),
                 spec: spec.clone(),
+                cut: !tun.vnet() || !spec.emu.is_passthrough() || config.pcap.is_some(),
                 tun,
+            });
+        }
+        // Checksums and segmentation for the kernel to do: wherever a path cuts in userspace,
+        // the cut completes them.
+        if offload && paths.iter().any(|p| p.tun.vnet()) {
+            endpoint.set_tx_offload(TxOffload {
+                csum: true,
+                tso: TSO_MAX_PAYLOAD,
             });
         }
         let clock = Clock::new();
@@ -219,6 +307,8 @@ impl Driver {
             pool: Vec::new(),
             rx: vec![0; RX_BUF],
             tx: Vec::with_capacity(RX_BUF),
+            cut: Vec::new(),
+            scratch: Vec::with_capacity(2048),
             pollfds: Vec::new(),
             stats: IoStats::default(),
             wake_fd: None,
@@ -280,6 +370,7 @@ impl Driver {
             pcap: &mut self.pcap,
             pcap_error: &mut self.pcap_error,
             stats: &mut self.stats,
+            scratch: &mut self.scratch,
         };
         while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
             let packet = &self.tx[..t.len.min(self.tx.len())];
@@ -287,12 +378,19 @@ impl Driver {
                 out.stats.unroutable += 1;
                 continue;
             };
-            if path.emu.is_passthrough() {
-                out.write(&path.tun, now, packet);
+            if !path.cut {
+                out.write_offloaded(&path.tun, packet, &t);
+            } else if path.emu.is_passthrough() {
+                let mut scratch = std::mem::take(out.scratch);
+                cut_tx(packet, &t, &mut scratch, |p| out.write(&path.tun, now, p));
+                *out.scratch = scratch;
             } else {
                 let pool = &mut self.pool;
-                path.emu.offer(Dir::Egress, now, packet, || {
-                    pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+                let emu = &mut path.emu;
+                cut_tx(packet, &t, out.scratch, |p| {
+                    emu.offer(Dir::Egress, now, p, || {
+                        pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+                    });
                 });
             }
         }
@@ -412,40 +510,90 @@ impl Driver {
     }
 
     /// Reads the waiting packets of every device into the engine (or the emulation). The
-    /// engine's answers go out after every packet, so ACKs keep their per-segment clocking
-    /// (a device read is one segment: no offloads coalesce them).
+    /// engine's answers go out after every read, so ACKs keep their per-segment clocking; a
+    /// super-segment the kernel handed over is one read, taken whole (one ACK for the burst,
+    /// as Linux's GRO receiver does), unless the path cuts it into real packets first.
     fn receive(&mut self) {
         let now = self.clock.now();
+        let mut rx = std::mem::take(&mut self.rx);
+        let mut cut = std::mem::take(&mut self.cut);
         for i in 0..self.paths.len() {
             if self.pollfds.get(i).is_some_and(|p| p.revents == 0) {
                 continue;
             }
             for _ in 0..RX_BATCH {
                 let path = &mut self.paths[i];
-                let n = match path.tun.read(&mut self.rx) {
+                let n = match path.tun.read(&mut rx[..]) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(_) => break, // WouldBlock, or a device gone: nothing to read.
                 };
-                let packet = &self.rx[..n];
-                self.stats.rx_packets += 1;
-                self.stats.rx_bytes += n as u64;
-                if let Some(p) = self.pcap.as_mut() {
-                    if let Err(e) = p.write_packet(self.clock.wall(now), packet) {
-                        self.pcap_error = Some(e);
-                        self.pcap = None;
+                let (hdr, packet) = if path.tun.vnet() {
+                    match VnetHdr::parse(&rx[..n]) {
+                        Ok(h) => (h, &rx[vnet::HDR_LEN..n]),
+                        Err(_) => continue,
                     }
-                }
-                if path.emu.is_passthrough() {
-                    self.endpoint.handle_packet(now, packet);
-                    self.flush_at(now);
                 } else {
-                    let pool = &mut self.pool;
-                    path.emu.offer(Dir::Ingress, now, packet, || {
-                        pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
-                    });
+                    (VnetHdr::default(), &rx[..n])
+                };
+                let cut_here = path.cut;
+                self.stats.rx_packets += 1;
+                self.stats.rx_bytes += packet.len() as u64;
+                if hdr.is_gso() {
+                    self.stats.rx_super += 1;
+                }
+                let trusted = hdr.needs_csum() || hdr.flags & vnet::F_DATA_VALID != 0;
+                if !cut_here || !(hdr.is_gso() || hdr.needs_csum()) {
+                    self.deliver(i, now, packet, trusted && !cut_here);
+                    continue;
+                }
+                // Real packets with complete checksums, for the emulation and the capture.
+                let gso = if hdr.is_gso() { hdr.gso_size } else { 0 };
+                let mut k = 0;
+                let pool = &mut self.pool;
+                let cut_ok = vnet::split(packet, usize::from(gso), &mut self.scratch, |p| {
+                    if k == cut.len() {
+                        cut.push(pool.pop().unwrap_or_default());
+                    }
+                    cut[k].clear();
+                    cut[k].extend_from_slice(p);
+                    k += 1;
+                });
+                if cut_ok.is_err() {
+                    // Not TCP the engine could take: let it count the packet as it is.
+                    self.deliver(i, now, packet, false);
+                }
+                for b in &cut[..k] {
+                    self.deliver(i, now, b, false);
                 }
             }
+        }
+        self.rx = rx;
+        self.cut = cut;
+    }
+
+    /// One packet read from path `i`: captured, then into the engine (its answers sent at
+    /// once) or the emulation. `trusted`: the device vouches for its TCP checksum.
+    fn deliver(&mut self, i: usize, now: Instant, packet: &[u8], trusted: bool) {
+        if let Some(p) = self.pcap.as_mut() {
+            if let Err(e) = p.write_packet(self.clock.wall(now), packet) {
+                self.pcap_error = Some(e);
+                self.pcap = None;
+            }
+        }
+        let path = &mut self.paths[i];
+        if path.emu.is_passthrough() {
+            if trusted {
+                self.endpoint.handle_packet_trusted(now, packet);
+            } else {
+                self.endpoint.handle_packet(now, packet);
+            }
+            self.flush_at(now);
+        } else {
+            let pool = &mut self.pool;
+            path.emu.offer(Dir::Ingress, now, packet, || {
+                pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
+            });
         }
     }
 
@@ -466,6 +614,7 @@ impl Driver {
                 pcap: &mut self.pcap,
                 pcap_error: &mut self.pcap_error,
                 stats: &mut self.stats,
+                scratch: &mut self.scratch,
             };
             while let Some(buf) = path.emu.pop_due(Dir::Egress, now) {
                 out.write(&path.tun, now, &buf);

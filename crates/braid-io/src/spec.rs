@@ -1,5 +1,5 @@
 //! Path specifications for the TUN data plane:
-//! `tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N]`.
+//! `tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N][,offload=on|off]`.
 //!
 //! * `tun`: name of the TUN device braid creates (at most 15 bytes).
 //! * `local`: braid's own address on this path (the kernel never gets it).
@@ -10,6 +10,8 @@
 //! * `rate`: bottleneck rate of each direction (serialisation with a drop-tail queue).
 //! * `queue`: that queue's size in bytes (default: one bandwidth-delay product, at least 64 KiB).
 //! * `mtu`: the device's MTU (default 1500).
+//! * `offload`: TUN checksum and segmentation offloads (default on; `off`: one write per packet,
+//!   checksums in userspace; `BRAID_OFFLOAD=0` in the environment turns them off for all paths).
 
 use crate::emu::EmuSpec;
 use crate::quantity;
@@ -18,7 +20,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The keys a path spec understands, for error messages.
-pub const PATH_KEYS: &str = "tun, local, peer, netns, delay, loss, rate, queue, mtu";
+pub const PATH_KEYS: &str = "tun, local, peer, netns, delay, loss, rate, queue, mtu, offload";
 
 /// One path of braid over a TUN device.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +38,8 @@ pub struct PathSpec {
     pub mtu: u32,
     /// Emulated path properties.
     pub emu: EmuSpec,
+    /// Use the TUN device's checksum and segmentation offloads where the kernel has them.
+    pub offload: bool,
 }
 
 impl PathSpec {
@@ -67,6 +71,7 @@ pub fn parse(spec: &str) -> Result<PathSpec, String> {
     let (mut tun, mut local, mut peer, mut netns) = (None, None, None, None);
     let mut emu = EmuSpec::default();
     let mut mtu = 1500u32;
+    let mut offload = true;
     for part in spec.split(',') {
         let Some((key, value)) = part.split_once('=') else {
             return Err(wrap(format!(
@@ -95,6 +100,17 @@ pub fn parse(spec: &str) -> Result<PathSpec, String> {
                     .ok()
                     .filter(|m| (1280..=65535).contains(m))
                     .ok_or_else(|| in_key(format!("bad mtu \"{value}\" (expected 1280..65535)")))?
+            }
+            "offload" => {
+                offload = match value {
+                    "on" | "yes" | "1" => true,
+                    "off" | "no" | "0" => false,
+                    _ => {
+                        return Err(in_key(format!(
+                            "bad value \"{value}\" (expected on or off)"
+                        )))
+                    }
+                }
             }
             _ => {
                 return Err(wrap(format!(
@@ -127,6 +143,7 @@ pub fn parse(spec: &str) -> Result<PathSpec, String> {
         netns,
         mtu,
         emu,
+        offload,
     })
 }
 
@@ -241,6 +258,11 @@ mod tests {
         assert_eq!(p.emu.queue, Some(65536));
         assert_eq!(p.mtu, 1400);
         assert_eq!(p.mss(), 1360);
+        assert!(p.offload);
+        let off = parse("tun=bt0,local=10.77.1.1,peer=10.77.1.2/24,offload=off").unwrap();
+        assert!(!off.offload);
+        let e = parse("tun=bt0,local=10.77.1.1,peer=10.77.1.2/24,offload=maybe").unwrap_err();
+        assert!(e.contains("offload") && e.contains("maybe"), "{e}");
     }
 
     #[test]

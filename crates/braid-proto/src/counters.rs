@@ -44,6 +44,12 @@ counters! {
     lost_retransmits => "LostRetransmit",
     rto_expirations => "RtoExpirations",
     listen_overflows => "ListenOverflows",
+    /// SYN/ACKs sent with a SYN cookie (the half-open queue was full), the kernel's
+    /// `SyncookiesSent`; ACKs that carried a valid cookie (a connection rebuilt) and ACKs to a
+    /// listener whose cookie did not check out.
+    syncookies_sent => "SyncookiesSent",
+    syncookies_recv => "SyncookiesRecv",
+    syncookies_failed => "SyncookiesFailed",
     active_opens => "ActiveOpens",
     passive_opens => "PassiveOpens",
     ooo_dropped => "OfoDropped",

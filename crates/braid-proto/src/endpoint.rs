@@ -19,6 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
+mod cookie;
 mod transparent;
 pub use transparent::PendingId;
 
@@ -34,6 +35,9 @@ pub struct EndpointConfig {
     pub backlog: usize,
     /// Upper bound on connections (all states) the endpoint keeps; beyond it SYNs are refused.
     pub max_connections: usize,
+    /// Answer SYNs with SYN cookies (no state kept) when a listener's half-open queue is full,
+    /// as Linux's `tcp_syncookies=1` (see `endpoint/cookie.rs`).
+    pub syn_cookies: bool,
     /// Multipath TCP (RFC 8684).
     pub mptcp: MptcpConfig,
 }
@@ -42,8 +46,9 @@ impl Default for EndpointConfig {
     fn default() -> Self {
         EndpointConfig {
             tcp: TcpConfig::default(),
-            backlog: 128,
-            max_connections: 4096,
+            backlog: 512,
+            max_connections: 16384,
+            syn_cookies: true,
             mptcp: MptcpConfig::default(),
         }
     }
@@ -130,7 +135,28 @@ pub struct Transmit {
     pub src: IpAddr,
     pub dst: IpAddr,
     pub len: usize,
+    /// 0: one packet. Else a TCP super-segment (only with [`TxOffload::tso`]): one header
+    /// followed by more payload than this, standing for packets of `gso_size` payload bytes
+    /// each (the last may be shorter), cut by the device or by [`braid_wire::vnet::split`].
+    pub gso_size: u16,
+    /// The TCP checksum field holds only the pseudo-header sum (with [`TxOffload::csum`]):
+    /// the device completes it.
+    pub csum_partial: bool,
 }
+
+/// What the device below the endpoint does for it on transmit (all off by default, as the
+/// simulator wants: every packet complete and MTU-sized).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxOffload {
+    /// The device completes TCP checksums ([`Transmit::csum_partial`]).
+    pub csum: bool,
+    /// The device cuts TCP super-segments: most payload bytes of one (0: none). Needs `csum`.
+    pub tso: u32,
+}
+
+/// Largest payload of a super-segment: an IPv4 packet of 20 + 60 header bytes plus this, and
+/// an IPv6 payload of 60 + this, stay within 65,535 bytes.
+pub const TSO_MAX_PAYLOAD: u32 = 65_000;
 
 /// What a user or a report wants to know about a connection.
 #[derive(Clone, Debug, PartialEq)]
@@ -192,6 +218,14 @@ struct PendingRst {
     mp_reason: Option<ResetReason>,
 }
 
+/// A SYN/ACK carrying a SYN cookie, built and waiting to be sent.
+#[derive(Debug)]
+struct PendingCookie {
+    src: IpAddr,
+    dst: IpAddr,
+    packet: Vec<u8>,
+}
+
 /// One host's TCP stack.
 #[derive(Debug)]
 pub struct Endpoint {
@@ -216,6 +250,11 @@ pub struct Endpoint {
     scratch: Vec<u8>,
     /// SYNs held for the application (`listen_transparent`); `None`: a normal endpoint.
     transparent: Option<Box<transparent::Transparent>>,
+    /// SYN cookies: the MAC secret (drawn from `keys` when the first cookie is sent) and the
+    /// SYN/ACKs waiting to go out.
+    cookie_secret: Option<[u8; 32]>,
+    cookie_tx: VecDeque<PendingCookie>,
+    offload: TxOffload,
 }
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
@@ -252,8 +291,27 @@ impl Endpoint {
             tokens: HashMap::with_hasher(hash_key),
             scratch: vec![0; 64 << 10],
             transparent: None,
+            cookie_secret: None,
+            cookie_tx: VecDeque::new(),
+            offload: TxOffload::default(),
             config,
         }
+    }
+
+    /// Sets what the device does for the endpoint on transmit (checksums, segmentation);
+    /// applies from the next [`Endpoint::poll_transmit`]. `tso` is capped at
+    /// [`TSO_MAX_PAYLOAD`] and needs `csum`.
+    pub fn set_tx_offload(&mut self, mut offload: TxOffload) {
+        offload.tso = if offload.csum {
+            offload.tso.min(TSO_MAX_PAYLOAD)
+        } else {
+            0
+        };
+        self.offload = offload;
+    }
+
+    pub fn tx_offload(&self) -> TxOffload {
+        self.offload
     }
 
     /// A fresh MPTCP key whose token no live connection uses (redrawn on collision).
@@ -408,22 +466,11 @@ impl Endpoint {
         if let Some(lv) = level.as_deref() {
             self.tokens.insert(lv.local_token, h);
         }
-        self.conns.insert(
-            h,
-            Conn {
-                subs: vec![sub],
-                level,
-                tx_next: 0,
-                closed_told: false,
-                listener,
-                visible,
-                queued: false,
-                sched,
-                pm,
-                pm_addrs: Vec::new(),
-                pm_closed: Vec::new(),
-            },
-        );
+        self.conns
+            .insert(h, Conn::new(sub, level, listener, sched, pm));
+        if let Some(c) = self.conns.get_mut(&h) {
+            c.visible = visible;
+        }
         self.queue_tx(h);
         h
     }
@@ -439,8 +486,25 @@ impl Endpoint {
 
     /// One IP packet from the network.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.handle(now, packet, true)
+    }
+
+    /// [`Endpoint::handle_packet`] for a packet whose TCP checksum the device vouches for: one
+    /// the kernel handed over with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (the field holds the
+    /// pseudo-header sum only) or `F_DATA_VALID`; also a TCP super-segment (GSO) of up to 64 KiB,
+    /// taken whole. Everything else is checked as there.
+    pub fn handle_packet_trusted(&mut self, now: Instant, packet: &[u8]) {
+        self.handle(now, packet, false)
+    }
+
+    fn handle(&mut self, now: Instant, packet: &[u8], verify: bool) {
         self.counters.packets_in += 1;
-        let (ip, seg) = match braid_wire::parse_ip_tcp(packet) {
+        let parsed = if verify {
+            braid_wire::parse_ip_tcp(packet)
+        } else {
+            braid_wire::parse_ip_tcp_trusted(packet)
+        };
+        let (ip, seg) = match parsed {
             Ok(v) => v,
             Err(e) => {
                 self.counters.bad_packets += 1;
@@ -464,21 +528,26 @@ impl Endpoint {
             if self.time_wait_reuse(h, i, &seg) {
                 self.remove_subflow(h, i);
             } else {
-                let conn = self
-                    .conns
-                    .get_mut(&h)
-                    .expect("demux points at a live connection");
-                let mut ctx = Ctx {
-                    now,
-                    counters: &mut self.counters,
-                    limiter: &mut self.limiter,
-                };
-                with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, &seg, hk));
-                self.after_tcb(h, now);
+                self.segment_for(now, h, i, &seg);
                 return;
             }
         }
         self.no_connection(now, &ip, &seg, local, remote);
+    }
+
+    /// Hands a segment to subflow `i` of connection `h`.
+    fn segment_for(&mut self, now: Instant, h: ConnHandle, i: usize, seg: &TcpRepr<'_>) {
+        let conn = self
+            .conns
+            .get_mut(&h)
+            .expect("demux points at a live connection");
+        let mut ctx = Ctx {
+            now,
+            counters: &mut self.counters,
+            limiter: &mut self.limiter,
+        };
+        with_hooks(conn, i, |t, hk| t.on_segment(&mut ctx, seg, hk));
+        self.after_tcb(h, now);
     }
 
     /// RFC 6191 spirit: a SYN for a pair in TIME_WAIT with a higher sequence number (or newer
@@ -510,6 +579,16 @@ impl Endpoint {
         }
         if let Some(l) = self.listeners.get(&seg.dst_port) {
             if f.ack() {
+                if !f.syn() {
+                    match self.accept_syn_cookie(now, local, remote, seg) {
+                        cookie::CookieAck::Connection(h) => {
+                            self.segment_for(now, h, 0, seg);
+                            return;
+                        }
+                        cookie::CookieAck::Dropped => return,
+                        cookie::CookieAck::Invalid => {}
+                    }
+                }
                 self.queue_rst(local, remote, seg.ack, 0, false);
                 return;
             }
@@ -536,10 +615,18 @@ impl Endpoint {
                     }
                 }
             }
-            if l.half_open + l.accept_queue.len() >= self.config.backlog
+            if l.accept_queue.len() >= self.config.backlog
                 || self.conns.len() >= self.config.max_connections
             {
                 self.counters.listen_overflows += 1;
+                return;
+            }
+            if l.half_open + l.accept_queue.len() >= self.config.backlog {
+                if self.config.syn_cookies {
+                    self.send_syn_cookie(now, local, remote, seg, mpc);
+                } else {
+                    self.counters.listen_overflows += 1;
+                }
                 return;
             }
             let (iss, ts) = initial_seq(&mut self.rng, &self.config.tcp);
@@ -957,6 +1044,19 @@ impl Endpoint {
 
     /// Writes the next IP packet to send into `buf` (cleared first).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some(c) = self.cookie_tx.pop_front() {
+            buf.clear();
+            buf.extend_from_slice(&c.packet);
+            self.counters.packets_out += 1;
+            // Built by a connection that had no offload: a whole packet, checksum complete.
+            return Some(Transmit {
+                src: c.src,
+                dst: c.dst,
+                len: buf.len(),
+                gso_size: 0,
+                csum_partial: false,
+            });
+        }
         if let Some(r) = self.rsts.pop_front() {
             let mut seg = TcpRepr {
                 src_port: r.local.port(),
@@ -989,6 +1089,8 @@ impl Endpoint {
                     src: r.local.ip(),
                     dst: r.remote.ip(),
                     len,
+                    gso_size: 0,
+                    csum_partial: false,
                 });
             }
         }
@@ -1000,11 +1102,16 @@ impl Endpoint {
             let n = c.subs.len();
             for k in 0..n {
                 let i = (c.tx_next + k) % n;
-                if with_hooks(c, i, |t, hk| t.poll_transmit(now, buf, hk)) {
+                let offload = self.offload;
+                if with_hooks(c, i, |t, hk| {
+                    t.offload = offload;
+                    t.poll_transmit(now, buf, hk)
+                }) {
                     if n > 1 {
                         c.tx_next = (i + 1) % n;
                     }
-                    self.counters.packets_out += 1;
+                    let t = &c.subs[i].tcb;
+                    self.counters.packets_out += u64::from(t.tx_packets);
                     if buf.len() > 33 && buf[0] >> 4 == 4 && buf[33] & TcpFlags::RST != 0 {
                         self.counters.rst_sent += 1;
                     }
@@ -1013,6 +1120,8 @@ impl Endpoint {
                         src: t.local.ip(),
                         dst: t.remote.ip(),
                         len: buf.len(),
+                        gso_size: t.tcb.tx_gso,
+                        csum_partial: offload.csum,
                     });
                 }
             }

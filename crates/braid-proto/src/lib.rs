@@ -22,7 +22,8 @@ pub mod time;
 
 pub use counters::Counters;
 pub use endpoint::{
-    ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit,
+    ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit, TxOffload,
+    TSO_MAX_PAYLOAD,
 };
 pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 pub use tcp::{BufferInfo, TcpConfig, TcpState};

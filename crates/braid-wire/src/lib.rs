@@ -14,9 +14,10 @@ pub mod ip;
 pub mod mptcp;
 pub mod packet;
 pub mod tcp;
+pub mod vnet;
 
 pub use ip::{IpRepr, Ipv4Packet, Ipv4Repr, Ipv6Packet, Ipv6Repr, IPPROTO_TCP};
-pub use packet::{emit_ip_tcp, parse_ip_tcp};
+pub use packet::{emit_ip_tcp, emit_ip_tcp_partial, parse_ip_tcp, parse_ip_tcp_trusted};
 pub use tcp::{
     OptionList, SackBlock, SackList, TcpFlags, TcpOptions, TcpPacket, TcpRepr, Timestamps,
     MAX_TCP_OPTION_SPACE,

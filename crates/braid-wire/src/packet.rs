@@ -13,6 +13,18 @@ use crate::{Error, IpRepr, Ipv4Repr, Ipv6Repr, Result, TcpRepr, IPPROTO_TCP};
 /// IPv4 header or TCP checksum that does not verify, `Unsupported` for IPv4 fragments, IPv6
 /// extension headers and protocols other than TCP. Never panics.
 pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpRepr, TcpRepr<'_>)> {
+    parse(packet, true)
+}
+
+/// [`parse_ip_tcp`] for a packet whose TCP checksum is known to be good or not yet complete:
+/// one the kernel handed over through a TUN device with `VIRTIO_NET_HDR_F_NEEDS_CSUM` (its
+/// checksum field holds only the pseudo-header sum) or `F_DATA_VALID`. Everything else is
+/// checked as there.
+pub fn parse_ip_tcp_trusted(packet: &[u8]) -> Result<(IpRepr, TcpRepr<'_>)> {
+    parse(packet, false)
+}
+
+fn parse(packet: &[u8], verify_tcp: bool) -> Result<(IpRepr, TcpRepr<'_>)> {
     let version = packet.first().ok_or(Error::Truncated)? >> 4;
     let (ip, segment, pseudo) = match version {
         4 => {
@@ -43,7 +55,7 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpRepr, TcpRepr<'_>)> {
         _ => return Err(Error::Malformed),
     };
     let tcp = TcpPacket::new_checked(segment)?;
-    if !tcp.verify_checksum(pseudo) {
+    if verify_tcp && !tcp.verify_checksum(pseudo) {
         return Err(Error::Checksum);
     }
     let repr = TcpRepr::parse(&tcp)?;
@@ -57,6 +69,17 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<(IpRepr, TcpRepr<'_>)> {
 /// Reuses `buf`'s capacity: only the headers are zero-initialised by `resize`, the payload is
 /// appended by one copy and the checksum is one pass over the segment.
 pub fn emit_ip_tcp(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
+    emit(ip, tcp, buf, true)
+}
+
+/// [`emit_ip_tcp`] leaving the TCP checksum to the device (checksum offload): the checksum
+/// field holds the pseudo-header sum only (folded, not complemented), as the kernel expects of
+/// a packet written with `VIRTIO_NET_HDR_F_NEEDS_CSUM`. The payload is copied but not summed.
+pub fn emit_ip_tcp_partial(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
+    emit(ip, tcp, buf, false)
+}
+
+fn emit(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>, full: bool) -> usize {
     let ip_hl = ip.header_len();
     let layout = tcp.options.layout();
     let tcp_hl = 20 + layout.len;
@@ -70,7 +93,14 @@ pub fn emit_ip_tcp(ip: &IpRepr, tcp: &TcpRepr<'_>, buf: &mut Vec<u8>) -> usize {
     tcp.emit_header_with(&mut buf[ip_hl..], layout);
     buf.extend_from_slice(tcp.payload);
     let pseudo = ip.pseudo_header_sum(seg_len);
-    let sum = checksum::combine(pseudo, checksum::ones_complement_sum(&buf[ip_hl..]));
-    buf[ip_hl + 16..ip_hl + 18].copy_from_slice(&checksum::finish(sum).to_be_bytes());
+    let field = if full {
+        checksum::finish(checksum::combine(
+            pseudo,
+            checksum::ones_complement_sum(&buf[ip_hl..]),
+        ))
+    } else {
+        checksum::fold(u64::from(pseudo))
+    };
+    buf[ip_hl + 16..ip_hl + 18].copy_from_slice(&field.to_be_bytes());
     buf.len()
 }

@@ -11,7 +11,7 @@ use braid_proto::{
 use clap::Args;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -1155,6 +1155,12 @@ pub fn listen(args: ListenArgs) -> ExitCode {
     let deadline = net.timeout.map(|d| t0 + d);
     let mut progress = Progress::new(!net.json && !net.quiet, t0);
     let mut active: HashMap<ConnHandle, Transfer> = HashMap::new();
+    // Connections to look at in this round: those an event named, and those finishing (their
+    // FIN is out and may be acknowledged without an event). Idle ones cost nothing per wake-up.
+    let mut touched: HashSet<ConnHandle> = HashSet::new();
+    let mut next_round: Vec<ConnHandle> = Vec::new();
+    // And every connection once a second, in case a change came without an event.
+    let mut sweep_at = t0;
     let mut finished = 0u64;
     let mut failed = 0u64;
     let mut rbuf = vec![0u8; CHUNK];
@@ -1184,10 +1190,15 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                                 }
                             }
                             active.insert(h, Transfer::new(h, now, !net.no_hash));
+                            touched.insert(h);
                         }
                     }
                 }
+                Event::Readable(h) | Event::Writable(h) => {
+                    touched.insert(h);
+                }
                 Event::Closed(h, reason) => {
+                    touched.insert(h);
                     if let Some(tr) = active.get_mut(&h) {
                         tr.info = drv.endpoint.conn_info(h).or(tr.info.take());
                         if !(tr.eof && tr.shut) {
@@ -1199,8 +1210,15 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                 _ => {}
             }
         }
+        if now >= sweep_at {
+            sweep_at = now + Duration::from_secs(1);
+            touched.extend(active.keys().copied());
+        }
         let mut done = Vec::new();
-        for (h, tr) in active.iter_mut() {
+        for h in std::mem::take(&mut touched) {
+            let Some(tr) = active.get_mut(&h) else {
+                continue;
+            };
             if tr.error.is_none() {
                 let before = tr.received;
                 if let Err(e) = tr.pump_recv(&mut drv.endpoint, &mut rbuf, &mut sink) {
@@ -1210,7 +1228,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                 total_rx += tr.received - before;
                 if tr.eof && !tr.shut {
                     tr.shut = true;
-                    if let Err(e) = drv.endpoint.shutdown(now, *h) {
+                    if let Err(e) = drv.endpoint.shutdown(now, h) {
                         tr.error = Some(e.to_string());
                         tr.end = Some(now);
                     }
@@ -1218,9 +1236,12 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                 tr.check_complete(&drv.endpoint, now);
             }
             if tr.done() {
-                done.push(*h);
+                done.push(h);
+            } else if tr.eof && tr.shut {
+                next_round.push(h);
             }
         }
+        touched.extend(next_round.drain(..));
         if let Some(tracer) = tracer.as_mut() {
             let mut conns: Vec<ConnHandle> = active.keys().copied().collect();
             conns.sort();
@@ -1259,6 +1280,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
         if interrupt_end.is_none() && drv.interrupted() {
             interrupt_end = Some(now + INTERRUPT_GRACE);
             for (h, tr) in active.iter_mut() {
+                touched.insert(*h);
                 if !tr.shut {
                     tr.shut = true;
                     let _ = drv.endpoint.shutdown(now, *h);

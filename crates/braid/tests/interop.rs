@@ -304,6 +304,39 @@ fn linux_client_to_braid_server_ipv6() {
     linux_to_braid(&topo, true, "", SIZE);
 }
 
+/// TUN offloads against Linux, both directions, IPv4 and IPv6: braid writes TCP super-segments
+/// that the kernel cuts, takes the kernel's own super-segments whole, and the data arrives
+/// intact; `offload=off` on the path moves the same data without either.
+#[test]
+fn tun_offloads_carry_super_segments_both_ways() {
+    let _g = serial();
+    if !can_run("tun_offloads_carry_super_segments_both_ways") {
+        return;
+    }
+    let topo = Topo::new();
+    let count = |r: &serde_json::Value, k: &str| r["counters"][k].as_u64().unwrap();
+    for v6 in [false, true] {
+        let r = braid_to_linux(&topo, v6, "", SIZE, &[]);
+        assert!(count(&r, "TunTxSuper") > 0, "no super-segment written: {r}");
+        // Each super-segment stands for several packets on the wire.
+        assert!(
+            count(&r, "TunTxPackets") > count(&r, "TunTxSuper") * 2,
+            "{r}"
+        );
+        let r = linux_to_braid(&topo, v6, "", SIZE);
+        assert!(
+            count(&r, "TunRxSuper") > 0,
+            "kernel handed no super-segment: {r}"
+        );
+        assert_eq!(count(&r, "BadChecksum"), 0, "{r}");
+    }
+    let r = braid_to_linux(&topo, false, ",offload=off", SIZE, &[]);
+    assert_eq!(count(&r, "TunTxSuper"), 0, "{r}");
+    let r = linux_to_braid(&topo, false, ",offload=off", SIZE);
+    assert_eq!(count(&r, "TunRxSuper"), 0, "{r}");
+    assert_eq!(count(&r, "BadChecksum"), 0, "{r}");
+}
+
 /// delay=10ms,loss=1% in braid's emulation, both directions of the path: data stays intact and
 /// the emulation really dropped packets. braid's sender runs at the loss-limited rate of a Reno
 /// style window (about 4 Mbit/s at 20 ms RTT), so it moves less than the Linux sender.
@@ -366,6 +399,25 @@ fn pcap_capture_is_well_formed() {
     };
     let bad = tshark("_ws.malformed || _ws.expert.severity >= error");
     assert!(bad.trim().is_empty(), "tshark found problems:\n{bad}");
+    // With offloads on, super-segments are cut before the capture: every frame is a real
+    // packet of at most the MTU, with a TCP checksum that verifies.
+    let big = tshark("frame.len > 1500");
+    assert!(big.trim().is_empty(), "frames beyond the MTU:\n{big}");
+    let out = Command::new("tshark")
+        .args(["-r", &pcap_s, "-o", "tcp.check_checksum:TRUE"])
+        .args([
+            "-d",
+            "tcp.port==5000,data",
+            "-Y",
+            "tcp.checksum.status != 1",
+        ])
+        .output()
+        .expect("run tshark");
+    let unverified = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        unverified.trim().is_empty(),
+        "TCP checksums that do not verify:\n{unverified}"
+    );
     let syns = tshark("tcp.flags.syn == 1").lines().count();
     let fins = tshark("tcp.flags.fin == 1").lines().count();
     let data = tshark("tcp.len > 0").lines().count();

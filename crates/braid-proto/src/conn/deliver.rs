@@ -174,7 +174,9 @@ pub(crate) fn drain_sub(
                     break;
                 }
                 let n = avail.min(n).min(win_end - data).min(scratch.len() as u64) as usize;
-                let got = t.drain(&mut scratch[..n]);
+                // Straight from the subflow's buffer into the connection's: one copy.
+                let (x, y) = t.rcv_slices(n);
+                let got = x.len() + y.len();
                 if got == 0 {
                     break;
                 }
@@ -183,7 +185,11 @@ pub(crate) fn drain_sub(
                 } else if data > lv.recvbuf.in_order_end() {
                     c.mp_ofo_queue += 1;
                 }
-                lv.recvbuf.write_at(data, &scratch[..got]);
+                lv.recvbuf.write_at(data, x);
+                if !y.is_empty() {
+                    lv.recvbuf.write_at(data + x.len() as u64, y);
+                }
+                t.consume(got);
             }
             RxStep::Fail {
                 dsn,

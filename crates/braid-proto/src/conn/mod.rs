@@ -103,6 +103,29 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
+    /// A connection of one subflow (not yet visible to the application).
+    pub(crate) fn new(
+        sub: Subflow,
+        level: Option<Box<MpLevel>>,
+        listener: Option<u16>,
+        sched: Option<Box<dyn Scheduler>>,
+        pm: Option<Box<dyn PathManager>>,
+    ) -> Self {
+        Conn {
+            subs: vec![sub],
+            level,
+            tx_next: 0,
+            closed_told: false,
+            listener,
+            visible: false,
+            queued: false,
+            sched,
+            pm,
+            pm_addrs: Vec::new(),
+            pm_closed: Vec::new(),
+        }
+    }
+
     pub(crate) fn tcb(&self) -> &Subflow {
         &self.subs[0]
     }

@@ -5,6 +5,7 @@ use super::Conn;
 use super::Subflow;
 use crate::mptcp::conn::MpLevel;
 use crate::mptcp::sched::{Chunk, DataView, SubflowView};
+use crate::tcp::sendbuf::SendBuffer;
 use crate::time::Instant;
 
 /// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
@@ -24,9 +25,8 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             if n == 0 {
                 break;
             }
-            let got = lv.sendbuf.read_at(lv.data_nxt, &mut scratch[..n]);
-            let w = t.send(&scratch[..got]);
-            lv.data_nxt += w as u64;
+            let w = feed(&lv.sendbuf, t, lv.data_nxt, n);
+            lv.data_nxt += w;
             if w == 0 {
                 break;
             }
@@ -92,9 +92,8 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             n = t.whole_segments(n, lv.csum);
         }
         n = n.min(pick.max);
-        let got = lv.sendbuf.read_at(d_off, &mut scratch[..n as usize]);
         let sub_off = t.send_end();
-        let w = t.send(&scratch[..got]) as u64;
+        let w = feed(&lv.sendbuf, t, d_off, n as usize);
         if w == 0 {
             break;
         }
@@ -113,6 +112,17 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             lv.data_nxt += w;
         }
     }
+}
+
+/// Copies `n` data-level bytes from offset `off` straight from the connection's send buffer
+/// into subflow `t`'s (one copy, no scratch in between); returns the bytes it took.
+fn feed(sendbuf: &SendBuffer, t: &mut Subflow, off: u64, n: usize) -> u64 {
+    let (a, b) = sendbuf.slices_at(off, n);
+    let w = t.send(a);
+    if w < a.len() || b.is_empty() {
+        return w as u64;
+    }
+    (w + t.send(b)) as u64
 }
 
 /// The redundant scheduler's new data: every usable subflow sends every byte up to `end`, each
@@ -143,9 +153,8 @@ fn redundant_fill(lv: &mut MpLevel, subs: &mut [Subflow], end: u64, scratch: &mu
             if n == 0 {
                 break;
             }
-            let got = lv.sendbuf.read_at(from, &mut scratch[..n as usize]);
             let sub_off = t.send_end();
-            let w = t.send(&scratch[..got]) as u64;
+            let w = feed(&lv.sendbuf, t, from, n as usize);
             let Some(mp) = t.mp.as_deref_mut() else {
                 break;
             };

@@ -692,6 +692,22 @@ impl SubflowMp {
         }
     }
 
+    /// May a super-segment start at subflow offset `off`? Only where each packet cut from it
+    /// may repeat one DSS mapping that covers it all (RFC 8684 §3.3.1 allows repeating a
+    /// mapping; Linux's TSO does the same): not with DSS checksums (a mapping per packet), not
+    /// before the connection is fully established (MP_CAPABLE carries the first data), not
+    /// where the infinite mapping goes; and never for control options, which only pure ACKs
+    /// carry.
+    pub fn burst_ok(&self, lv: &MpLevel, off: u64) -> bool {
+        if lv.fallback {
+            return self.inf_map.is_none();
+        }
+        !lv.csum
+            && self.ready
+            && (lv.role != Role::Client || lv.fully_established)
+            && self.tx_lookup(off).is_some()
+    }
+
     /// Where data offset `d` sits on this subflow: (subflow offset, bytes to its mapping's end).
     pub fn tx_of_data(&self, d: u64) -> Option<(u64, u64)> {
         self.tx
@@ -959,11 +975,13 @@ impl SubflowMp {
                     data_len,
                     checksum: Some(dss_checksum(dsn, s.rel_seq, data_len, s.payload)),
                 });
-            } else if m_sub == s.off {
-                // The first segment of a mapping carries it for all of the mapping's bytes.
+            } else if m_sub == s.off || s.gso {
+                // The first segment of a mapping carries it for all of the mapping's bytes; so
+                // does a super-segment, whose every packet repeats the same mapping.
+                let back = s.off - m_sub;
                 d.mapping = Some(DssMapping {
-                    dsn: DataSeq::wide(dsn),
-                    subflow_seq: s.rel_seq,
+                    dsn: DataSeq::wide(dsn.wrapping_sub(back)),
+                    subflow_seq: s.rel_seq.wrapping_sub(back as u32),
                     data_len: m_len as u16,
                     checksum: None,
                 });
@@ -1516,6 +1534,9 @@ impl SubflowHooks for MpHooks<'_> {
     fn data_opt_len(&self, off: u64) -> Option<u32> {
         Some(self.mp.data_opt_len(self.lv, off))
     }
+    fn burst_ok(&self, off: u64) -> bool {
+        self.mp.burst_ok(self.lv, off)
+    }
 }
 
 #[cfg(test)]
@@ -1646,6 +1667,7 @@ mod tests {
             payload,
             sack,
             room: 24,
+            gso: false,
         };
         // Not on data, nor beside SACK blocks.
         s.options(&mut lv, &seg(TcpFlags::ACK, &[1, 2, 3], false), &mut out);

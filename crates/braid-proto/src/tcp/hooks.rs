@@ -18,6 +18,10 @@ pub(crate) struct OutSeg<'p> {
     /// Option bytes left for MPTCP on a data segment (its payload was sized with
     /// [`SubflowMp::data_opt_len`]).
     pub room: u32,
+    /// A super-segment, cut by the device into packets that each carry these options: an
+    /// MPTCP data segment then carries the mapping that covers it even when it does not start
+    /// there.
+    pub gso: bool,
 }
 
 /// What the TCB knows when a segment arrives.
@@ -79,6 +83,11 @@ pub(crate) trait SubflowHooks {
     /// Option bytes a data segment starting at `off` needs (`None`: nothing reserved).
     fn data_opt_len(&self, _off: u64) -> Option<u32> {
         None
+    }
+    /// May a super-segment start at stream offset `off` (its options repeated on every packet
+    /// the device cuts from it)?
+    fn burst_ok(&self, _off: u64) -> bool {
+        true
     }
 }
 

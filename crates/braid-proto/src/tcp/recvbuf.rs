@@ -200,16 +200,37 @@ impl RecvBuffer {
         n
     }
 
+    /// Up to `n` in-order bytes from the read offset, as the one or two slices of the ring
+    /// that hold them (the second empty unless they wrap), not consumed. No copy.
+    pub fn readable_slices(&self, n: usize) -> (&[u8], &[u8]) {
+        let n = n.min(self.readable);
+        if n == 0 {
+            return (&[], &[]);
+        }
+        let size = self.ring.len();
+        let first = n.min(size - self.head);
+        (
+            &self.ring[self.head..self.head + first],
+            &self.ring[..n - first],
+        )
+    }
+
     /// Copies and consumes in-order bytes; returns the count.
     pub fn read(&mut self, out: &mut [u8]) -> usize {
-        let n = out.len().min(self.readable);
+        let (a, b) = self.readable_slices(out.len());
+        let (first, n) = (a.len(), a.len() + b.len());
+        out[..first].copy_from_slice(a);
+        out[first..n].copy_from_slice(b);
+        self.consume(n)
+    }
+
+    /// Consumes up to `n` in-order bytes without copying them; returns the count.
+    pub fn consume(&mut self, n: usize) -> usize {
+        let n = n.min(self.readable);
         if n == 0 {
             return 0;
         }
         let size = self.ring.len();
-        let first = n.min(size - self.head);
-        out[..first].copy_from_slice(&self.ring[self.head..self.head + first]);
-        out[first..n].copy_from_slice(&self.ring[..n - first]);
         self.readable -= n;
         self.read_offset += n as u64;
         self.head = if self.readable == 0 && self.ranges.is_empty() {

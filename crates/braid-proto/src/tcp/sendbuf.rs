@@ -124,6 +124,24 @@ impl SendBuffer {
         n
     }
 
+    /// The bytes from stream offset `offset` (start <= offset <= end), at most `n`, as the one
+    /// or two slices of the ring that hold them (the second empty unless they wrap); both
+    /// empty if offset is out of range. No copy.
+    pub fn slices_at(&self, offset: u64, n: usize) -> (&[u8], &[u8]) {
+        if offset < self.start || offset > self.end() {
+            return (&[], &[]);
+        }
+        let skip = (offset - self.start) as usize;
+        let n = n.min(self.len - skip);
+        if n == 0 {
+            return (&[], &[]);
+        }
+        let size = self.ring.len();
+        let pos = (self.head + skip) % size;
+        let first = n.min(size - pos);
+        (&self.ring[pos..pos + first], &self.ring[..n - first])
+    }
+
     /// Releases bytes before `offset` (clamped to [start, end]). Returns how many were released.
     pub fn ack_to(&mut self, offset: u64) -> usize {
         let n = (offset.clamp(self.start, self.end()) - self.start) as usize;
@@ -193,6 +211,27 @@ mod tests {
         assert_eq!(b.read_at(16, &mut out), 0);
         assert_eq!(b.read_at(5, &mut out), 0);
         assert_eq!(b.ring.len(), 10, "never above capacity");
+    }
+
+    #[test]
+    fn slices_match_read_at() {
+        let mut b = SendBuffer::new(8192);
+        b.write(&pattern(0, 6000));
+        b.ack_to(5000);
+        b.write(&pattern(6000, 6000));
+        for (off, n) in [
+            (5000, 7000),
+            (5500, 100),
+            (7000, 5000),
+            (11_999, 9),
+            (12_000, 5),
+        ] {
+            let (x, y) = b.slices_at(off, n);
+            let mut out = vec![0; n];
+            let k = b.read_at(off, &mut out);
+            assert_eq!([x, y].concat(), &out[..k]);
+        }
+        assert_eq!(b.slices_at(4999, 10), (&[][..], &[][..]));
     }
 
     #[test]

@@ -260,6 +260,12 @@ pub(crate) struct Tcb {
     pub events: u8,
     pub stats: Stats,
     payload_scratch: Vec<u8>,
+    /// What the device does on transmit (the endpoint sets it before each `poll_transmit`).
+    pub(crate) offload: crate::endpoint::TxOffload,
+    /// The packet last emitted: payload bytes per packet of a super-segment (0: one packet),
+    /// and how many packets it stands for.
+    pub(crate) tx_gso: u16,
+    pub(crate) tx_packets: u32,
     /// When we last answered an unacceptable segment (ACK-loop rate limit).
     last_oow_ack: Option<Instant>,
     /// A RST to send in reply to an unacceptable segment: (seq, ack, with ACK flag).
@@ -377,6 +383,9 @@ impl Tcb {
             events: 0,
             stats: Stats::default(),
             payload_scratch: Vec::new(),
+            offload: Default::default(),
+            tx_gso: 0,
+            tx_packets: 1,
             last_oow_ack: None,
             rst_reply: None,
             syn_sent_at: None,
@@ -1776,9 +1785,11 @@ impl Tcb {
         buf: &mut Vec<u8>,
         hk: &mut dyn SubflowHooks,
     ) -> bool {
+        self.tx_gso = 0;
+        self.tx_packets = 1;
         let emitted = self.next_segment(now, buf, hk);
         if emitted {
-            self.stats.segments_sent += 1;
+            self.stats.segments_sent += u64::from(self.tx_packets);
             self.last_send = now;
         }
         emitted
@@ -1799,17 +1810,28 @@ impl Tcb {
         hk: &mut dyn SubflowHooks,
     ) {
         let mut body = [[0u8; 40]; 2];
+        let gso = self.tx_gso > 0;
         let out = OutSeg {
             flags: repr.flags.0,
             rel_seq: repr.seq.wrapping_sub(self.iss.0),
             off,
             payload: repr.payload,
             sack: !repr.options.sack.is_empty(),
-            room: (self.smss + self.dss_reserved).saturating_sub(repr.payload.len() as u32),
+            room: if gso {
+                self.dss_reserved
+            } else {
+                (self.smss + self.dss_reserved).saturating_sub(repr.payload.len() as u32)
+            },
+            gso,
+        };
+        let emit = if self.offload.csum {
+            braid_wire::emit_ip_tcp_partial
+        } else {
+            braid_wire::emit_ip_tcp
         };
         let n = hk.options(&out, &mut body);
         if n == [0, 0] {
-            braid_wire::emit_ip_tcp(&self.ip, repr, buf);
+            emit(&self.ip, repr, buf);
             return;
         }
         let mut r = *repr;
@@ -1820,7 +1842,7 @@ impl Tcb {
                     .push(braid_wire::tcp::kind::MPTCP, &b[..len]);
             }
         }
-        braid_wire::emit_ip_tcp(&self.ip, &r, buf);
+        emit(&self.ip, &r, buf);
     }
 
     /// Keeps `bytes` of option room free on every data segment (passive open: after
@@ -1913,6 +1935,14 @@ impl Tcb {
     /// Reads in-order bytes without window bookkeeping (the connection level advertises).
     pub(crate) fn drain(&mut self, buf: &mut [u8]) -> usize {
         self.recvbuf.read(buf)
+    }
+    /// Up to `n` in-order bytes, as one or two slices of the receive buffer (not consumed).
+    pub(crate) fn rcv_slices(&self, n: usize) -> (&[u8], &[u8]) {
+        self.recvbuf.readable_slices(n)
+    }
+    /// Consumes up to `n` in-order bytes without copying (after [`Tcb::rcv_slices`]).
+    pub(crate) fn consume(&mut self, n: usize) -> usize {
+        self.recvbuf.consume(n)
     }
     /// Copies in-order bytes from `rcv_read_offset() + skip` without consuming them.
     pub(crate) fn peek(&self, skip: usize, buf: &mut [u8]) -> usize {
@@ -2078,6 +2108,9 @@ impl Tcb {
         // subflow it never allows more than the data level does, and drives the persist timer.
         let wnd_room = (wnd_right - self.snd_nxt).max(0) as u64;
         let cwnd_room = (cwnd.saturating_sub(pipe)) as u64;
+        if let Some(n) = self.burst_packets(off, avail, fin_now, wnd_room.min(cwnd_room), hk) {
+            return self.send_burst(now, off, n, avail, cut, buf, hk);
+        }
         let len = avail.min(mss as u64).min(wnd_room).min(cwnd_room) as u32;
         if len == 0 && avail > 0 {
             if wnd_room == 0 {
@@ -2161,6 +2194,82 @@ impl Tcb {
         true
     }
 
+    /// Packets of `smss` payload bytes a super-segment at stream offset `off` can carry (at least
+    /// two), when the device cuts them (TSO) and the windows, the data queued (`avail`, up to
+    /// the mapping's end with MPTCP) and the extension allow one: only whole packets, and never
+    /// the FIN (which goes on a segment of its own after the burst).
+    fn burst_packets(
+        &self,
+        off: u64,
+        avail: u64,
+        fin_now: bool,
+        room: u64,
+        hk: &dyn SubflowHooks,
+    ) -> Option<u32> {
+        let seg = self.smss as u64;
+        if self.offload.tso == 0 || seg == 0 || avail.min(room) < 2 * seg {
+            return None;
+        }
+        let mut n = avail
+            .min(room)
+            .min(self.offload.tso as u64)
+            .min(u16::MAX as u64 * seg)
+            / seg;
+        if fin_now && off + n * seg == self.sendbuf.end() {
+            n -= 1;
+        }
+        (n >= 2 && hk.burst_ok(off)).then_some(n as u32)
+    }
+
+    /// Sends `n` packets of new data as one super-segment: one header (MPTCP: with the one
+    /// mapping that covers it all) that the device copies onto each packet. The scoreboard
+    /// keeps one entry per packet, as if they had been sent one by one.
+    #[allow(clippy::too_many_arguments)]
+    fn send_burst(
+        &mut self,
+        now: Instant,
+        off: u64,
+        n: u32,
+        avail: u64,
+        cut: bool,
+        buf: &mut Vec<u8>,
+        hk: &mut dyn SubflowHooks,
+    ) -> bool {
+        let seg = self.smss;
+        let len = n * seg;
+        self.sws_override = false;
+        self.app_limited = false;
+        let seq = self.snd_nxt;
+        let mut flags = TcpFlags::ACK;
+        if len as u64 == avail && !cut {
+            flags |= TcpFlags::PSH;
+        }
+        self.tx_gso = seg as u16;
+        self.tx_packets = n;
+        self.build_data_segment(now, seq, off, len, flags, buf, hk);
+        self.snd_nxt = seq + len;
+        for k in 0..n {
+            let start = seq + k * seg;
+            self.sent.push_back(SentSeg {
+                start,
+                end: start + seg,
+                sent: now,
+                fin: false,
+                sacked: false,
+                lost: false,
+                retx: false,
+                ever_retx: false,
+            });
+        }
+        self.out_bytes += len;
+        self.stats.bytes_sent += len as u64;
+        self.prr_out += len as u64;
+        if self.timer(Timer::Rto).is_none() {
+            self.arm_rto(now);
+        }
+        true
+    }
+
     /// Arms the persist timer when nothing is in flight and the peer's window (zero, or too
     /// small for sender SWS avoidance) holds back data we have (RFC 9293 §3.8.6.1, §3.8.6.2.1).
     fn arm_persist_if_needed(&mut self, now: Instant) {
@@ -2230,14 +2339,24 @@ impl Tcb {
         buf: &mut Vec<u8>,
         hk: &mut dyn SubflowHooks,
     ) {
-        let mut payload = std::mem::take(&mut self.payload_scratch);
-        payload.resize(len as usize, 0);
-        let got = self.sendbuf.read_at(off, &mut payload);
-        payload.truncate(got);
+        // The payload straight from the send buffer's ring (copied once, into the packet),
+        // unless it wraps; the buffer is moved out for the call (no allocation either way).
+        let sendbuf = std::mem::replace(&mut self.sendbuf, SendBuffer::new(0));
+        let mut scratch = std::mem::take(&mut self.payload_scratch);
+        let (a, b) = sendbuf.slices_at(off, len as usize);
+        let payload = if b.is_empty() {
+            a
+        } else {
+            scratch.clear();
+            scratch.extend_from_slice(a);
+            scratch.extend_from_slice(b);
+            &scratch[..]
+        };
         let mut r = self.base_repr(now, seq, flags, hk);
-        r.payload = &payload;
+        r.payload = payload;
         self.emit_seg(&r, off, buf, hk);
-        self.payload_scratch = payload;
+        self.payload_scratch = scratch;
+        self.sendbuf = sendbuf;
     }
 
     /// In TIME_WAIT: may a new SYN for the same pair start a new connection (RFC 6191)?
