@@ -60,7 +60,13 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
         views.clear();
         views.extend(subs.iter().map(sched_view));
         let data = DataView {
-            unsent: lv.sendbuf.end().saturating_sub(lv.data_nxt),
+            // An application the send buffer held back has more than the buffer shows: the
+            // end is not near (ECF must not wait for the fastest subflow as if it were).
+            unsent: if lv.write_blocked {
+                u64::MAX / 4
+            } else {
+                lv.sendbuf.end().saturating_sub(lv.data_nxt)
+            },
             window: lv
                 .snd_right
                 .saturating_sub(lv.data_una)
