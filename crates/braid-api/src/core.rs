@@ -79,6 +79,9 @@ pub(crate) struct ConnState {
     pub rx_shut: bool,
     /// The engine stopped reading because `rx` was full: the reader kicks it after freeing room.
     pub rx_starved: bool,
+    /// The connection closed in order while the engine still held bytes the application has
+    /// not read: reads wait for them (and the FIN) instead of ending at `Phase::Closed`.
+    pub rx_after_close: bool,
     /// Bytes written by the application, not yet in the engine's send buffer.
     pub tx: VecDeque<u8>,
     pub tx_cap: usize,
@@ -110,6 +113,7 @@ impl ConnCore {
                 rx_eof: false,
                 rx_shut: false,
                 rx_starved: false,
+                rx_after_close: false,
                 tx: VecDeque::new(),
                 tx_cap: cap,
                 tx_shut: false,

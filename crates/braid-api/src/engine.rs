@@ -466,6 +466,9 @@ impl Engine {
                 format!("{what}: closed during the handshake"),
             ));
         }
+        // An orderly end can come while received bytes still wait in the engine (its buffer
+        // is read as the application makes room): they stay readable, up to the FIN.
+        st.rx_after_close = reason == CloseReason::Normal && !st.rx_eof && !st.rx_shut;
         st.phase = Phase::Closed;
         st.tx.clear();
         e.core.notify(&mut st);
@@ -563,6 +566,7 @@ impl Engine {
                 match ep.recv(h, &mut self.scratch[..room]) {
                     Ok(0) => {
                         st.rx_eof = true;
+                        st.rx_after_close = false;
                         changed = true;
                     }
                     Ok(n) => {
@@ -572,7 +576,14 @@ impl Engine {
                         }
                     }
                     Err(EngineError::WouldBlock) => break,
-                    Err(_) => break, // closed: the Closed event says why
+                    Err(_) => {
+                        // Closed: the Closed event says why; nothing more will come.
+                        if st.rx_after_close {
+                            st.rx_after_close = false;
+                            changed = true;
+                        }
+                        break;
+                    }
                 }
             }
         }

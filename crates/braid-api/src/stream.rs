@@ -70,7 +70,7 @@ pub(crate) fn read_ready(
     if let Some(e) = &st.error {
         return Some(Err(e.to_io()));
     }
-    if st.phase == Phase::Closed {
+    if st.phase == Phase::Closed && !st.rx_after_close {
         return Some(Ok(0));
     }
     None

@@ -72,7 +72,15 @@ fn roundtrip(mptcp: bool) {
     (&c).read_to_end(&mut got).unwrap();
     writer.join().unwrap();
     assert_eq!(server.join().unwrap(), payload.len() as u64);
-    assert!(got == payload, "echoed bytes differ");
+    if got != payload {
+        let first = got.iter().zip(payload.iter()).position(|(a, b)| a != b);
+        let info = c.info().unwrap();
+        panic!(
+            "echoed bytes differ: got {} of {} bytes, first difference at {first:?}; {info:?}",
+            got.len(),
+            payload.len()
+        );
+    }
     let info = c.info().unwrap();
     assert_eq!(info.mptcp, mptcp);
     assert!(!info.fallback);
