@@ -199,17 +199,6 @@ fn curl(args: &[&str]) -> (i32, String) {
     )
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        })
-        .unwrap_or(0)
-}
-
 /// `braid proxy` over both paths, in its own mount namespace whose /etc/hosts names
 /// 10.80.1.2 `braid-peer.test` (so the name goes through the host's resolver, untouched).
 fn start_proxy(t: &Topo, socks: &str, control: &str, connect_timeout: &str) -> Proc {

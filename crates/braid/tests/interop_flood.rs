@@ -20,17 +20,6 @@ const FLOOD: &str = concat!(
 const CLIENTS: usize = 8;
 const BYTES: u64 = 256 << 10;
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn linux_mptcp_clients_served_through_a_spoofed_syn_flood() {
     let _g = serial();

@@ -105,6 +105,18 @@ pub fn can_run_with(kind: &str, case: &str, tools: &[(&str, &str, &str)]) -> boo
     false
 }
 
+/// A process's resident memory in KiB (VmRSS; 0 once it has gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
 pub fn random_u64() -> u64 {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
