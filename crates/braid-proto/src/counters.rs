@@ -50,6 +50,9 @@ counters! {
     syncookies_sent => "SyncookiesSent",
     syncookies_recv => "SyncookiesRecv",
     syncookies_failed => "SyncookiesFailed",
+    /// Times the buffers of all connections together went above `memory_pressure`
+    /// (Linux's TCPMemoryPressures).
+    memory_pressures => "TCPMemoryPressures",
     active_opens => "ActiveOpens",
     passive_opens => "PassiveOpens",
     ooo_dropped => "OfoDropped",

@@ -38,6 +38,10 @@ pub struct EndpointConfig {
     /// Answer SYNs with SYN cookies (no state kept) when a listener's half-open queue is full,
     /// as Linux's `tcp_syncookies=1` (see `endpoint/cookie.rs`).
     pub syn_cookies: bool,
+    /// Bytes of send and receive buffers, all connections together, above which the endpoint
+    /// is under memory pressure (Linux's `tcp_mem[1]`): buffers stop growing and shrink
+    /// towards 64 KiB until the total is below three quarters of it again.
+    pub memory_pressure: usize,
     /// Multipath TCP (RFC 8684).
     pub mptcp: MptcpConfig,
 }
@@ -49,10 +53,17 @@ impl Default for EndpointConfig {
             backlog: 512,
             max_connections: 16384,
             syn_cookies: true,
+            memory_pressure: DEFAULT_MEMORY_PRESSURE,
             mptcp: MptcpConfig::default(),
         }
     }
 }
+
+/// Default [`EndpointConfig::memory_pressure`]: 1 GiB (Linux sizes `tcp_mem` from the RAM:
+/// 1.5 GiB on a 24 GiB machine).
+pub const DEFAULT_MEMORY_PRESSURE: usize = 1 << 30;
+/// How often buffers are moderated again while memory pressure lasts.
+const PRESSURE_SWEEP: Duration = Duration::from_millis(100);
 
 /// Errors from application calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -255,6 +266,11 @@ pub struct Endpoint {
     cookie_secret: Option<[u8; 32]>,
     cookie_tx: VecDeque<PendingCookie>,
     offload: TxOffload,
+    /// Buffer bytes of all connections ([`Conn::mem`] summed), whether that is above
+    /// `memory_pressure`, and when buffers are moderated next while it is.
+    mem_total: usize,
+    mem_pressure: bool,
+    mem_sweep_at: Instant,
 }
 
 /// Mixed into the seed for the deterministic key source of [`Endpoint::new`].
@@ -294,6 +310,9 @@ impl Endpoint {
             cookie_secret: None,
             cookie_tx: VecDeque::new(),
             offload: TxOffload::default(),
+            mem_total: 0,
+            mem_pressure: false,
+            mem_sweep_at: Instant::ZERO,
             config,
         }
     }
@@ -849,6 +868,7 @@ impl Endpoint {
 
     /// Turns a connection's news into events, queues it for transmission, forgets it when done.
     fn after_tcb(&mut self, h: ConnHandle, now: Instant) {
+        self.account_memory(h, now);
         let Some(c) = self.conns.get_mut(&h) else {
             return;
         };
@@ -867,6 +887,48 @@ impl Endpoint {
             return;
         }
         self.queue_tx(h);
+    }
+
+    /// Brings the connection's share of the buffer total up to date; memory pressure starts
+    /// (every connection moderates its buffers, again each [`PRESSURE_SWEEP`] while it lasts)
+    /// or ends (with hysteresis: below three quarters of the limit).
+    fn account_memory(&mut self, h: ConnHandle, now: Instant) {
+        let Some(c) = self.conns.get_mut(&h) else {
+            return;
+        };
+        let m = c.memory();
+        self.mem_total = self.mem_total - c.mem + m;
+        c.mem = m;
+        let limit = self.config.memory_pressure;
+        let sweep = if !self.mem_pressure && self.mem_total > limit {
+            self.mem_pressure = true;
+            self.counters.memory_pressures += 1;
+            true
+        } else if self.mem_pressure && self.mem_total < limit / 4 * 3 {
+            self.mem_pressure = false;
+            true
+        } else {
+            self.mem_pressure && now >= self.mem_sweep_at
+        };
+        if sweep {
+            let on = self.mem_pressure;
+            self.mem_sweep_at = now + PRESSURE_SWEEP;
+            let mut total = 0;
+            for c in self.conns.values_mut() {
+                c.set_memory_pressure(on);
+                c.mem = c.memory();
+                total += c.mem;
+            }
+            self.mem_total = total;
+        } else if self.mem_pressure && !c.pressured {
+            c.set_memory_pressure(true);
+        }
+    }
+
+    /// Buffer bytes of all connections together (what [`EndpointConfig::memory_pressure`] is
+    /// compared with), and whether the endpoint is under memory pressure now.
+    pub fn buffer_memory(&self) -> (usize, bool) {
+        (self.mem_total, self.mem_pressure)
     }
 
     /// The passive open completed: into the accept queue, and the application is told.
@@ -990,6 +1052,7 @@ impl Endpoint {
 
     fn remove(&mut self, h: ConnHandle) {
         if let Some(c) = self.conns.remove(&h) {
+            self.mem_total -= c.mem;
             if let Some(lv) = c.level.as_deref() {
                 if self.tokens.get(&lv.local_token) == Some(&h) {
                     self.tokens.remove(&lv.local_token);

@@ -23,7 +23,7 @@ pub mod time;
 pub use counters::Counters;
 pub use endpoint::{
     ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit, TxOffload,
-    TSO_MAX_PAYLOAD,
+    DEFAULT_MEMORY_PRESSURE, TSO_MAX_PAYLOAD,
 };
 pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
 pub use tcp::{BufferInfo, TcpConfig, TcpState};

@@ -100,6 +100,10 @@ pub(crate) struct Conn {
     pub(crate) pm: Option<Box<dyn PathManager>>,
     pub(crate) pm_addrs: Vec<(u8, IpAddr)>,
     pub(crate) pm_closed: Vec<bool>,
+    /// Buffer bytes this connection counts for in the endpoint's total, and whether it was
+    /// told of the memory pressure now on.
+    pub(crate) mem: usize,
+    pub(crate) pressured: bool,
 }
 
 impl Conn {
@@ -123,6 +127,25 @@ impl Conn {
             pm,
             pm_addrs: Vec::new(),
             pm_closed: Vec::new(),
+            mem: 0,
+            pressured: false,
+        }
+    }
+
+    /// Bytes its rings hold now (data level and subflows).
+    pub(crate) fn memory(&self) -> usize {
+        match self.level.as_deref() {
+            Some(lv) => lv.memory(&self.subs),
+            None => self.subs.iter().map(|t| t.memory()).sum(),
+        }
+    }
+
+    /// Memory pressure starts (again: moderates once more) or ends for this connection.
+    pub(crate) fn set_memory_pressure(&mut self, on: bool) {
+        self.pressured = on;
+        match self.level.as_deref_mut() {
+            Some(lv) => lv.set_memory_pressure(on, &mut self.subs),
+            None => self.subs.iter_mut().for_each(|t| t.set_memory_pressure(on)),
         }
     }
 

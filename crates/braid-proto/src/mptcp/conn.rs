@@ -23,7 +23,7 @@ use crate::counters::Counters;
 use crate::tcp::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use crate::tcp::recvbuf::RecvBuffer;
 use crate::tcp::sendbuf::SendBuffer;
-use crate::tcp::tune::{grow_step, sndbuf_for, RcvSpace};
+use crate::tcp::tune::{grow_step, sndbuf_for, RcvSpace, PRESSURE_BUFFER};
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use braid_wire::mptcp::{
@@ -93,6 +93,8 @@ pub(crate) struct MpLevel {
     /// Most bytes the connection's buffers (data level and subflows) held at once, as sampled
     /// after each input.
     pub mem_peak: usize,
+    /// The endpoint is short of buffer memory (see `Tcb::set_memory_pressure`).
+    mem_pressure: bool,
     /// Data offset acknowledged by DATA_ACK (our DATA_FIN counts one).
     pub data_una: u64,
     /// Next new data offset to schedule on a subflow.
@@ -187,6 +189,7 @@ impl MpLevel {
             rcv_space: RcvSpace::new(Instant::ZERO, tcp.mss as u32),
             ioe_since: (0, Instant::ZERO),
             mem_peak: 0,
+            mem_pressure: false,
             data_una: 0,
             data_nxt: 0,
             snd_right: 0,
@@ -315,7 +318,7 @@ impl MpLevel {
             subs.iter()
                 .filter(|t| t.state != crate::tcp::TcpState::Closed)
         };
-        if self.recvbuf.capacity() < self.recv_cap {
+        if self.recvbuf.capacity() < self.recv_cap && !self.mem_pressure {
             // A subflow that has carried no data to us yet counts with its handshake RTT: a
             // window sized for the fastest alone would keep the slower ones from ever being
             // used (the scheduler waits rather than block the window).
@@ -351,7 +354,7 @@ impl MpLevel {
             t.grow_rcvbuf(cap);
             t.grow_sndbuf_to_cwnd();
         }
-        if self.sendbuf.capacity() < self.send_cap && self.write_blocked {
+        if self.sendbuf.capacity() < self.send_cap && self.write_blocked && !self.mem_pressure {
             let carrying = || {
                 subs.iter()
                     .filter(|t| t.can_carry() && t.mp.as_deref().is_some_and(|m| m.ready))
@@ -397,6 +400,26 @@ impl MpLevel {
             self.sendbuf.release();
             self.recvbuf.release();
         }
+    }
+
+    /// Memory pressure starts (again) or ends, for the data level and every subflow: as
+    /// `Tcb::set_memory_pressure`, the data-level window closing towards the same size.
+    pub(crate) fn set_memory_pressure(&mut self, on: bool, subs: &mut [crate::conn::Subflow]) {
+        self.mem_pressure = on;
+        for t in subs.iter_mut() {
+            t.set_memory_pressure(on);
+        }
+        if !on {
+            self.recvbuf.shrink_towards(None);
+            return;
+        }
+        let keep = self.sendbuf.len().max(PRESSURE_BUFFER);
+        if self.sendbuf.capacity() > keep {
+            self.sendbuf.set_capacity(keep);
+        }
+        self.sendbuf.release();
+        self.recvbuf.shrink_towards(Some(PRESSURE_BUFFER));
+        self.recvbuf.release();
     }
 
     /// Bytes the connection's rings hold now: the data level's and every subflow's.

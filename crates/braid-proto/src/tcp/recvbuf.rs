@@ -36,6 +36,8 @@ pub struct RecvBuffer {
     /// Stamp for the next write that touches a range (recency order for SACK).
     next_stamp: u64,
     dropped: u64,
+    /// Closing towards this capacity (memory pressure): reading does not reopen the window.
+    shrink_target: Option<usize>,
 }
 
 impl RecvBuffer {
@@ -57,6 +59,7 @@ impl RecvBuffer {
             max_ranges: max_ranges.max(1),
             next_stamp: 0,
             dropped: 0,
+            shrink_target: None,
         }
     }
 
@@ -233,12 +236,34 @@ impl RecvBuffer {
         let size = self.ring.len();
         self.readable -= n;
         self.read_offset += n as u64;
-        self.head = if self.readable == 0 && self.ranges.is_empty() {
-            0
-        } else {
-            (self.head + n) % size
-        };
+        let empty = self.readable == 0 && self.ranges.is_empty();
+        self.head = if empty { 0 } else { (self.head + n) % size };
+        if let Some(t) = self.shrink_target {
+            // The right edge (read_offset + capacity) stays where it was promised.
+            self.capacity = self.capacity.saturating_sub(n).max(t);
+            if self.capacity == t {
+                self.shrink_target = None;
+            }
+            if empty && self.ring.len() > self.capacity {
+                self.ring.truncate(self.capacity);
+                self.ring.shrink_to_fit();
+            }
+        }
         n
+    }
+
+    /// Memory pressure: the window closes towards `target` bytes as the application reads —
+    /// its right edge never moves left (RFC 9293 §3.8.6.2.2: data the peer may already have
+    /// sent still fits) — and the ring is trimmed whenever it empties. `None` lifts that
+    /// (growth is the tuner's again).
+    pub fn shrink_towards(&mut self, target: Option<usize>) {
+        self.shrink_target = target.filter(|&t| t < self.capacity);
+        if let Some(t) = self.shrink_target {
+            if self.readable == 0 && self.ranges.is_empty() && self.ring.len() > t {
+                self.ring = Vec::new();
+                self.head = 0;
+            }
+        }
     }
 
     /// Free space for the advertised window: capacity - readable - (nothing else; out-of-order data
@@ -577,5 +602,38 @@ mod tests {
         assert_eq!(b.write_at(0, &[]), 0);
         assert_eq!(b.write_at(3, &[]), 0);
         assert_eq!(sacks(&b, 4), vec![]);
+    }
+
+    #[test]
+    fn shrinking_closes_the_window_without_moving_its_right_edge() {
+        let mut b = RecvBuffer::new(1000);
+        assert_eq!(b.write_at(0, &pattern(0, 600)), 600);
+        assert_eq!(b.write_at(800, &pattern(800, 100)), 0);
+        let edge = b.read_offset() + b.capacity() as u64;
+        b.shrink_towards(Some(300));
+        // Nothing read yet: the promised window stays whole.
+        assert_eq!(b.read_offset() + b.capacity() as u64, edge);
+        let mut out = vec![0; 400];
+        assert_eq!(b.read(&mut out), 400);
+        assert_eq!(out, pattern(0, 400));
+        // Reading does not reopen it: the right edge is where it was.
+        assert_eq!(b.capacity(), 600);
+        assert_eq!(b.read_offset() + b.capacity() as u64, edge);
+        // The held out-of-order bytes are still inside and are filled in later.
+        assert_eq!(b.write_at(600, &pattern(600, 200)), 300);
+        let mut out = vec![0; 500];
+        assert_eq!(b.read(&mut out), 500);
+        assert_eq!(out, pattern(400, 500));
+        // Down at the target: it stays there, and the emptied ring is trimmed to it.
+        assert_eq!(b.capacity(), 300);
+        assert!(b.allocated() <= 300, "{}", b.allocated());
+        assert_eq!(b.write_at(900, &pattern(900, 400)), 300, "window 300");
+        let mut out = vec![0; 300];
+        assert_eq!(b.read(&mut out), 300);
+        assert_eq!(b.capacity(), 300);
+        // Lifting it: the tuner may grow it again.
+        b.shrink_towards(None);
+        b.set_capacity(2000);
+        assert_eq!(b.capacity(), 2000);
     }
 }

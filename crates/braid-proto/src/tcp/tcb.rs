@@ -11,7 +11,7 @@ use super::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use super::recvbuf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
-use super::tune::{grow_step, sndbuf_for, RcvRtt, RcvSpace};
+use super::tune::{grow_step, sndbuf_for, RcvRtt, RcvSpace, PRESSURE_BUFFER};
 use super::{Seq, TcpConfig, TcpState};
 use crate::cc::{new_cc, CongestionControl};
 use crate::counters::Counters;
@@ -234,6 +234,8 @@ pub(crate) struct Tcb {
     rcv_rtt: RcvRtt,
     /// Most bytes the send and receive rings held at once.
     mem_peak: usize,
+    /// The endpoint is short of buffer memory: no growth, buffers moderated.
+    mem_pressure: bool,
 
     // --- options ---
     sack_ok: bool,
@@ -365,6 +367,7 @@ impl Tcb {
             rcv_space: RcvSpace::new(now, cfg.mss as u32),
             rcv_rtt: RcvRtt::default(),
             mem_peak: 0,
+            mem_pressure: false,
             sack_ok: false,
             ts_ok: false,
             ts_offset,
@@ -1598,7 +1601,7 @@ impl Tcb {
     fn tune_rcvbuf(&mut self, now: Instant) {
         let cap = self.recvbuf.capacity();
         let max = self.cfg.recv_cap();
-        if cap >= max || !self.synchronized() {
+        if cap >= max || !self.synchronized() || self.mem_pressure {
             return;
         }
         let rtt = self.rcv_rtt.get().or(self.rtt.srtt());
@@ -1615,7 +1618,7 @@ impl Tcb {
     /// configured cap.
     pub(crate) fn grow_rcvbuf(&mut self, cap: usize) {
         let c = cap.min(self.cfg.recv_cap());
-        if c > self.recvbuf.capacity() {
+        if c > self.recvbuf.capacity() && !self.mem_pressure {
             self.recvbuf.set_capacity(c);
         }
     }
@@ -1633,7 +1636,7 @@ impl Tcb {
     pub(crate) fn grow_sndbuf_to_cwnd(&mut self) {
         let cap = self.sendbuf.capacity();
         let max = self.cfg.send_cap();
-        if cap >= max {
+        if cap >= max || self.mem_pressure {
             return;
         }
         let want = sndbuf_for(self.cc.cwnd() as u64, self.smss, max);
@@ -1644,6 +1647,27 @@ impl Tcb {
                 self.events |= ev::WRITABLE;
             }
         }
+    }
+
+    /// Memory pressure on the endpoint (Linux's `tcp_memory_pressure`) starts (`true`, also
+    /// again while it lasts: each call moderates once more) or ends. While it lasts buffers do
+    /// not grow; the send buffer shrinks to what it holds (at least [`PRESSURE_BUFFER`]; a
+    /// blocked writer waits for acknowledgments, as `sk_stream_moderate_sndbuf`), the receive
+    /// window closes towards [`PRESSURE_BUFFER`] as the application reads (never reneging on
+    /// what was advertised), and empty rings are freed.
+    pub(crate) fn set_memory_pressure(&mut self, on: bool) {
+        self.mem_pressure = on;
+        if !on {
+            self.recvbuf.shrink_towards(None);
+            return;
+        }
+        let keep = self.sendbuf.len().max(PRESSURE_BUFFER);
+        if self.sendbuf.capacity() > keep {
+            self.sendbuf.set_capacity(keep);
+        }
+        self.sendbuf.release();
+        self.recvbuf.shrink_towards(Some(PRESSURE_BUFFER));
+        self.recvbuf.release();
     }
 
     /// Bytes the send and receive rings hold now.

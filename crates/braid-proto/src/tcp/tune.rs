@@ -10,6 +10,9 @@
 //!   window, so a full window can be in flight while as much again waits to be sent.
 //!
 //! Both only grow, up to the configured cap: what a peer can make us hold is bounded by it.
+//! Under memory pressure (the endpoint's buffers together above
+//! `EndpointConfig::memory_pressure`, Linux's `tcp_mem[1]`) growth stops and buffers shrink
+//! towards [`PRESSURE_BUFFER`] (see `Tcb::set_memory_pressure`).
 
 use crate::time::Instant;
 use std::time::Duration;
@@ -19,6 +22,9 @@ use std::time::Duration;
 const INIT_SEGMENTS: u64 = 10;
 /// Segments added on top of twice the bytes per round trip (Linux: 16 × advmss).
 const SLACK_SEGMENTS: u64 = 16;
+/// What buffers shrink towards while the endpoint is under memory pressure (half the
+/// default size; Linux moderates to half of what is queued).
+pub(crate) const PRESSURE_BUFFER: usize = 64 << 10;
 /// RTT samples above this are ignored (a stale or forged timestamp echo).
 const MAX_RTT: Duration = Duration::from_secs(60);
 
