@@ -386,7 +386,7 @@ impl Engine {
                     }
                 }
                 // Only transparent endpoints hold SYNs; a Stack never makes one.
-                Event::PendingSyn { .. } => {}
+                Event::PendingSyn { .. } | Event::Mptcp { .. } => {}
             }
         }
     }
