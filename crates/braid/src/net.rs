@@ -852,6 +852,7 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Err(e) => return failure(&format!("connect to {}: {e}", args.target)),
     };
     let t0 = drv.now();
+    ctl.created(&drv, t0, h);
     let mut tracer = match open_trace(net, t0) {
         Ok(t) => t,
         Err(code) => return code,
@@ -892,8 +893,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
-        ctl.serve(&drv, &mut std::iter::once(h), true);
+        ctl.serve(&mut drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
+            ctl.event(&drv, now, &ev);
             match ev {
                 Event::Connected(c) if c == h => {
                     if chatty {
@@ -1170,8 +1172,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
-        ctl.serve(&drv, &mut active.keys().copied(), false);
+        ctl.serve(&mut drv, &mut active.keys().copied(), false);
         while let Some(ev) = drv.endpoint.poll_event() {
+            ctl.event(&drv, now, &ev);
             match ev {
                 Event::Incoming { port, .. } => {
                     while let Some(h) = drv.endpoint.accept(port) {
@@ -1189,6 +1192,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                                     );
                                 }
                             }
+                            ctl.created(&drv, now, h);
                             active.insert(h, Transfer::new(h, now, !net.no_hash));
                             touched.insert(h);
                         }

@@ -22,7 +22,7 @@ pub struct StatusArgs {
     json: bool,
 }
 
-fn sockets() -> Vec<PathBuf> {
+pub(crate) fn sockets() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(RUN_DIR)
         .map(|d| {
             d.filter_map(Result::ok)
