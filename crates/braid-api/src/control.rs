@@ -691,7 +691,7 @@ mod tests {
         assert_eq!(st["ok"], true);
         assert_eq!(st["result"]["program"], "braid test");
         assert_eq!(st["result"]["pid"], std::process::id());
-        let bad = request(&path, &json!({"cmd": "path", "op": "add"})).unwrap();
+        let bad = request(&path, &json!({"cmd": "frob"})).unwrap();
         assert_eq!(bad["ok"], false);
         assert!(bad["error"].as_str().unwrap().contains("unknown command"));
         // Garbage gets an error line, not a hang or a crash.
@@ -713,6 +713,125 @@ mod tests {
         let again = ControlServer::bind(&path, "x", Arc::new(Fixed)).unwrap();
         drop(again);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    struct WithMonitor(Arc<Monitor>);
+    impl ControlHandler for WithMonitor {
+        fn status(&self) -> io::Result<Value> {
+            Ok(json!({}))
+        }
+        fn monitor(&self) -> Option<Arc<Monitor>> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn monitor_streams_events_and_a_slow_client_is_told_what_it_lost() {
+        let dir = std::env::temp_dir().join(format!("braid-ctl-mon-{}", std::process::id()));
+        let path = dir.join("m.sock");
+        let m = Monitor::new();
+        let server =
+            ControlServer::bind(&path, "braid test", Arc::new(WithMonitor(m.clone()))).unwrap();
+        assert!(!m.active());
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        writeln!(s, "{}", json!({"id": 9, "cmd": "monitor"})).unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut l = String::new();
+        r.read_line(&mut l).unwrap();
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(
+            (v["id"].as_u64(), v["ok"].as_bool()),
+            (Some(9), Some(true)),
+            "{l}"
+        );
+        for _ in 0..500 {
+            if m.active() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        assert!(m.active());
+        m.publish(json!({"event": "created", "conn": 1}));
+        l.clear();
+        r.read_line(&mut l).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(&l).unwrap()["event"],
+            "created"
+        );
+        // Far more than a queue holds, each event fat enough to fill the socket buffers while
+        // nobody reads: the rest are dropped and counted, never queued.
+        let pad = "x".repeat(4000);
+        let total = 20 * MONITOR_QUEUE;
+        for i in 0..total {
+            m.publish(json!({"event": "sub_closed", "n": i, "pad": pad}));
+        }
+        let (mut got, mut lost) = (0usize, 0u64);
+        let mut last = None;
+        while got + (lost as usize) < total {
+            l.clear();
+            r.read_line(&mut l).unwrap();
+            let v: Value = serde_json::from_str(&l).unwrap();
+            match v["event"].as_str() {
+                Some("lost") => lost += v["count"].as_u64().unwrap(),
+                Some("sub_closed") => {
+                    let n = v["n"].as_u64().unwrap();
+                    assert!(last.is_none_or(|p| n > p), "events out of order");
+                    last = Some(n);
+                    got += 1;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(lost > 0 && got >= MONITOR_QUEUE, "got {got} lost {lost}");
+        assert_eq!(got + lost as usize, total);
+        // A client that goes away is dropped from the monitor.
+        drop(r);
+        drop(s);
+        for _ in 0..500 {
+            if !m.active() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(!m.active());
+        drop(server);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn path_requests_parse_and_errors_name_the_field() {
+        let add = PathRequest::from_json(
+            &json!({"op": "add", "spec": "tun=bt2,local=10.0.2.1,peer=10.0.2.2/24,backup"}),
+        )
+        .unwrap();
+        let PathRequest::Add(p) = &add else {
+            panic!("{add:?}")
+        };
+        assert!(p.backup && p.tun == "bt2");
+        assert_eq!(
+            PathRequest::from_json(&add.to_json(None)).unwrap(),
+            add,
+            "round trip"
+        );
+        for (req, want) in [
+            (json!({"op": "add"}), "missing \"spec\""),
+            (json!({"op": "add", "spec": "tun=bt2"}), "missing local=IP"),
+            (json!({"op": "del"}), "missing \"name\""),
+            (json!({"op": "set", "name": "bt1"}), "missing \"backup\""),
+            (json!({"op": "move"}), "unknown op \"move\""),
+            (json!({}), "missing \"op\""),
+        ] {
+            let e = PathRequest::from_json(&req).unwrap_err();
+            assert!(e.contains(want), "{req}: {e}");
+        }
+        // A braid that cannot change paths says so.
+        let a = answer(br#"{"cmd":"path","op":"del","name":"bt1"}"#, "x", &Fixed);
+        assert_eq!(a["ok"], false);
+        assert!(
+            a["error"].as_str().unwrap().contains("cannot change"),
+            "{a}"
+        );
     }
 
     #[test]

@@ -22,10 +22,12 @@ use std::time::Duration;
 
 /// Help text shared by both commands.
 const NET_HELP: &str = "\
-SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N]
+SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N][,backup]
         braid creates TUN device NAME and owns address `local`; the kernel side of the device gets
         `peer/PREFIX` (inside namespace NS when given: the device is moved there). delay, loss and
         rate are emulated by braid in each direction (delay is one-way: the RTT grows by twice it).
+        `backup` (no value): a backup path (joins with the B bit, carries data only while no
+        regular subflow works). The paths can change while braid runs: braid path add|del|set.
         e.g. tun=bt0,local=10.77.0.1,peer=10.77.0.2/24,netns=peer,delay=10ms,loss=1%
 RATE  = N bit|kbit|mbit|gbit;  TIME = N us|ms|s;  PCT = 0..100, e.g. 1%
 SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case (10mib)
