@@ -9,6 +9,9 @@
 //! 10.81.1.2 and uploads random bytes; the Linux side's SHA-256 of what it read must be braid's.
 //!
 //! Needs root and kernel MPTCP: skipped loudly without them, failing in CI.
+// Wall-clock waits for real processes (deadlines, how long braid takes to exit): no engine
+// time here.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 use common::*;
