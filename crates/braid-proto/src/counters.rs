@@ -130,6 +130,12 @@ counters! {
     mp_fail_tx => "MPFailTx",
     /// MPTCP: the kernel's `InfiniteMapTx` (infinite mappings sent in answer to MP_FAIL).
     mp_infinite_map_tx => "InfiniteMapTx",
+    /// MPTCP: the kernel's `RmAddrTx` (REMOVE_ADDR sent for an address of ours that went away).
+    mp_rm_addr_tx => "RmAddrTx",
+    /// MPTCP: the kernel's `SubflowStale` (a subflow stopped delivering while others worked).
+    mp_subflow_stale => "SubflowStale",
+    /// MPTCP: the kernel's `SubflowRecover` (a stale subflow's ACKs came again).
+    mp_subflow_recover => "SubflowRecover",
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use crate::mptcp::conn::{MpLevel, SubflowMp, DSS_RESERVE};
 use crate::mptcp::crypto::{token_and_idsn, KeySource};
 use crate::mptcp::pm;
 use crate::mptcp::sched;
-use crate::mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
+use crate::mptcp::{MpEvent, MptcpConfig, MptcpInfo, SubflowInfo};
 use crate::rng::Rng;
 use crate::tcp::tcb::{ev, ChallengeLimiter, Ctx, End, Tcb};
 use crate::tcp::{BufferInfo, TcpConfig, TcpState};
@@ -127,6 +127,9 @@ pub enum Event {
         local: SocketAddr,
         remote: SocketAddr,
     },
+    /// Something happened on the MPTCP side of a connection the application knows (a
+    /// subflow opened or closed, the peer announced or removed an address, ...).
+    Mptcp { conn: ConnHandle, event: MpEvent },
 }
 
 /// One packet to send: the IP packet is in the caller's buffer.
@@ -233,6 +236,11 @@ pub struct Endpoint {
     counters: Counters,
     rng: Rng,
     local_addrs: Vec<IpAddr>,
+    /// Addresses of `local_addrs` that went away (`remove_local_addr`): they keep their place
+    /// (and address id) until they come back.
+    gone_addrs: Vec<IpAddr>,
+    /// Addresses whose subflows are backups (`add_local_addr_with`, `set_local_backup`).
+    backup_addrs: Vec<IpAddr>,
     listeners: HashMap<u16, Listener>,
     conns: HashMap<ConnHandle, Conn, KeyedState>,
     /// (local, remote) of a subflow -> its connection and subflow index.
@@ -279,6 +287,8 @@ impl Endpoint {
             counters: Counters::default(),
             rng,
             local_addrs: Vec::new(),
+            gone_addrs: Vec::new(),
+            backup_addrs: Vec::new(),
             listeners: HashMap::new(),
             conns: HashMap::with_hasher(hash_key),
             demux: HashMap::with_hasher(hash_key),
@@ -379,6 +389,143 @@ impl Endpoint {
         }
     }
 
+    /// Adds an address at any time (or brings back one that went away). Existing MPTCP
+    /// connections react through their path manager: a client joins from it, a server
+    /// announces it (ADD_ADDR). `backup`: subflows from it join with the B bit and our
+    /// scheduler treats them as backup.
+    pub fn add_local_addr_with(&mut self, now: Instant, addr: IpAddr, backup: bool) {
+        let back = self.gone_addrs.contains(&addr);
+        let new = !self.local_addrs.contains(&addr);
+        self.add_local_addr(addr);
+        self.gone_addrs.retain(|a| *a != addr);
+        self.backup_addrs.retain(|a| *a != addr);
+        if backup {
+            self.backup_addrs.push(addr);
+        }
+        if !new && !back {
+            return;
+        }
+        let hs: Vec<ConnHandle> = self.conns.keys().copied().collect();
+        for h in hs {
+            let Some(c) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            let Some(lv) = c.level.as_deref_mut() else {
+                continue;
+            };
+            if lv.fallback {
+                continue;
+            }
+            let id = self.local_id_of(h, addr);
+            if let Some(lv) = self.conns.get_mut(&h).and_then(|c| c.level.as_deref_mut()) {
+                lv.rm_out.retain(|&i| i != id);
+            }
+            if let Some(c) = self.conns.get_mut(&h) {
+                c.pm_pending.push(pm::PmEvent::LocalAddressAdded { addr });
+            }
+            self.after_tcb(h, now);
+        }
+    }
+
+    /// Our address id of `addr` in connection `h` (0: its initial subflow's address).
+    fn local_id_of(&self, h: ConnHandle, addr: IpAddr) -> u8 {
+        if self
+            .conns
+            .get(&h)
+            .is_some_and(|c| c.subs[0].local.ip() == addr)
+        {
+            return 0;
+        }
+        self.local_addrs
+            .iter()
+            .position(|&a| a == addr)
+            .map_or(0, |p| (p + 1).min(255) as u8)
+    }
+
+    /// The address went away (device down/removed): every subflow from it is closed (nothing
+    /// more is sent from it), its unacknowledged data reinjected on the other subflows, and
+    /// REMOVE_ADDR sent for its address id on the remaining subflows; the connection lives on
+    /// if another subflow remains. Events `SubClosed { reason: LocalGone }`.
+    pub fn remove_local_addr(&mut self, now: Instant, addr: IpAddr) {
+        if !self.local_addrs.contains(&addr) || self.gone_addrs.contains(&addr) {
+            return;
+        }
+        self.gone_addrs.push(addr);
+        let hs: Vec<ConnHandle> = self.conns.keys().copied().collect();
+        for h in hs {
+            let id = self.local_id_of(h, addr);
+            let Some(c) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            let mut hit = false;
+            for t in c.subs.iter_mut() {
+                if t.local.ip() != addr || t.state == TcpState::Closed {
+                    continue;
+                }
+                hit = true;
+                if let Some(mp) = t.mp.as_deref_mut() {
+                    mp.local_gone = true;
+                }
+                // The address is gone: nothing can be sent from it, not even a RST.
+                t.abandon(End::Reset);
+            }
+            if let Some(lv) = c.level.as_deref_mut().filter(|l| !l.fallback) {
+                lv.announce.retain(|a| a.1 != addr);
+                let others = c.subs.iter().any(|t| t.can_carry());
+                if others && (hit || c.subs.iter().any(|t| t.local.ip() == addr)) {
+                    if !lv.rm_out.contains(&id) && lv.rm_out.len() < 8 {
+                        lv.rm_out.push(id);
+                    }
+                    lv.rm_tries = 2;
+                    self.counters.mp_rm_addr_tx += 1;
+                    for t in c.subs.iter_mut().filter(|t| t.can_carry()) {
+                        t.force_ack();
+                    }
+                }
+                c.pm_pending.push(pm::PmEvent::LocalAddressRemoved { addr });
+            }
+            if hit || c.level.is_some() {
+                self.after_tcb(h, now);
+            }
+        }
+    }
+
+    /// Changes the backup flag of an address: MP_PRIO on every subflow from it, and our
+    /// scheduler's treatment of it. Events `SubPriority`.
+    pub fn set_local_backup(&mut self, now: Instant, addr: IpAddr, backup: bool) {
+        self.backup_addrs.retain(|a| *a != addr);
+        if backup {
+            self.backup_addrs.push(addr);
+        }
+        let hs: Vec<ConnHandle> = self.conns.keys().copied().collect();
+        for h in hs {
+            let Some(c) = self.conns.get_mut(&h) else {
+                continue;
+            };
+            if c.level.as_deref().is_none_or(|l| l.fallback) {
+                continue;
+            }
+            let mut any = false;
+            for t in c.subs.iter_mut() {
+                if t.local.ip() != addr || t.state == TcpState::Closed {
+                    continue;
+                }
+                let Some(mp) = t.mp.as_deref_mut() else {
+                    continue;
+                };
+                if mp.backup != backup {
+                    mp.set_backup(backup);
+                    t.force_ack();
+                    self.counters.mp_prio_tx += 1;
+                    any = true;
+                }
+            }
+            if any {
+                self.after_tcb(h, now);
+            }
+        }
+    }
+
     pub fn listen(&mut self, port: u16) -> Result<(), Error> {
         if port == 0 || self.listeners.contains_key(&port) {
             return Err(Error::AddrInUse);
@@ -404,7 +551,10 @@ impl Endpoint {
         local: IpAddr,
         remote: SocketAddr,
     ) -> Result<ConnHandle, Error> {
-        if !self.local_addrs.contains(&local) || local.is_ipv4() != remote.is_ipv4() {
+        if !self.local_addrs.contains(&local)
+            || self.gone_addrs.contains(&local)
+            || local.is_ipv4() != remote.is_ipv4()
+        {
             return Err(Error::AddrNotAvailable);
         }
         if self.conns.len() >= self.config.max_connections {
@@ -514,7 +664,9 @@ impl Endpoint {
                 return;
             }
         };
-        if !self.local_addrs.contains(&ip.dst()) && self.transparent.is_none() {
+        if (!self.local_addrs.contains(&ip.dst()) || self.gone_addrs.contains(&ip.dst()))
+            && self.transparent.is_none()
+        {
             self.counters.not_for_us += 1;
             return;
         }
@@ -742,7 +894,11 @@ impl Endpoint {
         };
         let nonce_local = self.keys.next_nonce();
         tcb.reserve_option_room(DSS_RESERVE);
-        let mp = SubflowMp::join_responder(nonce_local, nonce, addr_id, our_id, backup);
+        if let Some(lv) = c.level.as_deref_mut() {
+            lv.removed_ids.retain(|&i| i != addr_id);
+        }
+        let mut mp = SubflowMp::join_responder(nonce_local, nonce, addr_id, our_id, backup);
+        mp.backup = self.backup_addrs.contains(&local.ip());
         c.subs.push(Subflow::new(tcb, Some(mp)));
         let i = c.subs.len() - 1;
         self.demux.insert((local, remote), (h, i));
@@ -796,7 +952,8 @@ impl Endpoint {
                 .position(|&a| a == local)
                 .map_or(0, |p| (p + 1).min(255) as u8)
         };
-        let mut mp = SubflowMp::join_initiator(self.keys.next_nonce(), addr_id, false);
+        let backup = self.backup_addrs.contains(&local);
+        let mut mp = SubflowMp::join_initiator(self.keys.next_nonce(), addr_id, backup);
         // The peer's id of the address we join (0: its initial address) until its SYN/ACK
         // says, so that a REMOVE_ADDR finds the subflow while it opens (RFC 8684 §3.4.2).
         if let (Some(j), Some(lv)) = (mp.join.as_mut(), c.level.as_deref()) {
@@ -941,6 +1098,7 @@ impl Endpoint {
             counters: &mut self.counters,
             scratch: &mut self.scratch,
             local_addrs: &self.local_addrs,
+            gone: &self.gone_addrs,
             max_subflows: self.config.mptcp.max_subflows,
         };
         let Some(out) = c.after_mptcp(now, &mut env) else {
@@ -954,6 +1112,11 @@ impl Endpoint {
             }
         }
         self.tell(h, out.evs);
+        if let Some(c) = self.conns.get_mut(&h).filter(|c| c.visible) {
+            for event in c.events.drain(..) {
+                self.events.push_back(Event::Mptcp { conn: h, event });
+            }
+        }
         for (local, remote) in out.joins {
             self.open_join(now, h, local, remote);
         }

@@ -25,6 +25,6 @@ pub use endpoint::{
     ConnHandle, ConnInfo, Endpoint, EndpointConfig, Error, Event, PendingId, Transmit, TxOffload,
     TSO_MAX_PAYLOAD,
 };
-pub use mptcp::{MptcpConfig, MptcpInfo, SubflowInfo};
+pub use mptcp::{MpEvent, MptcpConfig, MptcpInfo, SubClose, SubflowInfo};
 pub use tcp::{BufferInfo, TcpConfig, TcpState};
 pub use time::Instant;

@@ -6,6 +6,7 @@
 
 mod control;
 mod deliver;
+mod events;
 mod send;
 
 use control::{mp_control, mp_fail_answer};
@@ -61,6 +62,8 @@ pub(crate) struct Env<'a> {
     /// Copy space between subflow and connection-level buffers.
     pub scratch: &'a mut [u8],
     pub local_addrs: &'a [IpAddr],
+    /// Those of `local_addrs` that went away.
+    pub gone: &'a [IpAddr],
     pub max_subflows: usize,
 }
 
@@ -100,6 +103,10 @@ pub(crate) struct Conn {
     pub(crate) pm: Option<Box<dyn PathManager>>,
     pub(crate) pm_addrs: Vec<(u8, IpAddr)>,
     pub(crate) pm_closed: Vec<bool>,
+    /// MPTCP events for the application, taken by the endpoint once the connection is visible.
+    pub(crate) events: std::collections::VecDeque<crate::mptcp::event::MpEvent>,
+    /// Events for the path manager from the endpoint (our addresses that came or went).
+    pub(crate) pm_pending: Vec<PmEvent>,
 }
 
 impl Conn {
@@ -123,6 +130,8 @@ impl Conn {
             pm,
             pm_addrs: Vec::new(),
             pm_closed: Vec::new(),
+            events: std::collections::VecDeque::new(),
+            pm_pending: Vec::new(),
         }
     }
 
@@ -318,10 +327,19 @@ impl Conn {
                     lv.pm_wake = None;
                     evs_pm.push(PmEvent::Timer);
                 }
+                evs_pm.append(&mut c.pm_pending);
+                let live: Vec<IpAddr> = c
+                    .subs
+                    .iter()
+                    .filter(|t| t.state != TcpState::Closed)
+                    .map(|t| t.local.ip())
+                    .collect();
                 let cx = PmContext {
                     now,
                     server: lv.role == Role::Server,
                     local_addrs: env.local_addrs,
+                    gone: env.gone,
+                    live_locals: &live,
                     first_local: c.subs[0].local,
                     first_remote: c.subs[0].remote,
                     remote_addrs: &lv.remote_addrs,
@@ -355,6 +373,7 @@ impl Conn {
                 }
             }
         }
+        c.pm_pending.clear();
         // DATA_FIN once everything is scheduled (RFC 8684 §3.3.3).
         if lv.fin_queued && lv.local_fin.is_none() && lv.data_nxt >= lv.sendbuf.end() {
             lv.local_fin = Some(lv.sendbuf.end());
@@ -428,6 +447,9 @@ impl Conn {
         };
         if all_closed {
             c.closed_told = true;
+        }
+        if let Some(lv) = c.level.as_deref_mut() {
+            events::collect(lv, &mut c.subs, &mut c.events);
         }
         Some(After {
             evs,

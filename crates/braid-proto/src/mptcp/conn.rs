@@ -19,6 +19,7 @@
 
 use super::api::MptcpConfig;
 use super::crypto::{add_addr_hmac, join_ack_hmac, join_synack_hmac, token_and_idsn};
+use super::event::MpEvent;
 use crate::counters::Counters;
 use crate::tcp::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use crate::tcp::recvbuf::RecvBuffer;
@@ -161,9 +162,32 @@ pub(crate) struct MpLevel {
     /// In fallback: subflow 0 offset from which our bytes are the data stream, and the data
     /// offset sent there (our infinite mapping after an MP_FAIL; identity by default).
     pub fb_tx: (u64, u64),
+    /// Events for the application (Announced, Removed) waiting to be taken (at most
+    /// [`MAX_EVENTS`]; beyond, dropped).
+    pub events: VecDeque<MpEvent>,
+    /// `MpEvent::Established` was told.
+    pub est_told: bool,
+    /// Ports the peer announced with its addresses (address id, port).
+    pub remote_ports: Vec<(u8, u16)>,
+    /// Our address ids to remove with REMOVE_ADDR (RFC 8684 §3.4.2), and the pure ACKs that
+    /// still carry them.
+    pub rm_out: Vec<u8>,
+    pub rm_tries: u32,
+    /// The peer's address ids last removed (REMOVE_ADDR), so that each removal is told once.
+    pub removed_ids: Vec<u8>,
 }
 
+/// Most MPTCP events a connection holds for the application.
+pub(crate) const MAX_EVENTS: usize = 256;
+
 impl MpLevel {
+    /// Queues an event for the application (dropped beyond [`MAX_EVENTS`]).
+    pub fn push_event(&mut self, e: MpEvent) {
+        if self.events.len() < MAX_EVENTS {
+            self.events.push_back(e);
+        }
+    }
+
     fn new(role: Role, key: u64, cfg: &MptcpConfig, tcp: &TcpConfig) -> Self {
         let (token, idsn) = token_and_idsn(key);
         let want_csum = cfg.checksum;
@@ -219,6 +243,12 @@ impl MpLevel {
             fail_deadline: None,
             fb_rx: (0, 0),
             fb_tx: (0, 0),
+            events: VecDeque::new(),
+            est_told: false,
+            remote_ports: Vec::new(),
+            rm_out: Vec::new(),
+            rm_tries: 0,
+            removed_ids: Vec::new(),
         }
     }
 
@@ -514,6 +544,15 @@ pub(crate) struct SubflowMp {
     /// Our infinite mapping (RFC 8684 §3.7): (subflow offset, DSN) of the first byte of the
     /// regular TCP stream; the segment starting there carries it, also when retransmitted.
     pub inf_map: Option<(u64, u64)>,
+    /// The MP_TCPRST reason code of the peer's RST on this subflow.
+    pub rst_rx_reason: Option<u8>,
+    /// Closed because our address of it went away (`Endpoint::remove_local_addr`).
+    pub local_gone: bool,
+    /// Closed by us after the connection's data was done (its FIN never acknowledged).
+    pub abandoned: bool,
+    /// Events told: SubEstablished (with the backup flag told last), SubClosed.
+    pub est_told: Option<bool>,
+    pub closed_told: bool,
 }
 
 /// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).
@@ -1004,6 +1043,31 @@ impl SubflowMp {
             self.ack_sent = Some(lv.ack_edge());
         }
         lens[0] = MptcpOption::Dss(d).emit(&mut out[0]);
+        if len == 0
+            && d.mapping.is_none()
+            && !s.sack
+            && !lv.fail_pending
+            && lv.rm_tries > 0
+            && !lv.rm_out.is_empty()
+        {
+            // REMOVE_ADDR of our addresses that went away (RFC 8684 §3.4.2).
+            lv.rm_tries -= 1;
+            let mut ids = [0u8; 8];
+            let n = lv.rm_out.len().min(8);
+            ids[..n].copy_from_slice(&lv.rm_out[..n]);
+            let o = MptcpOption::RemoveAddr {
+                addr_ids: &ids[..n],
+            };
+            if o.emit_len() + lens[0] + 2 <= 28 {
+                lens[1] = o.emit(&mut out[1]);
+            } else {
+                lens[0] = o.emit(&mut out[0]);
+            }
+            if lv.rm_tries == 0 {
+                lv.rm_out.clear();
+            }
+            return lens;
+        }
         if len == 0 && d.mapping.is_none() && !s.sack && !lv.fail_pending {
             let addr = if let Some(e) = lv.echo.front().copied() {
                 lv.echo.pop_front();
@@ -1120,6 +1184,16 @@ impl SubflowMp {
                                 && lv.remote_addrs.len() < MAX_REMOTE_ADDRS
                             {
                                 lv.remote_addrs.push((a.addr_id, a.addr));
+                                lv.removed_ids.retain(|&i| i != a.addr_id);
+                                lv.remote_ports.retain(|p| p.0 != a.addr_id);
+                                if let Some(port) = a.port {
+                                    lv.remote_ports.push((a.addr_id, port));
+                                }
+                                lv.push_event(MpEvent::Announced {
+                                    id: a.addr_id,
+                                    addr: a.addr,
+                                    port: a.port,
+                                });
                             }
                             if lv.echo.len() < MAX_REMOTE_ADDRS {
                                 lv.echo.push_back(a.echo());
@@ -1138,7 +1212,12 @@ impl SubflowMp {
                     fail = Some(dsn);
                 }
                 MptcpOption::MpFastclose { receiver_key } => ctl.fastclose = Some(receiver_key),
-                MptcpOption::MpTcpRst { .. } => c.mp_rst_rx += 1,
+                MptcpOption::MpTcpRst { reason, .. } => {
+                    c.mp_rst_rx += 1;
+                    if f.rst() {
+                        self.rst_rx_reason = Some(reason.code());
+                    }
+                }
                 _ => {}
             }
         }
@@ -1350,7 +1429,16 @@ impl SubflowMp {
             // using them. Forgotten so that the path manager does not join them again.
             c.mp_rm_addr += 1;
             for &id in ids {
+                if !lv.removed_ids.contains(&id) {
+                    // Told once per removal (REMOVE_ADDR may come again on other subflows).
+                    if lv.removed_ids.len() >= 16 {
+                        lv.removed_ids.remove(0);
+                    }
+                    lv.removed_ids.push(id);
+                    lv.push_event(MpEvent::Removed { id });
+                }
                 lv.remote_addrs.retain(|r| r.0 != id);
+                lv.remote_ports.retain(|p| p.0 != id);
                 lv.echo.retain(|e| e.addr_id != id);
                 if !lv.rm_pending.contains(&id) && lv.rm_pending.len() < MAX_REMOTE_ADDRS * 4 {
                     lv.rm_pending.push(id);

@@ -554,6 +554,13 @@ impl Tcb {
         self.close_with(why);
     }
 
+    /// Closes the subflow with `why` without a word to the peer (its path is gone: our
+    /// address went away, or its FIN can never be acknowledged).
+    pub(crate) fn abandon(&mut self, why: End) {
+        self.rst_pending = false;
+        self.close_with(why);
+    }
+
     fn synchronized(&self) -> bool {
         !matches!(
             self.state,

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub struct FullMesh {
     /// Local addresses a subflow was opened from.
     tried: Vec<IpAddr>,
+    /// Local addresses that came back at run time: joined again, the initial one included.
+    again: Vec<IpAddr>,
     /// From when joins to the initial address may go (time for ADD_ADDR to arrive).
     join_at: Option<Instant>,
 }
@@ -25,7 +27,13 @@ impl FullMesh {
         let late = self.join_at.is_some_and(|t| cx.now >= t);
         let mut opened = 0;
         for &a in cx.local_addrs {
-            if a == first || a.is_ipv4() != first.is_ipv4() || self.tried.contains(&a) {
+            let skip_first = a == first && !self.again.contains(&a);
+            if skip_first
+                || a.is_ipv4() != first.is_ipv4()
+                || self.tried.contains(&a)
+                || cx.gone.contains(&a)
+                || cx.live_locals.contains(&a)
+            {
                 continue;
             }
             if cx.subflows + opened >= cx.max_subflows {
@@ -38,7 +46,7 @@ impl FullMesh {
                 .map(|r| SocketAddr::new(r.1, cx.first_remote.port()));
             let remote = match target {
                 Some(t) => t,
-                None if late => cx.first_remote,
+                None if late || a == first => cx.first_remote,
                 None => continue,
             };
             self.tried.push(a);
@@ -48,7 +56,7 @@ impl FullMesh {
         let more = cx
             .local_addrs
             .iter()
-            .any(|a| *a != first && !self.tried.contains(a));
+            .any(|a| *a != first && !self.tried.contains(a) && !cx.gone.contains(a));
         if let Some(at) = self.join_at.filter(|&t| t > cx.now && more) {
             out.push(PmAction::WakeAt(at));
         }
@@ -61,8 +69,17 @@ impl PathManager for FullMesh {
     }
     fn on_event(&mut self, ev: &PmEvent, cx: &PmContext<'_>, out: &mut Vec<PmAction>) {
         if cx.server {
-            if *ev == PmEvent::FullyEstablished {
-                announce_others(cx, out);
+            match *ev {
+                PmEvent::FullyEstablished => announce_others(cx, out),
+                PmEvent::LocalAddressAdded { addr }
+                    if addr.is_ipv4() == cx.first_local.ip().is_ipv4() =>
+                {
+                    out.push(PmAction::Announce {
+                        id: cx.local_id(addr),
+                        addr,
+                    })
+                }
+                _ => {}
             }
             return;
         }
@@ -73,6 +90,16 @@ impl PathManager for FullMesh {
                 self.joins(cx, out);
             }
             PmEvent::AddressAnnounced { .. } | PmEvent::Timer => self.joins(cx, out),
+            &PmEvent::LocalAddressAdded { addr } => {
+                self.tried.retain(|a| *a != addr);
+                if !self.again.contains(&addr) {
+                    self.again.push(addr);
+                }
+                if self.join_at.is_some() {
+                    self.joins(cx, out);
+                }
+            }
+            &PmEvent::LocalAddressRemoved { addr } => self.tried.retain(|a| *a != addr),
             PmEvent::AddressRemoved { .. } | PmEvent::SubflowClosed { .. } => {}
         }
     }

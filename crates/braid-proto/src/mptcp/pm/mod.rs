@@ -81,6 +81,10 @@ pub enum PmEvent {
     },
     /// The time asked for with [`PmAction::WakeAt`] came.
     Timer,
+    /// One of our addresses came (or came back) at run time (`Endpoint::add_local_addr_with`).
+    LocalAddressAdded { addr: IpAddr },
+    /// One of our addresses went away (`Endpoint::remove_local_addr`); its subflows are closed.
+    LocalAddressRemoved { addr: IpAddr },
 }
 
 /// What the path manager wants done.
@@ -102,6 +106,10 @@ pub struct PmContext<'a> {
     pub server: bool,
     /// This endpoint's addresses, in order (address id = position + 1; the initial one is 0).
     pub local_addrs: &'a [IpAddr],
+    /// Those of `local_addrs` that went away (no subflow may use them until they come back).
+    pub gone: &'a [IpAddr],
+    /// Local addresses that have a subflow not closed.
+    pub live_locals: &'a [IpAddr],
     /// The initial subflow's addresses.
     pub first_local: SocketAddr,
     pub first_remote: SocketAddr,
@@ -140,7 +148,7 @@ pub(crate) fn announce_others(cx: &PmContext<'_>, out: &mut Vec<PmAction>) {
     let first = cx.first_local.ip();
     let mut n = 0;
     for (p, &a) in cx.local_addrs.iter().enumerate() {
-        if a != first && a.is_ipv4() == first.is_ipv4() && n < 8 {
+        if a != first && a.is_ipv4() == first.is_ipv4() && n < 8 && !cx.gone.contains(&a) {
             n += 1;
             out.push(PmAction::Announce {
                 id: (p + 1).min(255) as u8,
@@ -169,6 +177,8 @@ pub(crate) mod tests {
             now: Instant::ZERO + Duration::from_millis(now_ms),
             server,
             local_addrs: local,
+            gone: &[],
+            live_locals: &[],
             first_local: SocketAddr::new(local[0], 40000),
             first_remote: SocketAddr::new(ip(0, 2), 5000),
             remote_addrs,
