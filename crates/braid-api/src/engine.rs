@@ -500,7 +500,7 @@ impl Engine {
                     }
                 }
                 // Only transparent endpoints hold SYNs; a Stack never makes one.
-                Event::PendingSyn { .. } | Event::Mptcp { .. } => {}
+                Event::PendingSyn { .. } => {}
             }
         }
     }
