@@ -180,9 +180,10 @@ fn ctr(c: &HashMap<String, u64>, k: &str) -> u64 {
     c.get(k).copied().unwrap_or(0)
 }
 
-fn json_line(out: &str, who: &str) -> Value {
+fn json_line(out: &str, who: &str, p: &Proc) -> Value {
     let line = out.lines().last().unwrap_or_default();
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("{who} output {out:?}: {e}"))
+    serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("{who} output {out:?}: {e}; stderr: {}", p.stderr()))
 }
 
 /// Waits for the monitor's next event matching `f`.
@@ -199,14 +200,14 @@ fn wait_event(m: &Proc, what: &str, f: impl Fn(&Value) -> bool) -> Value {
 /// Both ends finish; the Linux side read exactly what braid sent. Returns braid's report.
 fn finish_intact(braid: &mut Proc, server: &mut Proc) -> Value {
     let (st, out) = braid.finish(DEADLINE);
-    let report = json_line(&out, "braid");
+    let report = json_line(&out, "braid", braid);
     assert!(
         st.success(),
         "braid connect failed: {report}; stderr: {}",
         braid.stderr()
     );
     let (_, pout) = server.finish(DEADLINE);
-    let peer = json_line(&pout, "linux server");
+    let peer = json_line(&pout, "linux server", server);
     assert_eq!(peer["rx_bytes"].as_u64(), Some(UPLOAD_BYTES), "{peer}");
     assert_eq!(
         peer["rx_sha256"].as_str(),
@@ -409,10 +410,10 @@ fn blackholed_path_connect_exits_soon_after_the_data_is_done() {
     case.ip(&["route", "add", "blackhole", "10.81.2.1/32"]);
     let (_, pout) = server.finish(DEADLINE);
     let server_done = Instant::now();
-    let peer = json_line(&pout, "linux server");
+    let peer = json_line(&pout, "linux server", &server);
     let (st, out) = braid.finish(DEADLINE);
     let lag = server_done.elapsed();
-    let report = json_line(&out, "braid");
+    let report = json_line(&out, "braid", &braid);
     assert_eq!(peer["rx_bytes"].as_u64(), Some(UPLOAD_BYTES), "{peer}");
     assert_eq!(peer["rx_sha256"].as_str(), report["sha256"].as_str());
     assert!(st.success(), "braid: {report}; {}", braid.stderr());
