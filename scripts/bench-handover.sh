@@ -19,13 +19,16 @@
 # same for both); rates by tbf (Linux) and by braid's emulation (braid).
 #
 # Usage: sudo scripts/bench-handover.sh [--runs N] [--bytes N] [--rate RATE] [--hold SECONDS]
-# Needs root, kernel MPTCP, python3, ip, tc. Prints one line per run and a summary.
+# Needs root, kernel MPTCP, python3, ip, tc. Prints one line per run (the receiver's longest
+# pause, where it was, and how long the sender took to exit after the receiver was done) and a
+# summary.
 set -euo pipefail
 
 RUNS=3
 BYTES=$((120 * 1000 * 1000))
 RATE=100mbit
 HOLD=1.5
+EXIT_WAIT=10
 BRAID=${BRAID:-$(dirname "$0")/../target/release/braid}
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
     --bytes) BYTES=$2; shift 2 ;;
     --rate) RATE=$2; shift 2 ;;
     --hold) HOLD=$2; shift 2 ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "bench-handover.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -142,9 +145,17 @@ one() {
     sleep "$HOLD"; blackhole "hbt0$$" 10.91.1.1
   fi
   wait "$rpid" || true
-  local t0=$SECONDS
-  wait "$spid" || echo "  ($kind sender exit status $?)" >&2
-  local exit_lag=$((SECONDS - t0))
+  # The sender should end soon after the receiver read everything (issue 10, item 0); one that
+  # has not after EXIT_WAIT seconds is stopped and reported as such.
+  local t0=$SECONDS exit_lag
+  while kill -0 "$spid" 2>/dev/null && [ $((SECONDS - t0)) -lt "$EXIT_WAIT" ]; do sleep 0.1; done
+  if kill -0 "$spid" 2>/dev/null; then
+    kill "$spid" 2>/dev/null || true
+    exit_lag="\"killed after ${EXIT_WAIT}s\""
+  else
+    exit_lag=$((SECONDS - t0))
+  fi
+  wait "$spid" 2>/dev/null || true
   if [ "$kind" = linux ]; then unblackhole r1 10.90.1.1; else unblackhole "hbt0$$" 10.91.1.1; fi
   tail -1 "$out" | sed "s/}\$/, \"sender_exit_after_s\": $exit_lag}/"
 }
