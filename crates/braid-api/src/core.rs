@@ -6,8 +6,10 @@
 //! byte on a socket pair the engine thread sleeps on (written only when the engine has not been
 //! woken already). The engine notifies a connection only when something changed for it.
 
+use crate::control::{Monitor, PathRequest};
 use crate::info::{ConnStatus, StreamInfo};
 use braid_proto::Error as EngineError;
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -210,6 +212,10 @@ pub(crate) enum Cmd {
     Info(u64, SyncSender<Option<StreamInfo>>),
     List(SyncSender<Vec<ConnStatus>>),
     Counters(SyncSender<Vec<(&'static str, u64)>>),
+    /// A `path` request of the control socket.
+    Path(PathRequest, SyncSender<Result<Value, String>>),
+    /// The paths now.
+    Paths(SyncSender<Vec<braid_io::PathSpec>>),
     /// Close everything (gracefully for up to the duration) and end the engine thread.
     Stop(Duration),
 }
@@ -229,6 +235,8 @@ pub(crate) struct StackShared {
     pub interrupt_cv: Condvar,
     pub buffer: usize,
     pub connect_timeout: Duration,
+    /// Where the engine thread publishes events for `monitor` clients.
+    pub monitor: Arc<Monitor>,
 }
 
 impl std::fmt::Debug for Cmd {
@@ -243,6 +251,8 @@ impl std::fmt::Debug for Cmd {
             Cmd::Info(..) => "Info",
             Cmd::List(_) => "List",
             Cmd::Counters(_) => "Counters",
+            Cmd::Path(..) => "Path",
+            Cmd::Paths(_) => "Paths",
             Cmd::Stop(_) => "Stop",
         };
         f.write_str(name)
@@ -261,6 +271,7 @@ impl StackShared {
             interrupt_cv: Condvar::new(),
             buffer,
             connect_timeout,
+            monitor: Monitor::new(),
         }
     }
 
@@ -319,6 +330,12 @@ pub(crate) fn fail_cmd(cmd: Cmd, why: &str) {
             let _ = reply.send(Vec::new());
         }
         Cmd::Counters(reply) => {
+            let _ = reply.send(Vec::new());
+        }
+        Cmd::Path(_, reply) => {
+            let _ = reply.send(Err(why.to_string()));
+        }
+        Cmd::Paths(reply) => {
             let _ = reply.send(Vec::new());
         }
         _ => {}

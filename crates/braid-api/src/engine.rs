@@ -1,13 +1,16 @@
 //! The engine thread: requests in, engine events out, bytes between the connections' shared
 //! queues and the engine's buffers, then sleep in the data plane until something is due.
 
+use crate::control::path_result;
 use crate::core::{
     engine_error, fail_cmd, Cmd, ConnCore, ListenCore, Phase, StackShared, StoredError,
 };
+use crate::events;
 use crate::info::{ConnStatus, StreamInfo};
 use crate::plane::Plane;
 use braid_proto::endpoint::CloseReason;
 use braid_proto::{ConnHandle, Endpoint, Error as EngineError, Event, Instant};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::IpAddr;
@@ -133,6 +136,7 @@ impl Engine {
                     self.command(now, cmd);
                 }
             }
+            self.path_events();
             self.events(now);
             self.timeouts(now);
             if now >= self.next_sweep {
@@ -314,8 +318,83 @@ impl Engine {
                 v.push(("StackConnections", self.conns.len() as u64));
                 let _ = reply.send(v);
             }
+            Cmd::Path(req, reply) => {
+                let r = self.plane.path(&req).map(|spec| path_result(&spec));
+                self.refresh_routes();
+                self.path_events();
+                let _ = reply.send(r);
+            }
+            Cmd::Paths(reply) => {
+                let _ = reply.send(self.plane.paths());
+            }
             Cmd::Stop(_) => {}
         }
+    }
+
+    /// New connections choose their source among the paths there are now.
+    fn refresh_routes(&mut self) {
+        let paths = self.plane.paths();
+        if paths.is_empty() && self.routes.iter().all(|r| r.prefix >= 32) {
+            // A loopback stack: its addresses never change.
+            return;
+        }
+        self.routes = paths
+            .iter()
+            .map(|p| Route {
+                local: p.local,
+                peer: p.peer,
+                prefix: p.prefix,
+            })
+            .collect();
+    }
+
+    /// Publishes the data plane's path changes (and follows them in the routes).
+    fn path_events(&mut self) {
+        let evs = self.plane.path_events();
+        if evs.is_empty() {
+            return;
+        }
+        self.refresh_routes();
+        if self.shared.monitor.active() {
+            for ev in evs {
+                let v = events::path_event(self.plane.wall(ev.at), &ev);
+                self.shared.monitor.publish(v);
+            }
+        }
+    }
+
+    /// Publishes a connection-level event.
+    fn conn_event(
+        &self,
+        now: Instant,
+        name: &str,
+        id: Option<u64>,
+        h: ConnHandle,
+        reason: Option<&str>,
+    ) {
+        if !self.shared.monitor.active() {
+            return;
+        }
+        let ep = &self.plane;
+        let Some(info) = self.plane_info(h) else {
+            return;
+        };
+        let mut m = events::conn_event(name, ep.wall(now), id, Some(info.0), info.1, &|ip| {
+            self.plane.path_name(ip)
+        });
+        if let Some(r) = reason {
+            m.insert("reason".into(), serde_json::json!(r));
+        }
+        self.shared.monitor.publish(Value::Object(m));
+    }
+
+    /// A connection's local and remote address.
+    fn plane_info(&self, h: ConnHandle) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        self.ep_ref().conn_info(h).map(|i| (i.local, i.remote))
+    }
+
+    fn ep_ref(&self) -> &Endpoint {
+        self.plane.endpoint_ref()
     }
 
     fn connect(&mut self, now: Instant, core: Arc<ConnCore>, local: Option<IpAddr>, t: Duration) {
@@ -339,6 +418,7 @@ impl Engine {
         match self.ep().connect(now, local, remote) {
             Ok(h) => {
                 let id = core.id;
+                self.conn_event(now, "created", Some(id), h, None);
                 self.by_handle.insert(h, id);
                 self.conns.insert(
                     id,
@@ -381,12 +461,46 @@ impl Engine {
                     }
                 }
                 Event::Closed(h, reason) => {
-                    if let Some(&id) = self.by_handle.get(&h) {
+                    let id = self.by_handle.get(&h).copied();
+                    if self.shared.monitor.active() {
+                        // The engine may have forgotten the connection: its addresses are
+                        // the application's.
+                        let addrs = id.and_then(|id| self.conns.get(&id)).map(|e| {
+                            let st = e.core.lock();
+                            (st.local, st.remote)
+                        });
+                        if let Some((local, remote)) = addrs {
+                            let mut m = events::conn_event(
+                                "closed",
+                                self.plane.wall(now),
+                                id,
+                                local,
+                                remote,
+                                &|ip| self.plane.path_name(ip),
+                            );
+                            m.insert(
+                                "reason".into(),
+                                serde_json::json!(events::close_reason(reason)),
+                            );
+                            self.shared.monitor.publish(Value::Object(m));
+                        }
+                    }
+                    if let Some(id) = id {
                         self.closed(now, id, reason);
                     }
                 }
+                Event::Mptcp { conn, event } => {
+                    if self.shared.monitor.active() {
+                        let id = self.by_handle.get(&conn).copied();
+                        let addrs = self.plane_info(conn);
+                        let v = events::mp_event(self.plane.wall(now), id, &event, addrs, &|ip| {
+                            self.plane.path_name(ip)
+                        });
+                        self.shared.monitor.publish(v);
+                    }
+                }
                 // Only transparent endpoints hold SYNs; a Stack never makes one.
-                Event::PendingSyn { .. } | Event::Mptcp { .. } => {}
+                Event::PendingSyn { .. } => {}
             }
         }
     }
@@ -404,6 +518,7 @@ impl Engine {
                 continue;
             };
             let id = self.shared.new_id();
+            self.conn_event(now, "created", Some(id), h, None);
             let core = ConnCore::new(id, Phase::Established, info.remote, self.shared.buffer);
             core.lock().local = Some(info.local);
             self.by_handle.insert(h, id);

@@ -77,6 +77,7 @@ pub mod aio;
 pub mod control;
 mod core;
 mod engine;
+pub mod events;
 pub mod info;
 mod plane;
 mod stack;

@@ -4,9 +4,11 @@
 //! Both sleep until a packet, a timer or the wake socket (other threads' requests) is due:
 //! nothing polls in a loop.
 
-use braid_io::{Clock, Driver};
+use crate::control::PathRequest;
+use braid_io::{Clock, Driver, PathEvent, PathSpec};
 use braid_proto::{Endpoint, Instant};
 use std::io::{self, Read};
+use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 /// One data plane under the engine.
 pub(crate) trait Plane: Send {
     fn endpoint(&mut self) -> &mut Endpoint;
+    fn endpoint_ref(&self) -> &Endpoint;
     fn now(&self) -> Instant;
     /// Sends what the engine queued, sleeps until a packet, the engine's timer, the wake socket
     /// or `max_wait`, and feeds the engine what arrived. True when SIGINT/SIGTERM arrived.
@@ -22,6 +25,26 @@ pub(crate) trait Plane: Send {
     fn drain(&mut self, limit: Duration);
     /// Flushes the capture file, if any.
     fn finish(&mut self) -> io::Result<()>;
+    /// The wall-clock time (since the Unix epoch) of an engine instant.
+    fn wall(&self, t: Instant) -> Duration;
+    /// A `path` request: the path it made, removed or changed.
+    fn path(&mut self, req: &PathRequest) -> Result<PathSpec, String> {
+        let _ = req;
+        Err("a loopback stack has no TUN paths to change".to_string())
+    }
+    /// The paths now.
+    fn paths(&self) -> Vec<PathSpec> {
+        Vec::new()
+    }
+    /// Path changes since the last call.
+    fn path_events(&mut self) -> Vec<PathEvent> {
+        Vec::new()
+    }
+    /// The TUN name of a local address.
+    fn path_name(&self, ip: IpAddr) -> Option<String> {
+        let _ = ip;
+        None
+    }
 }
 
 /// Empties the wake socket (non-blocking).
@@ -45,6 +68,10 @@ impl Plane for TunPlane {
         &mut self.driver.endpoint
     }
 
+    fn endpoint_ref(&self) -> &Endpoint {
+        &self.driver.endpoint
+    }
+
     fn now(&self) -> Instant {
         self.driver.now()
     }
@@ -64,6 +91,26 @@ impl Plane for TunPlane {
 
     fn finish(&mut self) -> io::Result<()> {
         self.driver.finish_capture()
+    }
+
+    fn wall(&self, t: Instant) -> Duration {
+        self.driver.wall(t)
+    }
+
+    fn path(&mut self, req: &PathRequest) -> Result<PathSpec, String> {
+        crate::control::apply_path(&mut self.driver, req)
+    }
+
+    fn paths(&self) -> Vec<PathSpec> {
+        self.driver.paths().cloned().collect()
+    }
+
+    fn path_events(&mut self) -> Vec<PathEvent> {
+        self.driver.take_path_events().collect()
+    }
+
+    fn path_name(&self, ip: IpAddr) -> Option<String> {
+        self.driver.path_name(ip).map(str::to_string)
     }
 }
 
@@ -108,6 +155,10 @@ impl LoopbackPlane {
 impl Plane for LoopbackPlane {
     fn endpoint(&mut self) -> &mut Endpoint {
         &mut self.endpoint
+    }
+
+    fn endpoint_ref(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     fn now(&self) -> Instant {
@@ -157,5 +208,9 @@ impl Plane for LoopbackPlane {
 
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
+    }
+
+    fn wall(&self, t: Instant) -> Duration {
+        self.clock.wall(t)
     }
 }

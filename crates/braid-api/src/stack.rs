@@ -300,6 +300,29 @@ impl Stack {
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the engine did not answer"))
     }
 
+    /// The paths the stack runs over now (after `path` commands and devices that went away).
+    pub fn current_paths(&self) -> io::Result<Vec<PathSpec>> {
+        let (tx, rx) = sync_channel(1);
+        self.inner.shared.send(Cmd::Paths(tx));
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the engine did not answer"))
+    }
+
+    /// Adds, removes or changes a path while the stack runs (what `braid path` asks): the
+    /// result is the path's `tun`, `local` and `backup`; the error names what was wrong.
+    pub fn path(&self, req: &crate::control::PathRequest) -> Result<serde_json::Value, String> {
+        let (tx, rx) = sync_channel(1);
+        self.inner.shared.send(Cmd::Path(req.clone(), tx));
+        rx.recv_timeout(REPLY_TIMEOUT)
+            .unwrap_or_else(|_| Err("the engine did not answer".to_string()))
+    }
+
+    /// Where the stack publishes its events (connections, subflows, paths): what
+    /// `braid monitor` shows.
+    pub fn monitor(&self) -> Arc<crate::control::Monitor> {
+        self.inner.shared.monitor.clone()
+    }
+
     /// The engine's counters (kernel MIB names for MPTCP).
     pub fn counters(&self) -> io::Result<Vec<(&'static str, u64)>> {
         let (tx, rx) = sync_channel(1);

@@ -285,3 +285,56 @@ fn a_cancelled_connect_is_released() {
     });
     wait_until(|| st.connections().unwrap().is_empty());
 }
+
+/// The control socket of a [`Stack`]: `monitor` streams the engine's events (connection and
+/// MPTCP), `path` is refused clearly by a stack without TUN paths.
+#[test]
+fn stack_control_socket_monitors_events_and_refuses_paths_it_cannot_change() {
+    use crate::control::{ControlServer, PathRequest};
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixStream;
+    let stack = stack(true);
+    let dir = std::env::temp_dir().join(format!("braid-api-mon-{}", std::process::id()));
+    let path = dir.join("s.sock");
+    let server =
+        ControlServer::bind(&path, "braid test", std::sync::Arc::new(stack.clone())).unwrap();
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    writeln!(s, r#"{{"cmd":"monitor"}}"#).unwrap();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert!(l.contains(r#""ok":true"#), "{l}");
+    let m = stack.monitor();
+    for _ in 0..1000 {
+        if m.active() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let echo = echo_server(&stack, 7070);
+    let mut c = stack.connect(addr("10.9.0.2:7070")).unwrap();
+    c.write_all(&data(100_000, 3)).unwrap();
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).unwrap();
+    assert_eq!(back.len(), 100_000);
+    assert_eq!(echo.join().unwrap(), 100_000);
+    // Both ends' created, the MPTCP establishment and the join from the second address.
+    let mut seen: Vec<String> = Vec::new();
+    while !(seen.iter().filter(|e| *e == "created").count() >= 2
+        && seen.iter().any(|e| e == "established")
+        && seen.iter().any(|e| e == "sub_established"))
+    {
+        l.clear();
+        r.read_line(&mut l)
+            .unwrap_or_else(|e| panic!("monitor stopped ({e}) after {seen:?}"));
+        let v: serde_json::Value = serde_json::from_str(&l).unwrap();
+        assert!(v["time"].as_f64().is_some_and(|t| t > 1e9), "{l}");
+        seen.push(v["event"].as_str().unwrap().to_string());
+    }
+    let e = stack.path(&PathRequest::Del("bt0".into())).unwrap_err();
+    assert!(e.contains("no TUN paths"), "{e}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -16,6 +16,7 @@
 
 use crate::clock::Clock;
 use crate::emu::{Dir, Emulator};
+use crate::linkwatch::{LinkState, LinkWatch};
 use crate::netconf;
 use crate::pcap::PcapWriter;
 use crate::signal::{self, SignalPipe};
@@ -23,6 +24,7 @@ use crate::spec::PathSpec;
 use crate::tun::Tun;
 use braid_proto::{Endpoint, Instant, Transmit, TxOffload, TSO_MAX_PAYLOAD};
 use braid_wire::vnet::{self, VnetHdr};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter};
 use std::net::IpAddr;
@@ -49,6 +51,36 @@ pub fn offload_wanted() -> bool {
 }
 /// Spare packet buffers kept for the emulation queues.
 const POOL_MAX: usize = 8192;
+/// How often link states are read where no netlink notification can be had.
+const LINK_POLL: Duration = Duration::from_millis(50);
+/// Path changes kept for [`Driver::take_path_events`]; older ones are dropped.
+const PATH_EVENTS_MAX: usize = 256;
+
+/// What happened to a path at run time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathChange {
+    /// Added by [`Driver::add_path`].
+    Added,
+    /// Removed by [`Driver::remove_path`].
+    Removed,
+    /// Its device went down: its address was taken from the engine.
+    Down,
+    /// Its device came back up: its address was given to the engine again.
+    Up,
+    /// Its device disappeared (`ip link del`): the path is gone.
+    Gone,
+    /// Its backup flag was set ([`Driver::set_backup`]).
+    Backup(bool),
+}
+
+/// One path change, for monitors.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathEvent {
+    pub at: Instant,
+    pub change: PathChange,
+    pub tun: String,
+    pub local: IpAddr,
+}
 
 /// Driver settings.
 #[derive(Clone, Debug, Default)]
@@ -125,6 +157,10 @@ struct PathIo {
     /// Packets are cut to real size in userspace (emulation or capture, or a device without
     /// the virtio header).
     cut: bool,
+    /// The device is up: its address is the engine's.
+    up: bool,
+    /// Index of the namespace's link watch in `Driver::watches`.
+    watch: Option<usize>,
 }
 
 type Pcap = PcapWriter<BufWriter<File>>;
@@ -216,6 +252,19 @@ pub struct Driver {
     pollfds: Vec<libc::pollfd>,
     stats: IoStats,
     wake_fd: Option<RawFd>,
+    /// Seeds the emulation of paths added later.
+    seed: u64,
+    paths_opened: u64,
+    /// One link watch per namespace braid's devices live in.
+    watches: Vec<LinkWatch>,
+    /// Link states are read at this time (no netlink) or when a notification came.
+    next_link_poll: Option<Instant>,
+    path_events: VecDeque<PathEvent>,
+    /// Device names of every local address a path ever had (for naming events after a path
+    /// is gone).
+    names: HashMap<IpAddr, String>,
+    /// The smallest MTU of the paths at start (the engine's MSS was made from it).
+    min_mtu: u32,
 }
 
 impl std::fmt::Debug for Driver {
@@ -264,22 +313,17 @@ impl Driver {
         };
         let mut paths = Vec::with_capacity(specs.len());
         let offload = offload_wanted();
+        let clock = Clock::new();
+        let mut watches = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
-            let tun = if offload && spec.offload {
-                Tun::open_offload(&spec.tun)?
+            let mut path = open_path(spec, config.pcap.is_some(), config.seed, i as u64)?;
+            path.watch = watch_for(&mut watches, spec.netns.as_deref());
+            if spec.backup {
+                endpoint.add_local_addr_with(clock.now(), spec.local, true);
             } else {
-                Tun::open(&spec.tun)?
-            };
-            netconf::configure(tun.name(), spec)
-                .map_err(|e| io::Error::new(e.kind(), format!("configuring {}: {e}", spec.tun)))?;
-            endpoint.add_local_addr(spec.local);
-            let seed = config.seed ^ (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-            paths.push(PathIo {
-                emu: Emulator::new(spec.emu.clone(), seed),
-                spec: spec.clone(),
-                cut: !tun.vnet() || !spec.emu.is_passthrough() || config.pcap.is_some(),
-                tun,
-            });
+                endpoint.add_local_addr(spec.local);
+            }
+            paths.push(path);
         }
         // Checksums and segmentation for the kernel to do: wherever a path cuts in userspace,
         // the cut completes them.
@@ -289,7 +333,6 @@ impl Driver {
                 tso: TSO_MAX_PAYLOAD,
             });
         }
-        let clock = Clock::new();
         let pcap =
             match &config.pcap {
                 Some(p) => Some(PcapWriter::create(p).map_err(|e| {
@@ -312,12 +355,180 @@ impl Driver {
             pollfds: Vec::new(),
             stats: IoStats::default(),
             wake_fd: None,
+            seed: config.seed,
+            paths_opened: specs.len() as u64,
+            next_link_poll: watches
+                .iter()
+                .any(|w| w.fd().is_none())
+                .then(|| clock.now() + LINK_POLL),
+            watches,
+            path_events: VecDeque::new(),
+            names: specs.iter().map(|s| (s.local, s.tun.clone())).collect(),
+            min_mtu: specs.iter().map(|s| s.mtu).min().unwrap_or(1500),
         })
+    }
+
+    /// Adds a path at run time: opens and configures its device as [`Driver::open`] does and
+    /// gives the engine its address (existing connections join from it, or announce it).
+    /// Refuses a device name or local address another path has.
+    pub fn add_path(&mut self, spec: &PathSpec) -> io::Result<()> {
+        check_new(self.paths.iter().map(|p| &p.spec), spec)?;
+        if spec.mtu < self.min_mtu {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "mtu {} of {} is below the {} braid started with (its segment size)",
+                    spec.mtu, spec.tun, self.min_mtu
+                ),
+            ));
+        }
+        let mut path = open_path(spec, self.pcap.is_some(), self.seed, self.paths_opened)?;
+        self.paths_opened += 1;
+        path.watch = watch_for(&mut self.watches, spec.netns.as_deref());
+        if self.watches.iter().any(|w| w.fd().is_none()) && self.next_link_poll.is_none() {
+            self.next_link_poll = Some(self.clock.now() + LINK_POLL);
+        }
+        let now = self.clock.now();
+        self.endpoint
+            .add_local_addr_with(now, spec.local, spec.backup);
+        self.names.insert(spec.local, spec.tun.clone());
+        self.paths.push(path);
+        self.note(now, PathChange::Added, spec);
+        self.flush_at(now);
+        Ok(())
+    }
+
+    /// Removes the path on device `tun`: the engine closes its subflows (and tells the peer
+    /// with REMOVE_ADDR on the others), the last packets go out, then the device is closed
+    /// (and disappears). Returns its spec.
+    pub fn remove_path(&mut self, tun: &str) -> io::Result<PathSpec> {
+        let i = self.path_index(tun)?;
+        let now = self.clock.now();
+        let local = self.paths[i].spec.local;
+        if self.paths[i].up {
+            self.endpoint.remove_local_addr(now, local);
+        }
+        self.flush_at(now);
+        let path = self.paths.remove(i);
+        self.note(now, PathChange::Removed, &path.spec);
+        Ok(path.spec)
+    }
+
+    /// Makes the path on device `tun` a backup path or a regular one (MP_PRIO on its subflows).
+    pub fn set_backup(&mut self, tun: &str, backup: bool) -> io::Result<()> {
+        let i = self.path_index(tun)?;
+        let now = self.clock.now();
+        let path = &mut self.paths[i];
+        path.spec.backup = backup;
+        let (local, up) = (path.spec.local, path.up);
+        let spec = path.spec.clone();
+        if up {
+            self.endpoint.set_local_backup(now, local, backup);
+        }
+        self.note(now, PathChange::Backup(backup), &spec);
+        self.flush_at(now);
+        Ok(())
+    }
+
+    fn path_index(&self, tun: &str) -> io::Result<usize> {
+        self.paths
+            .iter()
+            .position(|p| p.spec.tun == tun)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.paths.iter().map(|p| p.spec.tun.as_str()).collect();
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "no path on device {tun:?} (paths: {})",
+                        if names.is_empty() {
+                            "none".to_string()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                )
+            })
+    }
+
+    fn note(&mut self, at: Instant, change: PathChange, spec: &PathSpec) {
+        if self.path_events.len() >= PATH_EVENTS_MAX {
+            self.path_events.pop_front();
+        }
+        self.path_events.push_back(PathEvent {
+            at,
+            change,
+            tun: spec.tun.clone(),
+            local: spec.local,
+        });
+    }
+
+    /// Path changes since the last call (added, removed, devices down, up or gone), oldest
+    /// first; at most the last 256 are kept.
+    pub fn take_path_events(&mut self) -> impl Iterator<Item = PathEvent> + '_ {
+        self.path_events.drain(..)
+    }
+
+    /// The device name of the path that has (or last had) the local address `ip`.
+    pub fn path_name(&self, ip: IpAddr) -> Option<&str> {
+        self.names.get(&ip).map(String::as_str)
+    }
+
+    /// True while the path on device `tun` is up (its address is the engine's).
+    pub fn path_up(&self, tun: &str) -> Option<bool> {
+        self.paths.iter().find(|p| p.spec.tun == tun).map(|p| p.up)
+    }
+
+    /// Reads every device's state and tells the engine of addresses that went or came back.
+    fn check_links(&mut self, now: Instant) {
+        for w in &self.watches {
+            w.drain();
+        }
+        let mut i = 0;
+        while i < self.paths.len() {
+            let p = &self.paths[i];
+            let state = match p.watch {
+                Some(w) => self.watches[w].state(&p.spec.tun),
+                None => LinkState::Up,
+            };
+            let spec = p.spec.clone();
+            match (state, p.up) {
+                (LinkState::Gone, up) => {
+                    if up {
+                        self.endpoint.remove_local_addr(now, spec.local);
+                    }
+                    self.flush_at(now);
+                    self.paths.remove(i);
+                    self.note(now, PathChange::Gone, &spec);
+                    continue;
+                }
+                (LinkState::Down, true) => {
+                    self.paths[i].up = false;
+                    self.endpoint.remove_local_addr(now, spec.local);
+                    self.note(now, PathChange::Down, &spec);
+                }
+                (LinkState::Up, false) => {
+                    self.paths[i].up = true;
+                    // An IPv6 address goes with the link; the route of either comes back with
+                    // its address.
+                    let _ = netconf::readdress(&spec.tun, &spec);
+                    self.endpoint
+                        .add_local_addr_with(now, spec.local, spec.backup);
+                    self.note(now, PathChange::Up, &spec);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
     }
 
     /// Now, in the engine's time.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// The wall-clock time (since the Unix epoch) of an engine instant.
+    pub fn wall(&self, t: Instant) -> Duration {
+        self.clock.wall(t)
     }
 
     /// A descriptor every wait also watches for readability (besides the application's),
@@ -433,10 +644,16 @@ impl Driver {
         if let Some(m) = max_wait {
             deadline = min_opt(deadline, Some(now + m));
         }
+        deadline = min_opt(deadline, self.next_link_poll);
         self.pollfds.clear();
         for p in &self.paths {
             self.pollfds.push(pollfd(p.tun.as_raw_fd()));
         }
+        let links_first = self.pollfds.len();
+        for fd in self.watches.iter().filter_map(LinkWatch::fd) {
+            self.pollfds.push(pollfd(fd));
+        }
+        let links_end = self.pollfds.len();
         let sig_idx = self.signals.as_ref().map(|s| {
             self.pollfds.push(pollfd(s.fd()));
             self.pollfds.len() - 1
@@ -499,11 +716,21 @@ impl Driver {
         if let Some(i) = wake_idx {
             wake.woken = self.pollfds[i].revents != 0;
         }
+        let links_changed = self.pollfds[links_first..links_end]
+            .iter()
+            .any(|p| p.revents != 0);
         self.receive();
         self.release_due();
         let now = self.clock.now();
         if self.endpoint.poll_timeout().is_some_and(|t| t <= now) {
             self.endpoint.handle_timeout(now);
+        }
+        let poll_due = self.next_link_poll.is_some_and(|t| t <= now);
+        if poll_due {
+            self.next_link_poll = Some(now + LINK_POLL);
+        }
+        if links_changed || poll_due {
+            self.check_links(now);
         }
         self.flush();
         Ok(wake)
@@ -656,6 +883,59 @@ impl Drop for Driver {
     fn drop(&mut self) {
         let _ = self.finish_capture();
     }
+}
+
+/// Refuses a new path whose device name or local address another path has.
+fn check_new<'a>(mut old: impl Iterator<Item = &'a PathSpec>, new: &PathSpec) -> io::Result<()> {
+    old.try_for_each(|b| {
+        if new.tun == b.tun {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a path on device {} exists already", new.tun),
+            ));
+        }
+        if new.local == b.local {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "the local address {} is the path {}'s already",
+                    new.local, b.tun
+                ),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Opens and configures one path's device (its address is not yet the engine's).
+fn open_path(spec: &PathSpec, pcap: bool, seed: u64, n: u64) -> io::Result<PathIo> {
+    let tun = if offload_wanted() && spec.offload {
+        Tun::open_offload(&spec.tun)?
+    } else {
+        Tun::open(&spec.tun)?
+    };
+    netconf::configure(tun.name(), spec)
+        .map_err(|e| io::Error::new(e.kind(), format!("configuring {}: {e}", spec.tun)))?;
+    let seed = seed ^ (n + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    Ok(PathIo {
+        emu: Emulator::new(spec.emu.clone(), seed),
+        spec: spec.clone(),
+        cut: !tun.vnet() || !spec.emu.is_passthrough() || pcap,
+        tun,
+        up: true,
+        watch: None,
+    })
+}
+
+/// The index of the link watch of `netns` in `watches`, made when missing (None when it cannot
+/// be made: the path is then taken as always up).
+fn watch_for(watches: &mut Vec<LinkWatch>, netns: Option<&str>) -> Option<usize> {
+    if let Some(i) = watches.iter().position(|w| w.netns() == netns) {
+        return Some(i);
+    }
+    let w = LinkWatch::open(netns).ok()?;
+    watches.push(w);
+    Some(watches.len() - 1)
 }
 
 fn pollfd(fd: RawFd) -> libc::pollfd {

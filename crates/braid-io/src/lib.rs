@@ -12,6 +12,7 @@ pub mod capture;
 pub mod clock;
 pub mod driver;
 pub mod emu;
+pub mod linkwatch;
 pub mod netconf;
 pub mod netns;
 pub mod pcap;
@@ -22,7 +23,7 @@ pub mod tun;
 pub mod udp;
 
 pub use clock::Clock;
-pub use driver::{Driver, DriverConfig, IoStats, Wake};
+pub use driver::{Driver, DriverConfig, IoStats, PathChange, PathEvent, Wake};
 pub use emu::EmuSpec;
 pub use spec::PathSpec;
 pub use tun::Tun;

@@ -66,3 +66,18 @@ pub fn configure(dev: &str, path: &PathSpec) -> io::Result<()> {
     }
     ip(&add)
 }
+
+/// Gives the kernel side of a device that came back up its address again (`ip addr replace`:
+/// an IPv6 address goes when the link goes down; an IPv4 one stays and is left as it is).
+pub fn readdress(dev: &str, path: &PathSpec) -> io::Result<()> {
+    let addr = format!("{}/{}", path.peer, path.prefix);
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(ns) = &path.netns {
+        args.extend(["-n", ns.as_str()]);
+    }
+    args.extend(["addr", "replace", &addr, "dev", dev]);
+    if path.peer.is_ipv6() {
+        args.push("nodad");
+    }
+    ip(&args)
+}

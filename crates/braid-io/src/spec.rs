@@ -1,5 +1,5 @@
 //! Path specifications for the TUN data plane:
-//! `tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N][,offload=on|off]`.
+//! `tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N][,offload=on|off][,backup]`.
 //!
 //! * `tun`: name of the TUN device braid creates (at most 15 bytes).
 //! * `local`: braid's own address on this path (the kernel never gets it).
@@ -12,6 +12,8 @@
 //! * `mtu`: the device's MTU (default 1500).
 //! * `offload`: TUN checksum and segmentation offloads (default on; `off`: one write per packet,
 //!   checksums in userspace; `BRAID_OFFLOAD=0` in the environment turns them off for all paths).
+//! * `backup` (no value): a backup path: its subflows join with the MP_JOIN B bit and carry
+//!   data only while no regular subflow works.
 
 use crate::emu::EmuSpec;
 use crate::quantity;
@@ -20,7 +22,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// The keys a path spec understands, for error messages.
-pub const PATH_KEYS: &str = "tun, local, peer, netns, delay, loss, rate, queue, mtu, offload";
+pub const PATH_KEYS: &str =
+    "tun, local, peer, netns, delay, loss, rate, queue, mtu, offload, backup";
 
 /// One path of braid over a TUN device.
 #[derive(Clone, Debug, PartialEq)]
@@ -40,6 +43,8 @@ pub struct PathSpec {
     pub emu: EmuSpec,
     /// Use the TUN device's checksum and segmentation offloads where the kernel has them.
     pub offload: bool,
+    /// A backup path (MP_JOIN with the B bit; no data while a regular subflow works).
+    pub backup: bool,
 }
 
 impl PathSpec {
@@ -72,7 +77,12 @@ pub fn parse(spec: &str) -> Result<PathSpec, String> {
     let mut emu = EmuSpec::default();
     let mut mtu = 1500u32;
     let mut offload = true;
+    let mut backup = false;
     for part in spec.split(',') {
+        if part == "backup" {
+            backup = true;
+            continue;
+        }
         let Some((key, value)) = part.split_once('=') else {
             return Err(wrap(format!(
                 "expected key=value, got \"{part}\" (known keys: {PATH_KEYS})"
@@ -144,6 +154,7 @@ pub fn parse(spec: &str) -> Result<PathSpec, String> {
         mtu,
         emu,
         offload,
+        backup,
     })
 }
 
@@ -263,6 +274,11 @@ mod tests {
         assert!(!off.offload);
         let e = parse("tun=bt0,local=10.77.1.1,peer=10.77.1.2/24,offload=maybe").unwrap_err();
         assert!(e.contains("offload") && e.contains("maybe"), "{e}");
+        assert!(!p.backup);
+        let b = parse("tun=bt1,local=10.77.2.1,peer=10.77.2.2/24,backup").unwrap();
+        assert!(b.backup);
+        let e = parse("tun=bt1,local=10.77.2.1,peer=10.77.2.2/24,backupp").unwrap_err();
+        assert!(e.contains("backupp"), "{e}");
     }
 
     #[test]

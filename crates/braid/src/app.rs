@@ -2,10 +2,15 @@
 //! the control socket, and the wait for SIGINT/SIGTERM (or --timeout).
 
 use crate::net::NetArgs;
-use braid_api::control::{default_path, ControlHandler, ControlServer, PolledControl};
+use braid_api::control::{
+    apply_path, default_path, path_result, ControlHandler, ControlServer, LoopRequest,
+    PolledControl,
+};
+use braid_api::events;
 use braid_api::{ConnStatus, Stack, StackConfig, StreamInfo};
 use braid_io::Driver;
-use braid_proto::{ConnHandle, EndpointConfig};
+use braid_proto::{ConnHandle, EndpointConfig, Event, Instant};
+use serde_json::{json, Value};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -110,26 +115,93 @@ impl LoopControl {
         })
     }
 
-    /// Answers a waiting `status` request with the connections `handles` names.
+    /// Answers waiting requests (`status` with the connections `handles` names, `path`
+    /// on the data plane), and publishes the data plane's path changes to monitors.
     pub fn serve(
         &self,
-        drv: &Driver,
+        drv: &mut Driver,
         handles: &mut dyn Iterator<Item = ConnHandle>,
         outgoing: bool,
     ) {
-        self.poll.serve(|| {
-            let conns: Vec<ConnStatus> = handles
-                .filter_map(|h| {
-                    drv.endpoint.conn_info(h).map(|c| ConnStatus {
-                        id: h.0,
-                        direction: if outgoing { "connect" } else { "accept" },
-                        info: StreamInfo::from_conn_info(&c),
+        let mut handles = Some(handles);
+        self.poll.serve(|req| match req {
+            LoopRequest::Status => {
+                let conns: Vec<ConnStatus> = handles
+                    .take()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|h| {
+                        drv.endpoint.conn_info(h).map(|c| ConnStatus {
+                            id: h.0,
+                            direction: if outgoing { "connect" } else { "accept" },
+                            info: StreamInfo::from_conn_info(&c),
+                        })
                     })
-                })
-                .collect();
-            let paths: Vec<_> = drv.paths().cloned().collect();
-            let counters: Vec<_> = drv.endpoint.counters().iter().collect();
-            braid_api::control::status_value(&paths, &conns, &counters)
+                    .collect();
+                let paths: Vec<_> = drv.paths().cloned().collect();
+                let counters: Vec<_> = drv.endpoint.counters().iter().collect();
+                Ok(braid_api::control::status_value(&paths, &conns, &counters))
+            }
+            LoopRequest::Path(p) => apply_path(drv, p).map(|spec| path_result(&spec)),
         });
+        let evs: Vec<_> = drv.take_path_events().collect();
+        let m = self.poll.events();
+        if m.active() {
+            for ev in evs {
+                m.publish(events::path_event(drv.wall(ev.at), &ev));
+            }
+        }
+    }
+
+    /// Publishes an engine event to monitors (connection ids are the engine's handles).
+    pub fn event(&self, drv: &Driver, now: Instant, ev: &Event) {
+        let m = self.poll.events();
+        if !m.active() {
+            return;
+        }
+        let name = |ip| drv.path_name(ip).map(str::to_string);
+        let v = match ev {
+            Event::Closed(h, reason) => {
+                let Some(i) = drv.endpoint.conn_info(*h) else {
+                    return;
+                };
+                let mut o = events::conn_event(
+                    "closed",
+                    drv.wall(now),
+                    Some(h.0),
+                    Some(i.local),
+                    i.remote,
+                    &name,
+                );
+                o.insert("reason".into(), json!(events::close_reason(*reason)));
+                Value::Object(o)
+            }
+            Event::Mptcp { conn, event } => {
+                let addrs = drv.endpoint.conn_info(*conn).map(|i| (i.local, i.remote));
+                events::mp_event(drv.wall(now), Some(conn.0), event, addrs, &name)
+            }
+            _ => return,
+        };
+        m.publish(v);
+    }
+
+    /// Publishes the `created` event of a new connection.
+    pub fn created(&self, drv: &Driver, now: Instant, h: ConnHandle) {
+        let m = self.poll.events();
+        if !m.active() {
+            return;
+        }
+        let Some(i) = drv.endpoint.conn_info(h) else {
+            return;
+        };
+        let name = |ip| drv.path_name(ip).map(str::to_string);
+        m.publish(Value::Object(events::conn_event(
+            "created",
+            drv.wall(now),
+            Some(h.0),
+            Some(i.local),
+            i.remote,
+            &name,
+        )));
     }
 }

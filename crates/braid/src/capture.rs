@@ -72,10 +72,14 @@ pub fn main(args: CaptureArgs) -> ExitCode {
             let mut up = EngineUpstream {
                 ep: &mut drv.endpoint,
                 locals: &locals,
+                seen: Vec::new(),
             };
             cap.service(now, &mut up);
+            for ev in std::mem::take(&mut up.seen) {
+                ctl.event(&drv, now, &ev);
+            }
         }
-        ctl.serve(&drv, &mut cap.upstream_handles(), true);
+        ctl.serve(&mut drv, &mut cap.upstream_handles(), true);
         if drv.interrupted() {
             break;
         }
@@ -96,6 +100,7 @@ pub fn main(args: CaptureArgs) -> ExitCode {
         let mut up = EngineUpstream {
             ep: &mut drv.endpoint,
             locals: &locals,
+            seen: Vec::new(),
         };
         cap.abort_all(now, &mut up);
     }

@@ -11,6 +11,7 @@ mod app;
 mod capture;
 mod forward;
 mod net;
+mod pathcmd;
 mod plot;
 mod preload;
 mod proxy;
@@ -41,6 +42,10 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Shows what running braid commands are doing (connections, subflows).
     Status(status::StatusArgs),
+    /// Adds, removes or changes a path of a running braid.
+    Path(pathcmd::PathArgs),
+    /// Prints a running braid's connection, subflow and path events as they happen.
+    Monitor(pathcmd::MonitorArgs),
     /// Runs a program with all its TCP carried over MPTCP by braid (root: a network namespace).
     Run(run::RunArgs),
     /// Carries every local program's TCP towards the given prefixes over MPTCP (root).
@@ -56,6 +61,8 @@ fn main() -> ExitCode {
         Command::Connect(args) => net::connect(args),
         Command::Proxy(args) => proxy::main(args),
         Command::Status(args) => status::main(args),
+        Command::Path(args) => pathcmd::path_main(args),
+        Command::Monitor(args) => pathcmd::monitor_main(args),
         Command::Run(args) => run::main(args),
         Command::Capture(args) => capture::main(args),
     }

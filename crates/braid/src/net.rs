@@ -22,10 +22,12 @@ use std::time::Duration;
 
 /// Help text shared by both commands.
 const NET_HELP: &str = "\
-SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N]
+SPEC  = tun=NAME,local=IP,peer=IP/PREFIX[,netns=NS][,delay=TIME][,loss=PCT][,rate=RATE][,queue=SIZE][,mtu=N][,backup]
         braid creates TUN device NAME and owns address `local`; the kernel side of the device gets
         `peer/PREFIX` (inside namespace NS when given: the device is moved there). delay, loss and
         rate are emulated by braid in each direction (delay is one-way: the RTT grows by twice it).
+        `backup` (no value): a backup path (joins with the B bit, carries data only while no
+        regular subflow works). The paths can change while braid runs: braid path add|del|set.
         e.g. tun=bt0,local=10.77.0.1,peer=10.77.0.2/24,netns=peer,delay=10ms,loss=1%
 RATE  = N bit|kbit|mbit|gbit;  TIME = N us|ms|s;  PCT = 0..100, e.g. 1%
 SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case (10mib)
@@ -852,6 +854,7 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
         Err(e) => return failure(&format!("connect to {}: {e}", args.target)),
     };
     let t0 = drv.now();
+    ctl.created(&drv, t0, h);
     let mut tracer = match open_trace(net, t0) {
         Ok(t) => t,
         Err(code) => return code,
@@ -892,8 +895,9 @@ pub fn connect(args: ConnectArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
-        ctl.serve(&drv, &mut std::iter::once(h), true);
+        ctl.serve(&mut drv, &mut std::iter::once(h), true);
         while let Some(ev) = drv.endpoint.poll_event() {
+            ctl.event(&drv, now, &ev);
             match ev {
                 Event::Connected(c) if c == h => {
                     if chatty {
@@ -1170,8 +1174,9 @@ pub fn listen(args: ListenArgs) -> ExitCode {
 
     loop {
         let now = drv.now();
-        ctl.serve(&drv, &mut active.keys().copied(), false);
+        ctl.serve(&mut drv, &mut active.keys().copied(), false);
         while let Some(ev) = drv.endpoint.poll_event() {
+            ctl.event(&drv, now, &ev);
             match ev {
                 Event::Incoming { port, .. } => {
                     while let Some(h) = drv.endpoint.accept(port) {
@@ -1189,6 +1194,7 @@ pub fn listen(args: ListenArgs) -> ExitCode {
                                     );
                                 }
                             }
+                            ctl.created(&drv, now, h);
                             active.insert(h, Transfer::new(h, now, !net.no_hash));
                             touched.insert(h);
                         }

@@ -172,11 +172,12 @@ pub fn main(args: RunArgs) -> ExitCode {
             }
         };
     loop {
-        status.serve(&drv, &mut relays.iter().map(|r| r.up), true);
+        status.serve(&mut drv, &mut relays.iter().map(|r| r.up), true);
         let now = drv.now();
         let mut up = EngineUpstream {
             ep: &mut drv.endpoint,
             locals: &locals,
+            seen: Vec::new(),
         };
         // New requests from the shim.
         while let Ok((s, _)) = ctl.accept() {
@@ -321,6 +322,9 @@ pub fn main(args: RunArgs) -> ExitCode {
             }
             !finished
         });
+        for ev in std::mem::take(&mut up.seen) {
+            status.event(&drv, now, &ev);
+        }
         if sup.check(now, relays.len()) {
             break;
         }

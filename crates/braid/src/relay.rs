@@ -43,6 +43,8 @@ pub struct EngineUpstream<'a> {
     pub ep: &'a mut Endpoint,
     /// Each path's local address and device name.
     pub locals: &'a [(IpAddr, String)],
+    /// Every event polled is also kept here (for the control socket's monitors).
+    pub seen: Vec<Event>,
 }
 
 impl Upstream for EngineUpstream<'_> {
@@ -74,7 +76,11 @@ impl Upstream for EngineUpstream<'_> {
         self.ep.release(now, h);
     }
     fn poll_event(&mut self) -> Option<Event> {
-        self.ep.poll_event()
+        let ev = self.ep.poll_event();
+        if let Some(e) = ev {
+            self.seen.push(e);
+        }
+        ev
     }
     fn describe(&self, h: ConnHandle) -> String {
         match self.ep.conn_info(h).and_then(|i| i.mptcp) {

@@ -238,10 +238,14 @@ pub fn main(args: RunArgs) -> ExitCode {
             let mut up = EngineUpstream {
                 ep: &mut drv.endpoint,
                 locals: &locals,
+                seen: Vec::new(),
             };
             cap.service(now, &mut up);
+            for ev in std::mem::take(&mut up.seen) {
+                ctl.event(&drv, now, &ev);
+            }
         }
-        ctl.serve(&drv, &mut cap.upstream_handles(), true);
+        ctl.serve(&mut drv, &mut cap.upstream_handles(), true);
         if sup.check(now, cap.active()) {
             break;
         }
@@ -262,6 +266,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         let mut up = EngineUpstream {
             ep: &mut drv.endpoint,
             locals: &locals,
+            seen: Vec::new(),
         };
         cap.abort_all(now, &mut up);
     }

@@ -22,7 +22,7 @@ pub struct StatusArgs {
     json: bool,
 }
 
-fn sockets() -> Vec<PathBuf> {
+pub(crate) fn sockets() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(RUN_DIR)
         .map(|d| {
             d.filter_map(Result::ok)
@@ -51,14 +51,15 @@ fn print_human(path: &std::path::Path, r: &Value) {
     );
     for p in r["paths"].as_array().into_iter().flatten() {
         println!(
-            "  path {} local {} peer {}{}",
+            "  path {} local {} peer {}{}{}",
             p["tun"].as_str().unwrap_or("?"),
             p["local"].as_str().unwrap_or("?"),
             p["peer"].as_str().unwrap_or("?"),
             p["netns"]
                 .as_str()
                 .map(|n| format!(" (netns {n})"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            if p["backup"] == true { " backup" } else { "" }
         );
     }
     for c in conns {

@@ -418,3 +418,164 @@ fn sizes_that_do_not_round_are_shown_exactly() {
         "{out}"
     );
 }
+
+/// A control socket that answers like a running braid (for the CLI side of `path` and
+/// `monitor`): the requests it got, and fixed answers.
+mod fake {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::sync::mpsc::{channel, Receiver};
+
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    pub fn serve(answers: Vec<String>) -> (PathBuf, Receiver<String>) {
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("braid-cli-fake-{}-{n}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("c.sock");
+        let _ = std::fs::remove_file(&path);
+        let l = UnixListener::bind(&path).unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().unwrap();
+            let mut out = s.try_clone().unwrap();
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            tx.send(line).unwrap();
+            for a in answers {
+                writeln!(out, "{a}").unwrap();
+            }
+        });
+        (path, rx)
+    }
+}
+
+#[test]
+fn path_sends_the_request_and_reports_the_answer() {
+    let (sock, got) = fake::serve(vec![
+        r#"{"id":1,"ok":true,"result":{"tun":"bt2","local":"10.77.3.1","backup":true}}"#.into(),
+    ]);
+    let s = sock.to_str().unwrap();
+    let o = braid(&[
+        "path",
+        "add",
+        "tun=bt2,local=10.77.3.1,peer=10.77.3.2/24,backup",
+        "--control",
+        s,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let req: serde_json::Value = serde_json::from_str(&got.recv().unwrap()).unwrap();
+    assert_eq!(req["cmd"], "path");
+    assert_eq!(req["op"], "add");
+    assert_eq!(
+        req["spec"],
+        "tun=bt2,local=10.77.3.1,peer=10.77.3.2/24,backup"
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim_end(),
+        "added path bt2 (local 10.77.3.1, backup)"
+    );
+    // The braid's refusal is shown as it said it, exit 1.
+    let (sock, got) = fake::serve(vec![
+        r#"{"id":1,"ok":false,"error":"no path on device \"bt9\" (paths: bt0, bt1)"}"#.into(),
+    ]);
+    let o = braid(&[
+        "path",
+        "set",
+        "bt9",
+        "backup",
+        "--control",
+        sock.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let req: serde_json::Value = serde_json::from_str(&got.recv().unwrap()).unwrap();
+    assert_eq!(
+        (req["op"].as_str(), req["name"].as_str()),
+        (Some("set"), Some("bt9"))
+    );
+    assert_eq!(req["backup"], true);
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "braid path: no path on device \"bt9\" (paths: bt0, bt1)"
+    );
+}
+
+#[test]
+fn path_usage_errors_name_what_is_wrong() {
+    let o = braid(&[
+        "path",
+        "add",
+        "tun=bt2,local=10.77.3.1",
+        "--control",
+        "/nonexistent.sock",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("missing peer=IP/PREFIX"),
+        "{}",
+        stderr(&o)
+    );
+    let o = braid(&["path", "set", "bt1", "fast"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("invalid value 'fast'"),
+        "{}",
+        stderr(&o)
+    );
+    let o = braid(&["path", "del", "bt1", "--control", "/nonexistent/braid.sock"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/nonexistent/braid.sock"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn monitor_prints_events_as_lines() {
+    let ev = r#"{"event":"sub_closed","time":3723.5,"conn":2,"path":"bt1","local":"10.0.1.1:4000","remote":"10.0.0.2:80","reason":"peer removed address"}"#;
+    let (sock, got) = fake::serve(vec![
+        r#"{"id":1,"ok":true,"result":{"monitor":true}}"#.into(),
+        ev.into(),
+        r#"{"event":"lost","count":3}"#.into(),
+    ]);
+    let o = braid(&["monitor", "--control", sock.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let req: serde_json::Value = serde_json::from_str(&got.recv().unwrap()).unwrap();
+    assert_eq!(req["cmd"], "monitor");
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "01:02:03.500 sub_closed      conn 2 bt1 10.0.1.1:4000 -> 10.0.0.2:80 reason=peer removed address\n\
+         - lost            count=3\n"
+    );
+    let (sock, _got) = fake::serve(vec![
+        r#"{"id":1,"ok":true,"result":{"monitor":true}}"#.into(),
+        ev.into(),
+    ]);
+    let o = braid(&["monitor", "--json", "--control", sock.to_str().unwrap()]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{ev}\n"));
+}
+
+#[test]
+fn path_and_monitor_help_say_what_they_do() {
+    let h = String::from_utf8_lossy(&braid(&["path", "--help"]).stdout).into_owned();
+    for needle in [
+        "add",
+        "del",
+        "set",
+        "--control",
+        "NAME is the path's TUN device name",
+        "REMOVE_ADDR",
+        "MP_PRIO",
+    ] {
+        assert!(h.contains(needle), "path help lacks {needle}: {h}");
+    }
+    let h = String::from_utf8_lossy(&braid(&["monitor", "--help"]).stdout).into_owned();
+    for needle in ["--json", "sub_closed", "local path gone", "loses events"] {
+        assert!(h.contains(needle), "monitor help lacks {needle}: {h}");
+    }
+    let h = String::from_utf8_lossy(&braid(&["connect", "--help"]).stdout).into_owned();
+    assert!(h.contains("[,backup]"), "{h}");
+}
