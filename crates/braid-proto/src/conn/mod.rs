@@ -7,6 +7,7 @@
 mod control;
 mod deliver;
 mod events;
+pub(crate) mod health;
 mod send;
 
 use control::{mp_control, mp_fail_answer};
@@ -244,15 +245,23 @@ impl Conn {
         // halves the stall when a path goes down (263 ms instead of 718 ms in the simulator).
         // Reinjection needs another subflow that can carry the data: without one the subflow's
         // own retransmissions are the only way, and a copy would only duplicate its stream.
+        // A stale subflow (`health`: silent while another works) counts as stalled.
+        lv.health_at = if lv.fallback || lv.closing {
+            None
+        } else {
+            health::check(&mut c.subs, now, env.counters)
+        };
+        let is_stale = |t: &Subflow| t.mp.as_deref().is_some_and(|m| m.stale);
         let usable = c
             .subs
             .iter()
-            .filter(|t| t.state != TcpState::Closed && t.backoff() == 0)
+            .filter(|t| t.state != TcpState::Closed && t.backoff() == 0 && !is_stale(t))
             .count();
         for t in c.subs.iter_mut() {
             let dead = t.state == TcpState::Closed;
-            let stalled = t.backoff() >= 1;
-            let healthy = t.backoff() == 0;
+            let stale = is_stale(t);
+            let stalled = t.backoff() >= 1 || stale;
+            let healthy = t.backoff() == 0 && !stale;
             let (una, end) = (t.snd_una_offset(), t.send_end());
             let Some(mp) = t.mp.as_deref_mut() else {
                 continue;
@@ -399,6 +408,35 @@ impl Conn {
         if lv.local_fin_acked() && lv.peer_fin_reached() {
             lv.closing = true;
         }
+        if lv.closing && !lv.fallback {
+            // The data is done both ways: a subflow that cannot close in order (its path is
+            // dead, its FIN never acknowledged) must not hold the connection open. After
+            // max(1 s, 4·srtt) it is reset (Linux closes the MPTCP socket at once).
+            let lingering = |t: &Subflow| !matches!(t.state, TcpState::Closed | TcpState::TimeWait);
+            if c.subs.iter().any(lingering) {
+                let srtt = c
+                    .subs
+                    .iter()
+                    .filter_map(|t| t.srtt())
+                    .max()
+                    .unwrap_or_default();
+                let at = *lv
+                    .close_deadline
+                    .get_or_insert(now + (srtt * 4).max(Duration::from_secs(1)));
+                if now >= at {
+                    for t in c.subs.iter_mut().filter(|t| lingering(t)) {
+                        if let Some(mp) = t.mp.as_deref_mut() {
+                            mp.abandoned = true;
+                        }
+                        env.counters.mp_rst_tx += 1;
+                        t.reset(End::Normal);
+                    }
+                    lv.close_deadline = None;
+                }
+            } else {
+                lv.close_deadline = None;
+            }
+        }
         // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins,
         // data the subflows delivered but the peer never DATA_ACKed.
         let pending = lv.local_fin.is_some() && !lv.local_fin_acked() && !lv.fallback
@@ -532,7 +570,7 @@ pub(crate) fn conn_timeout(c: &Conn) -> Option<Instant> {
         .level
         .as_deref()
         .into_iter()
-        .flat_map(|l| [l.timer, l.fail_deadline])
+        .flat_map(|l| [l.timer, l.fail_deadline, l.health_at, l.close_deadline])
         .flatten();
     subs.chain(level).min()
 }

@@ -177,7 +177,8 @@ fn sched_usable(t: &Subflow) -> bool {
 /// A subflow as the scheduler sees it.
 fn sched_view(t: &Subflow) -> SubflowView {
     SubflowView {
-        usable: sched_usable(t),
+        // A stale subflow (`health`) takes no data; its own TCP probes it.
+        usable: sched_usable(t) && !t.mp.as_deref().is_some_and(|m| m.stale),
         backup: t.mp.as_deref().is_some_and(|m| m.is_backup()),
         backoff: t.backoff(),
         srtt: t.srtt(),

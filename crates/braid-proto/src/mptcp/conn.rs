@@ -173,6 +173,10 @@ pub(crate) struct MpLevel {
     /// still carry them.
     pub rm_out: Vec<u8>,
     pub rm_tries: u32,
+    /// When a subflow may next turn stale (`conn::health`).
+    pub health_at: Option<Instant>,
+    /// When subflows still open after the DATA_FIN exchange completed are reset.
+    pub close_deadline: Option<Instant>,
     /// The peer's address ids last removed (REMOVE_ADDR), so that each removal is told once.
     pub removed_ids: Vec<u8>,
 }
@@ -248,6 +252,8 @@ impl MpLevel {
             remote_ports: Vec::new(),
             rm_out: Vec::new(),
             rm_tries: 0,
+            health_at: None,
+            close_deadline: None,
             removed_ids: Vec::new(),
         }
     }
@@ -553,6 +559,11 @@ pub(crate) struct SubflowMp {
     /// Events told: SubEstablished (with the backup flag told last), SubClosed.
     pub est_told: Option<bool>,
     pub closed_told: bool,
+    /// Stale (`conn::health`): no ACK news for too long while another subflow worked; since
+    /// when, and since when data has been outstanding without a check seeing it all acked.
+    pub stale: bool,
+    pub stale_at: Instant,
+    pub out_since: Option<Instant>,
 }
 
 /// The control options of one incoming segment (RFC 8684 §3.3.8, §3.4.2, §3.5).

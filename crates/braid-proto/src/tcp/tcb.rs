@@ -266,6 +266,12 @@ pub(crate) struct Tcb {
     /// and how many packets it stands for.
     pub(crate) tx_gso: u16,
     pub(crate) tx_packets: u32,
+    /// Last time an ACK brought news of the data we sent (snd_una moved, more bytes SACKed,
+    /// or a duplicate ACK): the MPTCP connection's evidence that the path delivers.
+    pub(crate) ack_progress_at: Option<Instant>,
+    /// Upper bound on the backed-off retransmission timeout (never below the RTO itself):
+    /// set by the MPTCP connection for a stale subflow so that it notices a return quickly.
+    pub(crate) rto_cap: Option<Duration>,
     /// When we last answered an unacceptable segment (ACK-loop rate limit).
     last_oow_ack: Option<Instant>,
     /// A RST to send in reply to an unacceptable segment: (seq, ack, with ACK flag).
@@ -386,6 +392,8 @@ impl Tcb {
             offload: Default::default(),
             tx_gso: 0,
             tx_packets: 1,
+            ack_progress_at: None,
+            rto_cap: None,
             last_oow_ack: None,
             rst_reply: None,
             syn_sent_at: None,
@@ -599,7 +607,10 @@ impl Tcb {
     }
 
     fn arm_rto(&mut self, now: Instant) {
-        let rto = self.rtt.rto_backoff(self.backoff);
+        let mut rto = self.rtt.rto_backoff(self.backoff);
+        if let Some(cap) = self.rto_cap {
+            rto = rto.min(cap.max(self.rtt.rto()));
+        }
         self.set_timer(Timer::Rto, now + rto);
     }
 
@@ -649,7 +660,9 @@ impl Tcb {
                 if self.sent.is_empty() {
                     return;
                 }
-                if self.retries > self.cfg.max_retries {
+                // A stale MPTCP subflow (`rto_cap`) keeps probing its path while another
+                // subflow carries the data.
+                if self.retries > self.cfg.max_retries && self.rto_cap.is_none() {
                     self.rst_pending = true;
                     self.close_with(End::TimedOut);
                     return;
@@ -722,6 +735,19 @@ impl Tcb {
 
     /// Handles one segment addressed to this connection.
     pub fn on_segment(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>, hk: &mut dyn SubflowHooks) {
+        let before = (self.snd_una, self.sacked_bytes, self.dupacks);
+        self.on_segment_inner(ctx, seg, hk);
+        if (self.snd_una, self.sacked_bytes, self.dupacks) != before && !seg.flags.rst() {
+            self.ack_progress_at = Some(ctx.now);
+        }
+    }
+
+    fn on_segment_inner(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+        hk: &mut dyn SubflowHooks,
+    ) {
         self.stats.segments_received += 1;
         {
             let syn_sent = self.state == TcpState::SynSent;
@@ -2375,6 +2401,15 @@ impl Tcb {
     }
 
     /// Information for users and reports.
+    /// When the oldest unacknowledged segment was (last) sent.
+    pub(crate) fn oldest_unacked_sent(&self) -> Option<Instant> {
+        self.sent.front().map(|s| s.sent)
+    }
+
+    pub(crate) fn rttvar(&self) -> Duration {
+        self.rtt.rttvar()
+    }
+
     pub fn srtt(&self) -> Option<Duration> {
         self.rtt.srtt()
     }
