@@ -8,7 +8,7 @@
 //!   `MiB`, `GiB`, `TiB` by 1024, 1024², 1024³, 1024⁴; `B` is bytes. E.g. `100000`, `64MiB`,
 //!   `10mib`, `1.5GB`.
 //! * PCT: a percentage in 0..100, with or without `%`, e.g. `1%`, `0.5`.
-//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
+//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME]...[/gone=TIME][/back=TIME][/backup][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
 //!   `strip` puts a middlebox on the path that removes MPTCP options from SYNs or every packet.
 
 use braid_io::quantity;
@@ -16,7 +16,8 @@ use braid_sim::{PathSpec, Strip};
 use std::time::Duration;
 
 /// The options a path spec understands, for error messages.
-const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip, link";
+const PATH_OPTIONS: &str =
+    "loss, queue, down, up, gone, back, backup, reorder, dup, mtu, strip, link";
 
 /// RATE in bits per second.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
@@ -79,6 +80,10 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
     })?;
     let mut p = PathSpec::new(rate, delay);
     for opt in parts {
+        if opt == "backup" {
+            p.backup = true;
+            continue;
+        }
         let Some((key, value)) = opt.split_once('=') else {
             return Err(format!(
                 "invalid path spec \"{spec}\": expected option=value, got \"{opt}\" (known: {PATH_OPTIONS})"
@@ -90,8 +95,50 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
             "reorder" => p.reorder = parse_percent(value).map_err(in_key)?,
             "dup" => p.duplicate = parse_percent(value).map_err(in_key)?,
             "queue" => p.queue_bytes = Some(parse_size(value).map_err(in_key)?),
-            "down" => p.down_at = Some(parse_time(value).map_err(in_key)?),
-            "up" => p.up_at = Some(parse_time(value).map_err(in_key)?),
+            // down= and up= may repeat: /down=2s/up=4s/down=6s/up=7s, in time order.
+            "down" => {
+                let t = parse_time(value).map_err(in_key)?;
+                let last_up = p.later_outages.last().map_or(p.up_at, |o| o.1);
+                match (p.down_at, last_up) {
+                    (None, _) => p.down_at = Some(t),
+                    (Some(_), None) => {
+                        return Err(wrap(format!(
+                            "down={} follows a down= without its up=",
+                            fmt_duration(t)
+                        )))
+                    }
+                    (Some(_), Some(u)) if t <= u => {
+                        return Err(wrap(format!(
+                            "down={} is not after up={}",
+                            fmt_duration(t),
+                            fmt_duration(u)
+                        )))
+                    }
+                    (Some(_), Some(_)) => p.later_outages.push((t, None)),
+                }
+            }
+            "up" => {
+                let t = parse_time(value).map_err(in_key)?;
+                match p.later_outages.last_mut() {
+                    Some(o) if o.1.is_none() => {
+                        if t <= o.0 {
+                            return Err(wrap(format!(
+                                "up={} is not after down={}",
+                                fmt_duration(t),
+                                fmt_duration(o.0)
+                            )));
+                        }
+                        o.1 = Some(t);
+                    }
+                    Some(_) => return Err(wrap("up= given twice after one down=".into())),
+                    None if p.up_at.is_some() => {
+                        return Err(wrap("up= given twice after one down=".into()))
+                    }
+                    None => p.up_at = Some(t),
+                }
+            }
+            "gone" => p.gone_at = Some(parse_time(value).map_err(in_key)?),
+            "back" => p.back_at = Some(parse_time(value).map_err(in_key)?),
             "mtu" => {
                 p.mtu = value
                     .parse::<u32>()
@@ -125,6 +172,17 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
                 "up={} is not after down={}",
                 fmt_duration(u),
                 fmt_duration(d)
+            )))
+        }
+        _ => {}
+    }
+    match (p.gone_at, p.back_at) {
+        (None, Some(_)) => return Err(wrap("back= given without gone=".into())),
+        (Some(g), Some(b)) if b <= g => {
+            return Err(wrap(format!(
+                "back={} is not after gone={}",
+                fmt_duration(b),
+                fmt_duration(g)
             )))
         }
         _ => {}
@@ -213,6 +271,21 @@ pub fn fmt_path(p: &PathSpec) -> String {
     }
     if let Some(u) = p.up_at {
         s += &format!("/up={}", fmt_duration(u));
+    }
+    for &(d, u) in &p.later_outages {
+        s += &format!("/down={}", fmt_duration(d));
+        if let Some(u) = u {
+            s += &format!("/up={}", fmt_duration(u));
+        }
+    }
+    if let Some(g) = p.gone_at {
+        s += &format!("/gone={}", fmt_duration(g));
+    }
+    if let Some(b) = p.back_at {
+        s += &format!("/back={}", fmt_duration(b));
+    }
+    if p.backup {
+        s += "/backup";
     }
     if p.reorder > 0.0 {
         s += &format!("/reorder={}", pct(p.reorder));

@@ -89,6 +89,9 @@ fn help_documents_the_spec_syntax() {
         "--scheduler <SCHEDULER>",
         "--checksum",
         "strip=syn|all",
+        "/gone=TIME",
+        "/backup",
+        "/down=2s/up=4s/down=6s/up=7s",
     ] {
         assert!(out.contains(needle), "help lacks {needle}");
     }
