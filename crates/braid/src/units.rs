@@ -427,6 +427,32 @@ mod tests {
     }
 
     #[test]
+    fn repeated_outages_gone_back_and_backup_parse_and_print_back() {
+        let spec = "100mbit/10ms/down=2s/up=4s/down=6s/up=7s/down=9s/gone=1s/back=3s/backup";
+        let p = parse_path(spec).unwrap();
+        assert_eq!(
+            (p.down_at, p.up_at),
+            (Some(Duration::from_secs(2)), Some(Duration::from_secs(4)))
+        );
+        assert_eq!(
+            p.later_outages,
+            vec![
+                (Duration::from_secs(6), Some(Duration::from_secs(7))),
+                (Duration::from_secs(9), None)
+            ]
+        );
+        assert_eq!(
+            (p.gone_at, p.back_at, p.backup),
+            (
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(3)),
+                true
+            )
+        );
+        assert_eq!(parse_path(&fmt_path(&p)).unwrap(), p);
+    }
+
+    #[test]
     fn bad_path_specs_name_the_bad_part() {
         let cases: &[(&str, &str)] = &[
             (
@@ -435,7 +461,7 @@ mod tests {
             ),
             (
                 "100mbit/10ms/lost=1%",
-                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip, link)",
+                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, gone, back, backup, reorder, dup, mtu, strip, link)",
             ),
             (
                 "100mbps/10ms",
@@ -465,6 +491,10 @@ mod tests {
                 "invalid path spec \"100mbit/10ms/strip=bogus\": strip: bad value \"bogus\" (known: syn, all)",
             ),
             ("100mbit/10ms/down=2s/up=1s", "up=1s is not after down=2s"),
+            ("100mbit/10ms/down=2s/up=4s/down=3s", "down=3s is not after up=4s"),
+            ("100mbit/10ms/down=2s/down=3s", "follows a down= without its up="),
+            ("100mbit/10ms/gone=2s/back=1s", "back=1s is not after gone=2s"),
+            ("100mbit/10ms/back=1s", "back= given without gone="),
         ];
         for (spec, want) in cases {
             let e = parse_path(spec).unwrap_err();
