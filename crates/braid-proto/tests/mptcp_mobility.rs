@@ -142,3 +142,77 @@ fn events_local_address_gone_and_back_and_backup() {
     );
     assert!(p.b.counters().mp_prio_rx >= 1);
 }
+
+/// Path 2 is blackholed mid-transfer: every byte still arrives, and once the DATA_FIN exchange
+/// is complete the connection closes within a few seconds instead of waiting out the dead
+/// subflow's FIN retransmissions (minutes).
+#[test]
+fn connection_ends_when_its_data_is_done_despite_a_dead_path() {
+    let mut p = two_path_pair(EndpointConfig::default());
+    let (ca, cb) = p.establish(80);
+    assert!(p.run_until(Duration::from_secs(5), |p| live_subflows(p, true, ca) == 2));
+    let data = pattern(4 << 20, 9);
+    let mut sent = 0;
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut eof = false;
+    let mut shut = false;
+    let ok = p.run_until(Duration::from_secs(120), |p| {
+        while sent < data.len() {
+            match p.a.send(ca, &data[sent..]) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        }
+        if sent == data.len() && !shut {
+            shut = true;
+            let now = p.now;
+            p.a.shutdown(now, ca).unwrap();
+        }
+        while let Ok(n) = p.b.recv(cb, &mut buf) {
+            if n == 0 {
+                eof = true;
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        if got.len() > 1 << 20 && p.filter.is_none() {
+            // Silently dead from now on, both directions.
+            p.filter = Some(Box::new(|_, pk| {
+                let (s, d) = addrs(pk);
+                if s == A2 || d == A2 {
+                    Verdict::Drop
+                } else {
+                    Verdict::Pass
+                }
+            }));
+        }
+        eof
+    });
+    assert!(ok, "no EOF: {} of {}", got.len(), data.len());
+    assert!(got == data, "data corrupted");
+    let now = p.now;
+    p.b.shutdown(now, cb).unwrap();
+    let closed_at = |p: &mut Pair| {
+        p.events_a
+            .iter()
+            .any(|e| matches!(e, Event::Closed(h, braid_proto::endpoint::CloseReason::Normal) if *h == ca))
+    };
+    assert!(
+        p.run_until(Duration::from_secs(5), closed_at),
+        "client still open 5 s after the DATA_FIN exchange: {:?}",
+        p.a.conn_info(ca)
+            .unwrap()
+            .mptcp
+            .unwrap()
+            .subflows
+            .iter()
+            .map(|s| s.state)
+            .collect::<Vec<_>>()
+    );
+    let ea = mp_events(&p.events_a, ca);
+    assert!(
+        ea.iter().any(|e| matches!(e, MpEvent::SubClosed { local, reason: SubClose::Closed, .. } if local.ip() == A2)),
+        "{ea:?}"
+    );
+}

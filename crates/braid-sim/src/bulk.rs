@@ -13,12 +13,12 @@ use crate::net::{HostId, Network, Node, Tap};
 use crate::series::{self, Sample, SampleEvent, SAMPLE_INTERVAL};
 use crate::stream::{StreamCheck, StreamGen};
 use crate::{
-    CompetingReport, ConnMemory, HostCounters, MemoryReport, Mode, Progress, Report, SimConfig,
-    SimError, SubflowReport,
+    CompetingReport, ConnMemory, EventReport, HostCounters, MemoryReport, Mode, Progress, Report,
+    ReturnReport, SimConfig, SimError, SubflowReport,
 };
 use braid_proto::endpoint::CloseReason;
 use braid_proto::rng::Rng;
-use braid_proto::{ConnHandle, Endpoint, Error, Event, Instant};
+use braid_proto::{ConnHandle, Endpoint, Error, Event, Instant, MpEvent, SubClose};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc::{channel, sync_channel, Receiver, SyncSender};
@@ -109,8 +109,8 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
     let mut server = Endpoint::new(ep_cfg, derive_seed(cfg.seed, 2));
     // Every path's address on each host: in mptcp mode the client's path manager joins from
     // each of its addresses (the connection itself starts on path 0).
-    for i in 0..cfg.paths.len() {
-        client.add_local_addr(addr::client_addr(i));
+    for (i, p) in cfg.paths.iter().enumerate() {
+        client.add_local_addr_with(Instant::ZERO, addr::client_addr(i), p.backup);
         server.add_local_addr(addr::server_addr(i));
     }
     server
@@ -172,6 +172,12 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
     let mut same_instant = (Instant::ZERO, 0u64);
     let mut failure: Option<String> = None;
     let mut timed_out = false;
+    // Path returns (up after down, back after gone), in time order, and the data-packet count
+    // on the path's client-to-server link when it came back.
+    let mut returns = path_returns(cfg);
+    let mut pending: Vec<(usize, u64)> = Vec::new();
+    let mut next_return = 0;
+    let mut last_check = Instant::ZERO;
     loop {
         let srv = net.host(HostId::Server).server();
         if srv.eof_at.is_some() {
@@ -225,6 +231,36 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
             }
         }
         net.step();
+        if next_return < returns.len() || !pending.is_empty() {
+            let now = net.now();
+            let due = next_return < returns.len()
+                && now.since_epoch().as_secs_f64() >= returns[next_return].at;
+            if due || (!pending.is_empty() && now >= last_check + Duration::from_millis(1)) {
+                last_check = now;
+                let links = net.link_reports();
+                let data_on = |path: usize| {
+                    links
+                        .iter()
+                        .find(|l| l.path == path && l.direction == crate::Direction::ClientToServer)
+                        .map_or(0, |l| l.stats.data_packets_delivered)
+                };
+                while next_return < returns.len()
+                    && now.since_epoch().as_secs_f64() >= returns[next_return].at
+                {
+                    pending.push((next_return, data_on(returns[next_return].path)));
+                    next_return += 1;
+                }
+                pending.retain(|&(k, n0)| {
+                    let r = &mut returns[k];
+                    if data_on(r.path) > n0 {
+                        r.first_data_ms = Some((now.since_epoch().as_secs_f64() - r.at) * 1e3);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        }
         if let Some(cb) = sample.as_mut() {
             let s = take_sample(&net, net.now().since_epoch(), SampleEvent::Tick);
             if let Some(event) = series::event_of(&last_subflows, &s.subflows) {
@@ -333,7 +369,103 @@ pub fn run_with(cfg: &SimConfig, hooks: Hooks<'_>) -> Result<Report, SimError> {
         trace_sha256: net.trace_sha256(),
         counters,
         memory,
+        events: {
+            let mut ev: Vec<EventReport> = net.host(HostId::Client).client().events.clone();
+            ev.extend(net.host(HostId::Server).server().events.iter().cloned());
+            ev.sort_by(|a, b| a.t.total_cmp(&b.t));
+            ev
+        },
+        returns,
     })
+}
+
+/// Every return of a path in `cfg` (up after a down, back after gone), by time.
+fn path_returns(cfg: &SimConfig) -> Vec<ReturnReport> {
+    let mut r = Vec::new();
+    for (i, p) in cfg.paths.iter().enumerate() {
+        let ups = std::iter::once(p.up_at)
+            .chain(p.later_outages.iter().map(|o| o.1))
+            .chain(std::iter::once(p.back_at))
+            .flatten();
+        for up in ups {
+            r.push(ReturnReport {
+                path: i,
+                at: up.as_secs_f64(),
+                first_data_ms: None,
+            });
+        }
+    }
+    r.sort_by(|a, b| a.at.total_cmp(&b.at));
+    r
+}
+
+/// Most events a run reports.
+const MAX_EVENTS: usize = 10_000;
+
+/// `ev` as a report entry of `host` at `now`.
+fn event_report(host: &'static str, now: Instant, ev: &Event) -> Option<EventReport> {
+    let mut r = EventReport {
+        t: now.since_epoch().as_secs_f64(),
+        host,
+        event: "",
+        path: None,
+        reason: None,
+        reset_reason: None,
+        backup: None,
+        id: None,
+        addr: None,
+        port: None,
+    };
+    match *ev {
+        Event::Connected(_) | Event::Incoming { .. } => r.event = "created",
+        Event::Closed(_, reason) => {
+            r.event = "closed";
+            r.reason = Some(format!("{reason:?}").to_lowercase());
+        }
+        Event::Mptcp { event, .. } => match event {
+            MpEvent::Established => r.event = "established",
+            MpEvent::Announced { id, addr, port } => {
+                r.event = "announced";
+                r.id = Some(id);
+                r.addr = Some(addr.to_string());
+                r.port = port;
+                r.path = addr::path_of(addr);
+            }
+            MpEvent::Removed { id } => {
+                r.event = "removed";
+                r.id = Some(id);
+            }
+            MpEvent::SubEstablished { local, backup, .. } => {
+                r.event = "sub_established";
+                r.path = addr::path_of(local.ip());
+                r.backup = Some(backup);
+            }
+            MpEvent::SubClosed { local, reason, .. } => {
+                r.event = "sub_closed";
+                r.path = addr::path_of(local.ip());
+                r.reason = Some(
+                    match reason {
+                        SubClose::Reset(code) => {
+                            r.reset_reason = code;
+                            "reset"
+                        }
+                        SubClose::Timeout => "timeout",
+                        SubClose::PeerRemoved => "peer_removed",
+                        SubClose::LocalGone => "local_gone",
+                        SubClose::Closed => "closed",
+                    }
+                    .to_string(),
+                );
+            }
+            MpEvent::SubPriority { local, backup, .. } => {
+                r.event = "sub_priority";
+                r.path = addr::path_of(local.ip());
+                r.backup = Some(backup);
+            }
+        },
+        _ => return None,
+    }
+    Some(r)
 }
 
 /// The memory figures of one connection (zero when it is gone).
@@ -480,6 +612,36 @@ fn validate(cfg: &SimConfig) -> Result<(), SimError> {
         if p.up_at.is_some() && p.down_at.is_none() {
             return bad("up time given without a down time".into());
         }
+        if !p.later_outages.is_empty() && p.down_at.is_none() {
+            return bad("later outages given without a first down time".into());
+        }
+        let mut prev_up = p.up_at;
+        for &(down, up) in &p.later_outages {
+            match prev_up {
+                None => return bad("an outage follows one that never ends".into()),
+                Some(u) if down <= u => {
+                    return bad(format!(
+                        "down time {down:?} is not after the up time {u:?} before it"
+                    ))
+                }
+                _ => {}
+            }
+            if let Some(up) = up.filter(|&up| up <= down) {
+                return bad(format!("up time {up:?} is not after down time {down:?}"));
+            }
+            prev_up = up;
+        }
+        if let (Some(g), Some(b)) = (p.gone_at, p.back_at) {
+            if b <= g {
+                return bad(format!("back time {b:?} is not after gone time {g:?}"));
+            }
+        }
+        if p.back_at.is_some() && p.gone_at.is_none() {
+            return bad("back time given without a gone time".into());
+        }
+        if i == 0 && (p.backup || p.gone_at.is_some()) && cfg.paths.len() == 1 {
+            return bad("backup/gone on the only path: nothing else would carry the data".into());
+        }
         if let Some(k) = p.link {
             if k >= i {
                 return bad(match i {
@@ -584,7 +746,14 @@ impl Node for EngineHost {
         self.ep.handle_timeout(now);
     }
     fn poll_timeout(&self) -> Option<Instant> {
-        self.ep.poll_timeout()
+        let app = match &self.app {
+            App::Client(c) => c.actions.first().map(|a| a.0),
+            _ => None,
+        };
+        match (self.ep.poll_timeout(), app) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> bool {
         self.ep.poll_transmit(now, buf).is_some()
@@ -611,6 +780,12 @@ struct ClientApp {
     written: u64,
     shut: bool,
     failure: Option<String>,
+    /// Local addresses going away (`false`) and coming back (`true`, with the backup flag), by
+    /// time (`/gone=`, `/back=`).
+    actions: Vec<(Instant, IpAddr, bool, bool)>,
+    /// Path 0's address is a backup: set once connected (MP_PRIO).
+    first_backup: bool,
+    events: Vec<EventReport>,
 }
 
 impl ClientApp {
@@ -626,10 +801,37 @@ impl ClientApp {
             written: 0,
             shut: false,
             failure: None,
+            actions: {
+                let mut a = Vec::new();
+                for (i, p) in cfg.paths.iter().enumerate() {
+                    let at = |d: Duration| Instant::ZERO + d;
+                    if let Some(g) = p.gone_at {
+                        a.push((at(g), addr::client_addr(i), false, p.backup));
+                    }
+                    if let Some(b) = p.back_at {
+                        a.push((at(b), addr::client_addr(i), true, p.backup));
+                    }
+                }
+                a.sort_by_key(|x| x.0);
+                a
+            },
+            first_backup: cfg.paths.first().is_some_and(|p| p.backup),
+            events: Vec::new(),
         }
     }
 
     fn run(&mut self, ep: &mut Endpoint, now: Instant) {
+        while let Some(&(at, a, back, backup)) = self.actions.first() {
+            if at > now {
+                break;
+            }
+            self.actions.remove(0);
+            if back {
+                ep.add_local_addr_with(now, a, backup);
+            } else {
+                ep.remove_local_addr(now, a);
+            }
+        }
         if !self.started {
             self.started = true;
             match ep.connect(now, self.local, self.remote) {
@@ -638,8 +840,18 @@ impl ClientApp {
             }
         }
         while let Some(ev) = ep.poll_event() {
+            if self.events.len() < MAX_EVENTS {
+                if let Some(r) = event_report("client", now, &ev) {
+                    self.events.push(r);
+                }
+            }
             match ev {
-                Event::Connected(c) if Some(c) == self.conn => self.connected = true,
+                Event::Connected(c) if Some(c) == self.conn => {
+                    self.connected = true;
+                    if self.first_backup {
+                        ep.set_local_backup(now, self.local, true);
+                    }
+                }
                 Event::Closed(c, reason)
                     if Some(c) == self.conn && reason != CloseReason::Normal =>
                 {
@@ -701,6 +913,7 @@ struct ServerApp {
     last_progress: Option<Instant>,
     /// Longest gap between two reads of new bytes.
     max_gap: Duration,
+    events: Vec<EventReport>,
 }
 
 impl ServerApp {
@@ -717,6 +930,7 @@ impl ServerApp {
             failure: None,
             last_progress: None,
             max_gap: Duration::ZERO,
+            events: Vec::new(),
         }
     }
 
@@ -732,6 +946,11 @@ impl ServerApp {
 
     fn run(&mut self, ep: &mut Endpoint, now: Instant) {
         while let Some(ev) = ep.poll_event() {
+            if self.events.len() < MAX_EVENTS {
+                if let Some(r) = event_report("server", now, &ev) {
+                    self.events.push(r);
+                }
+            }
             if let Event::Closed(c, reason) = ev {
                 if Some(c) == self.conn && reason != CloseReason::Normal && self.eof_at.is_none() {
                     self.failure

@@ -65,6 +65,17 @@ pub struct PathSpec {
     pub down_at: Option<Duration>,
     /// ... and comes back up at this time.
     pub up_at: Option<Duration>,
+    /// Further outages after (`down_at`, `up_at`), in order: (down, up); only the last may
+    /// stay down (`None`).
+    pub later_outages: Vec<(Duration, Option<Duration>)>,
+    /// The client's address on this path is a backup one: its subflows join with the B bit
+    /// (RFC 8684 §3.2) and carry data only when no regular subflow can.
+    pub backup: bool,
+    /// The client's address on this path goes away at this time (the engine's
+    /// `remove_local_addr`; the link itself stays up) ...
+    pub gone_at: Option<Duration>,
+    /// ... and comes back at this time (`add_local_addr_with`).
+    pub back_at: Option<Duration>,
     /// MPTCP option stripping by a middlebox, in both directions.
     pub strip: Strip,
     /// This path crosses the links of that (earlier) path instead of having its own: same rate,
@@ -86,6 +97,10 @@ impl PathSpec {
             mtu: 1500,
             down_at: None,
             up_at: None,
+            later_outages: Vec::new(),
+            backup: false,
+            gone_at: None,
+            back_at: None,
             strip: Strip::None,
             link: None,
         }
@@ -201,6 +216,50 @@ pub struct Report {
     pub counters: HostCounters,
     /// Buffer memory of the client's and the server's connection.
     pub memory: MemoryReport,
+    /// MPTCP events of both hosts, in order (at most 10,000).
+    pub events: Vec<EventReport>,
+    /// Every return of a path, with the time until it carried data again (failback).
+    pub returns: Vec<ReturnReport>,
+}
+
+/// One MPTCP event of either host (`braid monitor`'s names), at simulated time `t` seconds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct EventReport {
+    pub t: f64,
+    /// "client" or "server".
+    pub host: &'static str,
+    /// created, established, closed, announced, removed, sub_established, sub_closed,
+    /// sub_priority.
+    pub event: &'static str,
+    /// The path of the subflow (by its address), or of the announced address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<usize>,
+    /// sub_closed: reset (with `reset_reason` when the peer gave one), timeout, peer_removed,
+    /// local_gone, closed. closed: the connection's close reason.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_reason: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backup: Option<bool>,
+    /// announced / removed: the peer's address id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub addr: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+/// A path that came back (after `/down=../up=..`, or `/gone=../back=..` of its address).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReturnReport {
+    pub path: usize,
+    /// When it came back, s.
+    pub at: f64,
+    /// From then until the first data packet on it reached the server, ms (absent: never).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_data_ms: Option<f64>,
 }
 
 /// Engine counters of both hosts, by the names of `braid_proto::Counters::iter`.

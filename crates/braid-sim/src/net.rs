@@ -124,6 +124,8 @@ pub struct LinkStats {
     pub duplicated: u64,
     /// Packets whose MPTCP options the path's middlebox removed.
     pub mptcp_stripped: u64,
+    /// Delivered packets that carried TCP payload.
+    pub data_packets_delivered: u64,
 }
 
 /// The counters of one link, for reports.
@@ -362,9 +364,13 @@ impl<N: Node> Network<N> {
         net.push(0, Ev::Timer { host: 1 });
         for (i, spec) in paths.iter().enumerate().filter(|(_, p)| p.link.is_none()) {
             if let Some(down) = spec.down_at {
-                net.push(nanos(down), Ev::PathDown { path: i });
-                if let Some(up) = spec.up_at.filter(|&up| up > down) {
-                    net.push(nanos(up), Ev::PathUp { path: i });
+                let outages =
+                    std::iter::once((down, spec.up_at)).chain(spec.later_outages.iter().copied());
+                for (down, up) in outages {
+                    net.push(nanos(down), Ev::PathDown { path: i });
+                    if let Some(up) = up.filter(|&up| up > down) {
+                        net.push(nanos(up), Ev::PathUp { path: i });
+                    }
                 }
             }
         }
@@ -561,6 +567,9 @@ impl<N: Node> Network<N> {
         let l = &mut self.links[link];
         l.stats.packets_delivered += 1;
         l.stats.bytes_delivered += buf.len() as u64;
+        if tcp_payload_len(&buf) > 0 {
+            l.stats.data_packets_delivered += 1;
+        }
         let mut rec = [0u8; 24];
         rec[..8].copy_from_slice(&self.now.to_le_bytes());
         rec[8..12].copy_from_slice(&(link as u32).to_le_bytes());
@@ -705,6 +714,22 @@ impl<N: Node> Network<N> {
             }
         }
     }
+}
+
+/// TCP payload bytes of an IP packet (0 when it is not a well-formed TCP packet).
+fn tcp_payload_len(p: &[u8]) -> usize {
+    let (ip_hdr, total) = match p.first().map(|b| b >> 4) {
+        Some(4) if p.len() >= 20 => (
+            usize::from(p[0] & 15) * 4,
+            usize::from(u16::from_be_bytes([p[2], p[3]])),
+        ),
+        Some(6) if p.len() >= 40 => (40, 40 + usize::from(u16::from_be_bytes([p[4], p[5]]))),
+        _ => return 0,
+    };
+    let Some(&doff) = p.get(ip_hdr + 12) else {
+        return 0;
+    };
+    total.saturating_sub(ip_hdr + usize::from(doff >> 4) * 4)
 }
 
 /// The middlebox of [`Strip`]: overwrites every MPTCP option (TCP option kind 30) of an IPv4 or

@@ -12,6 +12,9 @@ use std::process::ExitCode;
 SPEC  = RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N]
         [/strip=syn|all]   (strip: a middlebox removes MPTCP options from SYNs / every packet)
         [/link=K]   (crosses path K's link: one bottleneck; RATE/DELAY must be path K's)
+        [/gone=TIME][/back=TIME]   (the client's address of the path goes away / comes back)
+        [/backup]   (the client's subflows on it are backups: data only when no other works)
+        down= and up= may repeat in time order: /down=2s/up=4s/down=6s/up=7s
         e.g. 100mbit/10ms  20mbit/40ms/loss=1%  100mbit/5ms/down=2s  100mbit/10ms/strip=syn
 RATE  = N bit|kbit|mbit|gbit (decimal);  DELAY, TIME = N us|ms|s (DELAY is one-way)
 SIZE  = bytes, or N k|M|G|T (x1000) or N KiB|MiB|GiB|TiB (x1024), any case, e.g. 64MiB, 10mib, 100000

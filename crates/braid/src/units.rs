@@ -8,7 +8,7 @@
 //!   `MiB`, `GiB`, `TiB` by 1024, 1024², 1024³, 1024⁴; `B` is bytes. E.g. `100000`, `64MiB`,
 //!   `10mib`, `1.5GB`.
 //! * PCT: a percentage in 0..100, with or without `%`, e.g. `1%`, `0.5`.
-//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
+//! * SPEC: `RATE/DELAY[/loss=PCT][/queue=SIZE][/down=TIME][/up=TIME]...[/gone=TIME][/back=TIME][/backup][/reorder=PCT][/dup=PCT][/mtu=N][/strip=syn|all]`;
 //!   `strip` puts a middlebox on the path that removes MPTCP options from SYNs or every packet.
 
 use braid_io::quantity;
@@ -16,7 +16,8 @@ use braid_sim::{PathSpec, Strip};
 use std::time::Duration;
 
 /// The options a path spec understands, for error messages.
-const PATH_OPTIONS: &str = "loss, queue, down, up, reorder, dup, mtu, strip, link";
+const PATH_OPTIONS: &str =
+    "loss, queue, down, up, gone, back, backup, reorder, dup, mtu, strip, link";
 
 /// RATE in bits per second.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
@@ -79,6 +80,10 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
     })?;
     let mut p = PathSpec::new(rate, delay);
     for opt in parts {
+        if opt == "backup" {
+            p.backup = true;
+            continue;
+        }
         let Some((key, value)) = opt.split_once('=') else {
             return Err(format!(
                 "invalid path spec \"{spec}\": expected option=value, got \"{opt}\" (known: {PATH_OPTIONS})"
@@ -90,8 +95,50 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
             "reorder" => p.reorder = parse_percent(value).map_err(in_key)?,
             "dup" => p.duplicate = parse_percent(value).map_err(in_key)?,
             "queue" => p.queue_bytes = Some(parse_size(value).map_err(in_key)?),
-            "down" => p.down_at = Some(parse_time(value).map_err(in_key)?),
-            "up" => p.up_at = Some(parse_time(value).map_err(in_key)?),
+            // down= and up= may repeat: /down=2s/up=4s/down=6s/up=7s, in time order.
+            "down" => {
+                let t = parse_time(value).map_err(in_key)?;
+                let last_up = p.later_outages.last().map_or(p.up_at, |o| o.1);
+                match (p.down_at, last_up) {
+                    (None, _) => p.down_at = Some(t),
+                    (Some(_), None) => {
+                        return Err(wrap(format!(
+                            "down={} follows a down= without its up=",
+                            fmt_duration(t)
+                        )))
+                    }
+                    (Some(_), Some(u)) if t <= u => {
+                        return Err(wrap(format!(
+                            "down={} is not after up={}",
+                            fmt_duration(t),
+                            fmt_duration(u)
+                        )))
+                    }
+                    (Some(_), Some(_)) => p.later_outages.push((t, None)),
+                }
+            }
+            "up" => {
+                let t = parse_time(value).map_err(in_key)?;
+                match p.later_outages.last_mut() {
+                    Some(o) if o.1.is_none() => {
+                        if t <= o.0 {
+                            return Err(wrap(format!(
+                                "up={} is not after down={}",
+                                fmt_duration(t),
+                                fmt_duration(o.0)
+                            )));
+                        }
+                        o.1 = Some(t);
+                    }
+                    Some(_) => return Err(wrap("up= given twice after one down=".into())),
+                    None if p.up_at.is_some() => {
+                        return Err(wrap("up= given twice after one down=".into()))
+                    }
+                    None => p.up_at = Some(t),
+                }
+            }
+            "gone" => p.gone_at = Some(parse_time(value).map_err(in_key)?),
+            "back" => p.back_at = Some(parse_time(value).map_err(in_key)?),
             "mtu" => {
                 p.mtu = value
                     .parse::<u32>()
@@ -125,6 +172,17 @@ pub fn parse_path(spec: &str) -> Result<PathSpec, String> {
                 "up={} is not after down={}",
                 fmt_duration(u),
                 fmt_duration(d)
+            )))
+        }
+        _ => {}
+    }
+    match (p.gone_at, p.back_at) {
+        (None, Some(_)) => return Err(wrap("back= given without gone=".into())),
+        (Some(g), Some(b)) if b <= g => {
+            return Err(wrap(format!(
+                "back={} is not after gone={}",
+                fmt_duration(b),
+                fmt_duration(g)
             )))
         }
         _ => {}
@@ -213,6 +271,21 @@ pub fn fmt_path(p: &PathSpec) -> String {
     }
     if let Some(u) = p.up_at {
         s += &format!("/up={}", fmt_duration(u));
+    }
+    for &(d, u) in &p.later_outages {
+        s += &format!("/down={}", fmt_duration(d));
+        if let Some(u) = u {
+            s += &format!("/up={}", fmt_duration(u));
+        }
+    }
+    if let Some(g) = p.gone_at {
+        s += &format!("/gone={}", fmt_duration(g));
+    }
+    if let Some(b) = p.back_at {
+        s += &format!("/back={}", fmt_duration(b));
+    }
+    if p.backup {
+        s += "/backup";
     }
     if p.reorder > 0.0 {
         s += &format!("/reorder={}", pct(p.reorder));
@@ -354,6 +427,32 @@ mod tests {
     }
 
     #[test]
+    fn repeated_outages_gone_back_and_backup_parse_and_print_back() {
+        let spec = "100mbit/10ms/down=2s/up=4s/down=6s/up=7s/down=9s/gone=1s/back=3s/backup";
+        let p = parse_path(spec).unwrap();
+        assert_eq!(
+            (p.down_at, p.up_at),
+            (Some(Duration::from_secs(2)), Some(Duration::from_secs(4)))
+        );
+        assert_eq!(
+            p.later_outages,
+            vec![
+                (Duration::from_secs(6), Some(Duration::from_secs(7))),
+                (Duration::from_secs(9), None)
+            ]
+        );
+        assert_eq!(
+            (p.gone_at, p.back_at, p.backup),
+            (
+                Some(Duration::from_secs(1)),
+                Some(Duration::from_secs(3)),
+                true
+            )
+        );
+        assert_eq!(parse_path(&fmt_path(&p)).unwrap(), p);
+    }
+
+    #[test]
     fn bad_path_specs_name_the_bad_part() {
         let cases: &[(&str, &str)] = &[
             (
@@ -362,7 +461,7 @@ mod tests {
             ),
             (
                 "100mbit/10ms/lost=1%",
-                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip, link)",
+                "unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, gone, back, backup, reorder, dup, mtu, strip, link)",
             ),
             (
                 "100mbps/10ms",
@@ -392,6 +491,10 @@ mod tests {
                 "invalid path spec \"100mbit/10ms/strip=bogus\": strip: bad value \"bogus\" (known: syn, all)",
             ),
             ("100mbit/10ms/down=2s/up=1s", "up=1s is not after down=2s"),
+            ("100mbit/10ms/down=2s/up=4s/down=3s", "down=3s is not after up=4s"),
+            ("100mbit/10ms/down=2s/down=3s", "follows a down= without its up="),
+            ("100mbit/10ms/gone=2s/back=1s", "back=1s is not after gone=2s"),
+            ("100mbit/10ms/back=1s", "back= given without gone="),
         ];
         for (spec, want) in cases {
             let e = parse_path(spec).unwrap_err();

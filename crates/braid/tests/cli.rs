@@ -36,7 +36,7 @@ fn unknown_path_option_lists_the_known_ones() {
     assert_eq!(o.status.code(), Some(2));
     assert_eq!(
         stderr(&o).trim_end(),
-        "error: unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, reorder, dup, mtu, strip, link)"
+        "error: unknown path option \"lost\" in \"100mbit/10ms/lost=1%\" (known: loss, queue, down, up, gone, back, backup, reorder, dup, mtu, strip, link)"
     );
 }
 
@@ -89,6 +89,9 @@ fn help_documents_the_spec_syntax() {
         "--scheduler <SCHEDULER>",
         "--checksum",
         "strip=syn|all",
+        "/gone=TIME",
+        "/backup",
+        "/down=2s/up=4s/down=6s/up=7s",
     ] {
         assert!(out.contains(needle), "help lacks {needle}");
     }

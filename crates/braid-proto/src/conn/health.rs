@@ -83,6 +83,7 @@ pub(crate) fn check(
                 })
     };
     let working: Vec<bool> = subs.iter().map(works).collect();
+    #[allow(clippy::needless_range_loop)] // subs[i] is borrowed mutably inside
     for i in 0..subs.len() {
         let t = &subs[i];
         let Some(mp) = t.mp.as_deref() else {

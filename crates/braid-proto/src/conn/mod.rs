@@ -346,12 +346,30 @@ impl Conn {
                     c.pm_addrs = lv.remote_addrs.clone();
                 }
                 c.pm_closed.resize(c.subs.len(), false);
+                // With no subflow left the connection is over: nothing is opened again.
+                let any_live = c.subs.iter().any(|t| t.state != TcpState::Closed);
                 for (t, told) in c.subs.iter().zip(c.pm_closed.iter_mut()) {
                     if t.state == TcpState::Closed && !*told {
                         *told = true;
+                        // Worth opening again (with backoff): it failed (reset, timed out),
+                        // not by removal of either address, not refused by the peer.
+                        let recreate = any_live
+                            && matches!(t.end, Some(End::Reset) | Some(End::TimedOut))
+                            && !lv.fin_queued
+                            && t.mp.as_deref().is_some_and(|m| {
+                                !m.removed
+                                    && !m.local_gone
+                                    && !m.abandoned
+                                    && !m.failed
+                                    && m.rst_reason.is_none()
+                                    && !matches!(m.rst_rx_reason, Some(1) | Some(3))
+                            })
+                            && (t.remote.ip() == c.subs[0].remote.ip()
+                                || lv.remote_addrs.iter().any(|r| r.1 == t.remote.ip()));
                         evs_pm.push(PmEvent::SubflowClosed {
                             local: t.local,
                             remote: t.remote,
+                            recreate,
                         });
                     }
                 }
@@ -489,7 +507,13 @@ impl Conn {
         if opportunistic(c, now, env.scratch) {
             env.counters.mp_opportunistic += 1;
         }
-        let all_closed = c.all_closed();
+        // Closed for the application once every subflow is closed, or, after the DATA_FIN
+        // exchange, in TIME_WAIT (the MPTCP connection is over, as Linux's socket is).
+        let all_closed = c.all_closed()
+            || c.level.as_deref().is_some_and(|l| l.closing && !l.fallback)
+                && c.subs
+                    .iter()
+                    .all(|t| matches!(t.state, TcpState::Closed | TcpState::TimeWait));
         let told = c.closed_told;
         let removed = |t: &Subflow| t.mp.as_deref().is_some_and(|m| m.removed);
         let end = if c.level.as_deref().is_some_and(|l| l.fastclose_rx) {

@@ -17,8 +17,89 @@ pub struct FullMesh {
     tried: Vec<IpAddr>,
     /// Local addresses that came back at run time: joined again, the initial one included.
     again: Vec<IpAddr>,
+    /// Subflows that failed, to open again: (local, remote, tries, when; None once opened).
+    retry: Vec<Retry>,
     /// From when joins to the initial address may go (time for ADD_ADDR to arrive).
     join_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    local: IpAddr,
+    remote: SocketAddr,
+    tries: u32,
+    due: Option<Instant>,
+    last: Instant,
+}
+
+/// First wait before a failed subflow is opened again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(16);
+/// A subflow that lived this long after its re-creation starts the backoff afresh.
+const RETRY_RESET: Duration = Duration::from_secs(60);
+/// Most pairs remembered for re-creation.
+const RETRY_PAIRS: usize = 16;
+
+impl FullMesh {
+    /// Opens the failed subflows whose wait is over (when no subflow from their address
+    /// lives); asks to be woken for the next.
+    fn retries(&mut self, cx: &PmContext<'_>, out: &mut Vec<PmAction>) {
+        let mut opened = 0;
+        for r in self.retry.iter_mut() {
+            let Some(due) = r.due else { continue };
+            if cx.gone.contains(&r.local) || cx.live_locals.contains(&r.local) {
+                r.due = None;
+                continue;
+            }
+            if due <= cx.now {
+                if cx.subflows + opened >= cx.max_subflows * 4 {
+                    continue;
+                }
+                r.due = None;
+                r.last = cx.now;
+                opened += 1;
+                out.push(PmAction::Join {
+                    local: r.local,
+                    remote: r.remote,
+                });
+            } else {
+                out.push(PmAction::WakeAt(due));
+            }
+        }
+    }
+
+    fn failed(&mut self, local: IpAddr, remote: SocketAddr, cx: &PmContext<'_>) {
+        let i = match self
+            .retry
+            .iter()
+            .position(|r| r.local == local && r.remote == remote)
+        {
+            Some(i) => i,
+            None => {
+                if self.retry.len() >= RETRY_PAIRS {
+                    self.retry.remove(0);
+                }
+                self.retry.push(Retry {
+                    local,
+                    remote,
+                    tries: 0,
+                    due: None,
+                    last: cx.now,
+                });
+                self.retry.len() - 1
+            }
+        };
+        let r = &mut self.retry[i];
+        if r.tries > 0 && cx.now >= r.last + RETRY_RESET {
+            r.tries = 0;
+        }
+        let wait = RETRY_FIRST
+            .checked_mul(1 << r.tries.min(6))
+            .unwrap_or(RETRY_MAX)
+            .min(RETRY_MAX);
+        r.tries += 1;
+        r.due = Some(cx.now + wait);
+    }
 }
 
 impl FullMesh {
@@ -89,7 +170,11 @@ impl PathManager for FullMesh {
                 self.join_at = Some(cx.now + (srtt * 2).max(Duration::from_millis(10)));
                 self.joins(cx, out);
             }
-            PmEvent::AddressAnnounced { .. } | PmEvent::Timer => self.joins(cx, out),
+            PmEvent::AddressAnnounced { .. } => self.joins(cx, out),
+            PmEvent::Timer => {
+                self.joins(cx, out);
+                self.retries(cx, out);
+            }
             &PmEvent::LocalAddressAdded { addr } => {
                 self.tried.retain(|a| *a != addr);
                 if !self.again.contains(&addr) {
@@ -100,6 +185,14 @@ impl PathManager for FullMesh {
                 }
             }
             &PmEvent::LocalAddressRemoved { addr } => self.tried.retain(|a| *a != addr),
+            &PmEvent::SubflowClosed {
+                local,
+                remote,
+                recreate: true,
+            } => {
+                self.failed(local.ip(), remote, cx);
+                self.retries(cx, out);
+            }
             PmEvent::AddressRemoved { .. } | PmEvent::SubflowClosed { .. } => {}
         }
     }

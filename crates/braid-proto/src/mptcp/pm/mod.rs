@@ -78,6 +78,8 @@ pub enum PmEvent {
     SubflowClosed {
         local: SocketAddr,
         remote: SocketAddr,
+        /// It failed (reset or timed out, neither address removed): worth opening again.
+        recreate: bool,
     },
     /// The time asked for with [`PmAction::WakeAt`] came.
     Timer,
