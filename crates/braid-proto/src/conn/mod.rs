@@ -378,21 +378,23 @@ impl Conn {
                     evs_pm.push(PmEvent::Timer);
                 }
                 evs_pm.append(&mut c.pm_pending);
-                let live: Vec<IpAddr> = c
+                let (live, live_remotes): (Vec<IpAddr>, Vec<IpAddr>) = c
                     .subs
                     .iter()
                     .filter(|t| t.state != TcpState::Closed)
-                    .map(|t| t.local.ip())
-                    .collect();
+                    .map(|t| (t.local.ip(), t.remote.ip()))
+                    .unzip();
                 let cx = PmContext {
                     now,
                     server: lv.role == Role::Server,
                     local_addrs: env.local_addrs,
                     gone: env.gone,
                     live_locals: &live,
+                    live_remotes: &live_remotes,
                     first_local: c.subs[0].local,
                     first_remote: c.subs[0].remote,
                     remote_addrs: &lv.remote_addrs,
+                    remote_ports: &lv.remote_ports,
                     subflows: c.subs.len(),
                     max_subflows: env.max_subflows,
                     srtt: c.subs[0].srtt(),

@@ -110,13 +110,16 @@ pub struct PmContext<'a> {
     pub local_addrs: &'a [IpAddr],
     /// Those of `local_addrs` that went away (no subflow may use them until they come back).
     pub gone: &'a [IpAddr],
-    /// Local addresses that have a subflow not closed.
+    /// Local addresses that have a subflow not closed, and the remote addresses of those.
     pub live_locals: &'a [IpAddr],
+    pub live_remotes: &'a [IpAddr],
     /// The initial subflow's addresses.
     pub first_local: SocketAddr,
     pub first_remote: SocketAddr,
-    /// Addresses the peer announced (id, address).
+    /// Addresses the peer announced (id, address), and the ports announced with them (id,
+    /// port; an address without one is at the initial subflow's port).
     pub remote_addrs: &'a [(u8, IpAddr)],
+    pub remote_ports: &'a [(u8, u16)],
     /// Subflows the connection has (all states), and the most it may have.
     pub subflows: usize,
     pub max_subflows: usize,
@@ -125,6 +128,17 @@ pub struct PmContext<'a> {
 }
 
 impl PmContext<'_> {
+    /// Where to join the peer's announced address `id` at `addr`: its announced port, else
+    /// the initial subflow's.
+    pub fn announced(&self, id: u8, addr: IpAddr) -> SocketAddr {
+        let port = self
+            .remote_ports
+            .iter()
+            .find(|p| p.0 == id)
+            .map_or(self.first_remote.port(), |p| p.1);
+        SocketAddr::new(addr, port)
+    }
+
     /// The address id of one of our addresses (0 for the initial subflow's).
     pub fn local_id(&self, a: IpAddr) -> u8 {
         if a == self.first_local.ip() {
@@ -181,9 +195,11 @@ pub(crate) mod tests {
             local_addrs: local,
             gone: &[],
             live_locals: &[],
+            live_remotes: &[],
             first_local: SocketAddr::new(local[0], 40000),
             first_remote: SocketAddr::new(ip(0, 2), 5000),
             remote_addrs,
+            remote_ports: &[],
             subflows: 1,
             max_subflows: 8,
             srtt: Some(Duration::from_millis(20)),

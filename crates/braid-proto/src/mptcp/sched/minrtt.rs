@@ -34,13 +34,21 @@ impl Scheduler for MinRtt {
     }
 }
 
-/// Usable subflows, healthy ones only when there are any.
+/// The subflows worth waiting for: usable ones, regular ones only when there are any (a
+/// backup subflow takes no data then, so waiting for it would wait for ever — a Linux
+/// `backup` endpoint on a fast path stalled the upload), healthy ones only when there are any.
 fn usable_all(subs: &[SubflowView]) -> Vec<usize> {
-    let healthy: Vec<usize> = (0..subs.len())
-        .filter(|&i| subs[i].usable && subs[i].backoff == 0)
+    let regular = subs.iter().any(|s| s.usable && !s.backup);
+    let usable: Vec<usize> = (0..subs.len())
+        .filter(|&i| subs[i].usable && (!regular || !subs[i].backup))
+        .collect();
+    let healthy: Vec<usize> = usable
+        .iter()
+        .copied()
+        .filter(|&i| subs[i].backoff == 0)
         .collect();
     if healthy.is_empty() {
-        (0..subs.len()).filter(|&i| subs[i].usable).collect()
+        usable
     } else {
         healthy
     }
@@ -96,6 +104,21 @@ mod tests {
             len,
             reinject: false,
         }
+    }
+
+    #[test]
+    fn never_waits_for_a_faster_backup_subflow() {
+        // The peer marked the fast subflow backup: the regular one sends, however little is
+        // left (ECF and blocking estimation would otherwise wait for the backup's window).
+        let mut subs = [sub(50, 100_000, 100_000), sub(1, 100_000, 100_000)];
+        subs[1].backup = true;
+        let mut s = MinRtt;
+        for left in [5000, 10 << 20] {
+            assert_eq!(s.pick(&subs, &data(left), new_data(5000)).unwrap().sub, 0);
+        }
+        // Without a regular one the backup carries it.
+        subs[0].usable = false;
+        assert_eq!(s.pick(&subs, &data(5000), new_data(5000)).unwrap().sub, 1);
     }
 
     #[test]
