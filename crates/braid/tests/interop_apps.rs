@@ -201,10 +201,11 @@ fn curl(args: &[&str]) -> (i32, String) {
 
 /// `braid proxy` over both paths, in its own mount namespace whose /etc/hosts names
 /// 10.80.1.2 `braid-peer.test` (so the name goes through the host's resolver, untouched).
-fn start_proxy(t: &Topo, socks: &str, control: &str, connect_timeout: &str) -> Proc {
+/// `braid proxy` on both paths; `shape` is appended to each path SPEC (e.g. `,rate=200mbit`).
+fn start_proxy(t: &Topo, socks: &str, control: &str, connect_timeout: &str, shape: &str) -> Proc {
     let hosts = t.file("hosts");
     std::fs::write(&hosts, "127.0.0.1 localhost\n10.80.1.2 braid-peer.test\n").unwrap();
-    let (p0, p1) = (t.path(0), t.path(1));
+    let (p0, p1) = (t.path(0) + shape, t.path(1) + shape);
     let script = format!(
         "mount --bind {hosts} /etc/hosts && exec {} proxy --path {p0} --path {p1} \
          --socks {socks} --control {control} --connect-timeout {connect_timeout}",
@@ -245,7 +246,10 @@ fn curl_through_braid_proxy_to_linux_mptcp_server() {
     let sum = t.serve_file("big", BIG);
     let control = t.file("proxy.sock");
     let socks = "127.0.0.1:11081";
-    let mut proxy = start_proxy(&t, socks, &control, "3s");
+    // Paths of 200 Mbit/s: a download takes over half a second, so the join completes while
+    // it runs (unshaped, 32 MiB took 85 ms and Linux had refused the late join as the
+    // connection ended: MPJoinRejected).
+    let mut proxy = start_proxy(&t, socks, &control, "3s", ",rate=200mbit");
     // The server binds the kernel's side of path 0, which exists once braid made the device.
     let _server = t.mptcp_http_server(8000);
     for (flag, url) in [
@@ -399,7 +403,7 @@ fn proxy_load_100_parallel_1000_sequential() {
     t.serve_file("k", 64 << 10);
     let control = t.file("proxy.sock");
     let socks = "127.0.0.1:11082";
-    let mut proxy = start_proxy(&t, socks, &control, "10s");
+    let mut proxy = start_proxy(&t, socks, &control, "10s", "");
     let _server = t.mptcp_http_server(8000);
     // Warm up once, then measure.
     let (code, err) = curl(&[
