@@ -14,8 +14,11 @@ use std::time::Duration;
 
 /// Largest retransmission timeout of a stale subflow (its probe interval).
 pub(crate) const STALE_RTO_CAP: Duration = Duration::from_millis(500);
-/// Shortest silence that can make a subflow stale.
-const MIN_SILENCE: Duration = Duration::from_millis(10);
+/// Shortest silence that can make a subflow stale. Far below the 200 ms RTO floor, but above
+/// what a receiver's ACK pacing and a busy host's scheduling make of a sub-millisecond path:
+/// with 10 ms, a veth path to Linux (srtt ≈ 0) went stale and back 200 times in one upload
+/// and the connection stalled.
+const MIN_SILENCE: Duration = Duration::from_millis(50);
 /// Added to the silence bound when less than two segments are outstanding: the peer may be
 /// delaying its ACK (Linux delays at most 200 ms).
 const DELAYED_ACK_ALLOWANCE: Duration = Duration::from_millis(200);
