@@ -21,8 +21,6 @@ pub struct FullMesh {
     retry: Vec<Retry>,
     /// From when joins to the initial address may go (time for ADD_ADDR to arrive).
     join_at: Option<Instant>,
-    /// Announced addresses (at their ports) joined because no subflow reached them.
-    announced_joined: Vec<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -146,51 +144,6 @@ impl FullMesh {
     }
 }
 
-impl FullMesh {
-    /// An address the peer announced that no subflow reaches yet (it came after our
-    /// addresses were all in use, e.g. a server endpoint made at run time): joined once, at
-    /// its announced port, from our address of its subnet, else from the initial one — as
-    /// Linux's in-kernel path manager does on ADD_ADDR.
-    fn join_announced(
-        &mut self,
-        id: u8,
-        addr: IpAddr,
-        cx: &PmContext<'_>,
-        out: &mut Vec<PmAction>,
-    ) {
-        let remote = cx.announced(id, addr);
-        let first = cx.first_local.ip();
-        let opening = out
-            .iter()
-            .filter(|a| matches!(a, PmAction::Join { .. }))
-            .count();
-        if cx.live_remotes.contains(&addr)
-            || addr.is_ipv4() != first.is_ipv4()
-            || self.announced_joined.contains(&remote)
-            || out
-                .iter()
-                .any(|a| matches!(a, PmAction::Join { remote: r, .. } if r.ip() == addr))
-            || cx.subflows + opening >= cx.max_subflows
-        {
-            return;
-        }
-        let local = cx
-            .local_addrs
-            .iter()
-            .copied()
-            .find(|&a| same_subnet(a, addr) && !cx.gone.contains(&a))
-            .unwrap_or(first);
-        if cx.gone.contains(&local) {
-            return;
-        }
-        if self.announced_joined.len() >= RETRY_PAIRS {
-            self.announced_joined.remove(0);
-        }
-        self.announced_joined.push(remote);
-        out.push(PmAction::Join { local, remote });
-    }
-}
-
 impl PathManager for FullMesh {
     fn name(&self) -> &'static str {
         "fullmesh"
@@ -217,10 +170,7 @@ impl PathManager for FullMesh {
                 self.join_at = Some(cx.now + (srtt * 2).max(Duration::from_millis(10)));
                 self.joins(cx, out);
             }
-            &PmEvent::AddressAnnounced { id, addr } => {
-                self.joins(cx, out);
-                self.join_announced(id, addr, cx, out);
-            }
+            PmEvent::AddressAnnounced { .. } => self.joins(cx, out),
             PmEvent::Timer => {
                 self.joins(cx, out);
                 self.retries(cx, out);
@@ -261,46 +211,6 @@ fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
 mod tests {
     use super::super::tests::{cx, ip};
     use super::*;
-
-    #[test]
-    fn an_address_announced_late_with_a_port_is_joined_at_that_port() {
-        // Both our addresses are in use (the second joined the initial address) when the
-        // server makes an endpoint 10.0.2.2 port 5999 and announces it.
-        let local = [ip(0, 1), ip(1, 1)];
-        let live = [ip(0, 1), ip(1, 1)];
-        let live_remotes = [ip(0, 2), ip(0, 2)];
-        let ann = [(7, ip(2, 2))];
-        let ports = [(7, 5999)];
-        let mut c = cx(false, &local, &ann, 100);
-        c.live_locals = &live;
-        c.live_remotes = &live_remotes;
-        c.remote_ports = &ports;
-        c.subflows = 2;
-        let mut pm = FullMesh::default();
-        let mut out = Vec::new();
-        let ev = PmEvent::AddressAnnounced {
-            id: 7,
-            addr: ip(2, 2),
-        };
-        pm.on_event(&ev, &c, &mut out);
-        assert_eq!(
-            out,
-            [PmAction::Join {
-                local: ip(0, 1),
-                remote: SocketAddr::new(ip(2, 2), 5999)
-            }]
-        );
-        // Announced again (a retransmitted ADD_ADDR): not joined twice.
-        out.clear();
-        pm.on_event(&ev, &c, &mut out);
-        assert_eq!(out, []);
-        // An announced address a subflow already reaches: nothing new.
-        let mut pm = FullMesh::default();
-        let reached = [ip(0, 2), ip(2, 2)];
-        c.live_remotes = &reached;
-        pm.on_event(&ev, &c, &mut out);
-        assert_eq!(out, []);
-    }
 
     #[test]
     fn client_pairs_announced_subnets_then_joins_the_initial_address_late() {
