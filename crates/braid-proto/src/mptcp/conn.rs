@@ -24,7 +24,7 @@ use crate::counters::Counters;
 use crate::tcp::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use crate::tcp::recvbuf::RecvBuffer;
 use crate::tcp::sendbuf::SendBuffer;
-use crate::tcp::tune::{grow_step, sndbuf_for, RcvSpace, PRESSURE_BUFFER};
+use crate::tcp::tune::{grow_step, moderate, sndbuf_for, RcvSpace};
 use crate::tcp::TcpConfig;
 use crate::time::Instant;
 use braid_wire::mptcp::{
@@ -449,13 +449,7 @@ impl MpLevel {
             self.recvbuf.shrink_towards(None);
             return;
         }
-        let keep = self.sendbuf.len().max(PRESSURE_BUFFER);
-        if self.sendbuf.capacity() > keep {
-            self.sendbuf.set_capacity(keep);
-        }
-        self.sendbuf.release();
-        self.recvbuf.shrink_towards(Some(PRESSURE_BUFFER));
-        self.recvbuf.release();
+        moderate(&mut self.sendbuf, &mut self.recvbuf);
     }
 
     /// Bytes the connection's rings hold now: the data level's and every subflow's.

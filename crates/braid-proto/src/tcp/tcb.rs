@@ -11,7 +11,7 @@ use super::hooks::{InAction, InSeg, OutSeg, SubflowHooks};
 use super::recvbuf::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::sendbuf::SendBuffer;
-use super::tune::{grow_step, sndbuf_for, RcvRtt, RcvSpace, PRESSURE_BUFFER};
+use super::tune::{grow_step, moderate, sndbuf_for, RcvRtt, RcvSpace};
 use super::{Seq, TcpConfig, TcpState};
 use crate::cc::{new_cc, CongestionControl};
 use crate::counters::Counters;
@@ -1684,9 +1684,9 @@ impl Tcb {
 
     /// Memory pressure on the endpoint (Linux's `tcp_memory_pressure`) starts (`true`, also
     /// again while it lasts: each call moderates once more) or ends. While it lasts buffers do
-    /// not grow; the send buffer shrinks to what it holds (at least [`PRESSURE_BUFFER`]; a
+    /// not grow; the send buffer shrinks to what it holds (at least 64 KiB (`tune::PRESSURE_BUFFER`); a
     /// blocked writer waits for acknowledgments, as `sk_stream_moderate_sndbuf`), the receive
-    /// window closes towards [`PRESSURE_BUFFER`] as the application reads (never reneging on
+    /// window closes towards 64 KiB (`tune::PRESSURE_BUFFER`) as the application reads (never reneging on
     /// what was advertised), and empty rings are freed.
     pub(crate) fn set_memory_pressure(&mut self, on: bool) {
         self.mem_pressure = on;
@@ -1694,13 +1694,7 @@ impl Tcb {
             self.recvbuf.shrink_towards(None);
             return;
         }
-        let keep = self.sendbuf.len().max(PRESSURE_BUFFER);
-        if self.sendbuf.capacity() > keep {
-            self.sendbuf.set_capacity(keep);
-        }
-        self.sendbuf.release();
-        self.recvbuf.shrink_towards(Some(PRESSURE_BUFFER));
-        self.recvbuf.release();
+        moderate(&mut self.sendbuf, &mut self.recvbuf);
     }
 
     /// Bytes the send and receive rings hold now.

@@ -14,6 +14,8 @@
 //! `EndpointConfig::memory_pressure`, Linux's `tcp_mem[1]`) growth stops and buffers shrink
 //! towards [`PRESSURE_BUFFER`] (see `Tcb::set_memory_pressure`).
 
+use super::recvbuf::RecvBuffer;
+use super::sendbuf::SendBuffer;
 use crate::time::Instant;
 use std::time::Duration;
 
@@ -25,6 +27,19 @@ const SLACK_SEGMENTS: u64 = 16;
 /// What buffers shrink towards while the endpoint is under memory pressure (half the
 /// default size; Linux moderates to half of what is queued).
 pub(crate) const PRESSURE_BUFFER: usize = 64 << 10;
+/// One moderation under memory pressure: the send buffer shrinks to what it holds (at least
+/// [`PRESSURE_BUFFER`]), the receive window closes towards it as the application reads, and
+/// empty rings are freed.
+pub(crate) fn moderate(send: &mut SendBuffer, recv: &mut RecvBuffer) {
+    let keep = send.len().max(PRESSURE_BUFFER);
+    if send.capacity() > keep {
+        send.set_capacity(keep);
+    }
+    send.release();
+    recv.shrink_towards(Some(PRESSURE_BUFFER));
+    recv.release();
+}
+
 /// RTT samples above this are ignored (a stale or forged timestamp echo).
 const MAX_RTT: Duration = Duration::from_secs(60);
 
