@@ -86,6 +86,8 @@ pub struct CaptureDev {
     pub tun: Tun,
     /// `ip` commands that undo the set-up, run in reverse order on drop.
     undo: Vec<Vec<String>>,
+    /// Rule preference of the "keeps the main table" rules, and the addresses they cover.
+    keep: Option<(u32, Vec<IpAddr>)>,
 }
 
 fn fam(addr: IpAddr) -> &'static str {
@@ -115,6 +117,7 @@ impl CaptureDev {
         Ok(CaptureDev {
             tun,
             undo: Vec::new(),
+            keep: None,
         })
     }
 
@@ -133,6 +136,7 @@ impl CaptureDev {
         let mut c = CaptureDev {
             tun,
             undo: Vec::new(),
+            keep: Some((pref, Vec::new())),
         };
         let (mtu, q) = (MTU.to_string(), TX_QUEUE_LEN.to_string());
         ip(&["link", "set", "dev", &dev, "mtu", &mtu, "txqueuelen", &q])?;
@@ -146,19 +150,9 @@ impl CaptureDev {
             let ps = p.to_string();
             ip(&[fam(p.addr), "route", "add", &ps, "dev", &dev, "table", &t])?;
         }
-        let (p_ex, p_cap) = (pref.to_string(), (pref + 1).to_string());
+        let p_cap = (pref + 1).to_string();
         for &a in exclude {
-            c.rule(&[
-                fam(a),
-                "rule",
-                "add",
-                "pref",
-                &p_ex,
-                "to",
-                &a.to_string(),
-                "lookup",
-                "main",
-            ])?;
+            c.keep_main(a)?;
         }
         for f in ["-4", "-6"] {
             if prefixes.iter().any(|p| fam(p.addr) == f) {
@@ -168,6 +162,34 @@ impl CaptureDev {
             }
         }
         Ok(c)
+    }
+
+    /// Traffic to `addr` (a path of braid's, also one added at run time) keeps the main table
+    /// and is never captured. Once per address; nothing to do for a namespace capture.
+    pub fn keep_main(&mut self, addr: IpAddr) -> io::Result<()> {
+        let Some((pref, done)) = &self.keep else {
+            return Ok(());
+        };
+        if done.contains(&addr) {
+            return Ok(());
+        }
+        let p = pref.to_string();
+        let a = addr.to_string();
+        self.rule(&[
+            fam(addr),
+            "rule",
+            "add",
+            "pref",
+            &p,
+            "to",
+            &a,
+            "lookup",
+            "main",
+        ])?;
+        if let Some((_, done)) = &mut self.keep {
+            done.push(addr);
+        }
+        Ok(())
     }
 
     /// Runs an `ip ... rule add ...` and remembers its `del` twin.

@@ -6,7 +6,9 @@
 
 use crate::app::LoopControl;
 use crate::relay::{Capture, EngineUpstream};
-use crate::run::{failure, linger, open_upstream, path_locals, CaptureNetArgs, LINGER, SPEC_HELP};
+use crate::run::{
+    failure, linger, open_upstream, path_locals, refresh_locals, CaptureNetArgs, LINGER, SPEC_HELP,
+};
 use braid_io::capture::{parse_prefix, CaptureDev, Prefix};
 use clap::Args;
 use std::os::fd::RawFd;
@@ -41,7 +43,7 @@ pub fn main(args: CaptureArgs) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let locals = path_locals(&drv);
+    let mut locals = path_locals(&drv);
     let exclude: Vec<_> = locals.iter().map(|(a, _)| *a).collect();
     let (table, pref) = table_and_pref();
     let name = format!("brc{}", std::process::id());
@@ -80,6 +82,14 @@ pub fn main(args: CaptureArgs) -> ExitCode {
             }
         }
         ctl.serve(&mut drv, &mut cap.upstream_handles(), true);
+        if refresh_locals(&drv, &mut locals) {
+            // A path added at run time: traffic to its address is never captured either.
+            for (a, d) in &locals {
+                if let Err(e) = cap.dev.keep_main(*a) {
+                    eprintln!("braid: path {d}: keeping {a} out of the capture: {e}");
+                }
+            }
+        }
         if drv.interrupted() {
             break;
         }

@@ -9,7 +9,9 @@
 
 use crate::app::LoopControl;
 use crate::relay::{EngineUpstream, Upstream};
-use crate::run::{failure, linger, open_upstream, path_locals, RunArgs, Supervisor, LINGER};
+use crate::run::{
+    failure, linger, open_upstream, path_locals, refresh_locals, RunArgs, Supervisor, LINGER,
+};
 use braid_io::netns;
 use braid_proto::endpoint::CloseReason;
 use braid_proto::{ConnHandle, Error as EngineError, Event, Instant};
@@ -155,7 +157,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             paths.join(", ")
         );
     }
-    let locals = path_locals(&drv);
+    let mut locals = path_locals(&drv);
     let mut sup = Supervisor::new(child);
     let mut asks: Vec<Ask> = Vec::new();
     let mut relays: Vec<Relay> = Vec::new();
@@ -173,6 +175,7 @@ pub fn main(args: RunArgs) -> ExitCode {
         };
     loop {
         status.serve(&mut drv, &mut relays.iter().map(|r| r.up), true);
+        refresh_locals(&drv, &mut locals);
         let now = drv.now();
         let mut up = EngineUpstream {
             ep: &mut drv.endpoint,

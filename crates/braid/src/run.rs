@@ -125,6 +125,20 @@ pub fn path_locals(drv: &Driver) -> Vec<(IpAddr, String)> {
     drv.paths().map(|p| (p.local, p.tun.clone())).collect()
 }
 
+/// Brings `locals` up to date after `braid path add|del` (new connections go from the paths
+/// braid has now); true when they changed.
+pub fn refresh_locals(drv: &Driver, locals: &mut Vec<(IpAddr, String)>) -> bool {
+    let same = drv.paths().count() == locals.len()
+        && drv
+            .paths()
+            .zip(locals.iter())
+            .all(|(p, (a, d))| p.local == *a && p.tun == *d);
+    if !same {
+        *locals = path_locals(drv);
+    }
+    !same
+}
+
 /// The first `nameserver` of a resolv.conf text, and its `search`/`options` lines.
 fn host_resolver(text: &str) -> (Option<IpAddr>, Vec<String>) {
     let mut ns = None;
@@ -222,7 +236,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             paths.join(", ")
         );
     }
-    let locals = path_locals(&drv);
+    let mut locals = path_locals(&drv);
     let mut sup = Supervisor::new(child);
     let mut fds: Vec<RawFd> = Vec::new();
     let ctl = match LoopControl::open(net.control.as_deref(), net.quiet, "run", &mut drv) {
@@ -246,6 +260,7 @@ pub fn main(args: RunArgs) -> ExitCode {
             }
         }
         ctl.serve(&mut drv, &mut cap.upstream_handles(), true);
+        refresh_locals(&drv, &mut locals);
         if sup.check(now, cap.active()) {
             break;
         }

@@ -939,3 +939,103 @@ fn run_shows_its_connections_in_braid_status() {
         );
     }
 }
+
+/// `braid path add` and `braid path del` on a running `braid run` (both modes) and `braid
+/// capture`: braid starts with path 1 only, path 2 is added and path 1 removed while the
+/// program waits; its connection made afterwards goes out on path 2 (10.84.2.1), the only one
+/// braid has left, and arrives.
+#[test]
+fn run_and_capture_follow_paths_added_and_removed_at_run_time() {
+    let _g = serial();
+    if !can_run("run_and_capture_follow_paths_added_and_removed_at_run_time") {
+        return;
+    }
+    let s = Server::new();
+    let spec = |x: usize| {
+        format!(
+            "tun={},local=10.84.{x}.1,peer=10.84.{x}.2/24,netns={}",
+            s.tuns[x - 1],
+            s.ns.0
+        )
+    };
+    let url = format!("http://10.84.2.2:{PORT}/hello.txt");
+    for mode in ["run", "preload", "capture"] {
+        if mode == "preload" {
+            ensure_shim();
+        }
+        let control = s.file(&format!("paths-{mode}.sock"));
+        let flag = s.file(&format!("go-{mode}"));
+        let out = s.file(&format!("hello-{mode}.out"));
+        let sub = if mode == "capture" { "capture" } else { "run" };
+        let mut a: Vec<String> = [sub, "--control", &control, "--path", &spec(1)]
+            .map(String::from)
+            .to_vec();
+        if mode == "preload" {
+            a.push("--preload".into());
+        }
+        if mode == "capture" {
+            a.extend(["--route", "10.84.0.0/16"].map(String::from));
+        } else {
+            let script = format!(
+                "while [ ! -e {flag} ]; do sleep 0.05; done; exec curl -sS --max-time 30 -o {out} {url}"
+            );
+            a.extend(["--", "sh", "-c", &script].map(String::from));
+        }
+        let mut braid = Proc::spawn(&format!("braid {mode}"), &mut braid_cmd(&a));
+        let mut up = false;
+        for _ in 0..500 {
+            if Path::new(&control).exists() {
+                up = true;
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert!(up, "{mode}: no control socket: {}", braid.stderr());
+        let path = |args: &[&str]| {
+            let o = Command::new(env!("CARGO_BIN_EXE_braid"))
+                .arg("path")
+                .args(args)
+                .args(["--control", &control])
+                .output()
+                .expect("run braid path");
+            assert!(
+                o.status.success(),
+                "{mode}: braid path {args:?}: {}; braid: {}",
+                String::from_utf8_lossy(&o.stderr),
+                braid.stderr()
+            );
+        };
+        path(&["add", &spec(2)]);
+        path(&["del", &s.tuns[0]]);
+        if mode == "capture" {
+            let curl = Command::new("curl")
+                .args(["-sS", "--max-time", "30", "-o", &out, &url])
+                .output()
+                .expect("curl");
+            assert!(
+                curl.status.success(),
+                "capture: curl: {}; braid: {}",
+                String::from_utf8_lossy(&curl.stderr),
+                braid.stderr()
+            );
+            run("kill", &["-TERM", &braid.pid().to_string()]);
+        } else {
+            std::fs::write(&flag, b"").expect("flag");
+        }
+        let (st, _) = braid.finish(DEADLINE);
+        assert_eq!(st.code(), Some(0), "{mode}: {}", braid.stderr());
+        let got = std::fs::read(&out).unwrap_or_default();
+        assert_eq!(
+            got,
+            b"hello from the MPTCP server\n",
+            "{mode}: {}",
+            braid.stderr()
+        );
+        assert!(
+            braid.stderr().contains("10.84.2.2:8000"),
+            "{mode}: braid names the connection: {}",
+            braid.stderr()
+        );
+        assert_nothing_left(braid.pid());
+    }
+}
