@@ -729,7 +729,7 @@ impl Node for EngineHost {
     /// checksum the device vouches for. Everything else (IPv4 header checksum, lengths) is
     /// checked on every packet.
     fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
-        if self.packets_in % VERIFY_EVERY == 0 {
+        if self.packets_in.is_multiple_of(VERIFY_EVERY) {
             self.ep.handle_packet(now, packet);
         } else {
             self.ep.handle_packet_trusted(now, packet);
