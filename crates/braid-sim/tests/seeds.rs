@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Seeds `1..=SEEDS` are run.
 const SEEDS: u64 = 200;
-/// Worker threads (the machine has two cores; each run also has its own checking thread).
+/// Worker threads (the machine has two cores).
 const THREADS: usize = 2;
 /// Salt that keeps the path choice apart from the simulator's own use of the seed.
 const PATH_SALT: u64 = 0x7365_6564_5f70_6174;
