@@ -60,12 +60,14 @@ impl StreamGen {
     }
 }
 
-/// Compares bytes read by the receiver, in order, with the stream, and hashes them (SHA-256).
+/// Compares bytes read by the receiver, in order, with the stream regenerated in place (an
+/// exact comparison: any lost, reordered, duplicated or corrupted byte shows), and optionally
+/// hashes them (SHA-256).
 #[derive(Debug)]
 pub(crate) struct StreamCheck {
     gen: StreamGen,
-    /// SHA-256 of every byte fed so far, i.e. of what the receiver read.
-    hash: Sha256,
+    /// SHA-256 of every byte fed so far, i.e. of what the receiver read, when asked for.
+    hash: Option<Sha256>,
     /// Bytes compared so far.
     pub(crate) checked: u64,
     /// Stream offset of the first byte that differed.
@@ -73,10 +75,11 @@ pub(crate) struct StreamCheck {
 }
 
 impl StreamCheck {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A check of the stream of `seed`; with `sha256`, the bytes are hashed as well.
+    pub(crate) fn new(seed: u64, sha256: bool) -> Self {
         StreamCheck {
             gen: StreamGen::new(seed),
-            hash: Sha256::new(),
+            hash: sha256.then(Sha256::new),
             checked: 0,
             first_mismatch: None,
         }
@@ -84,7 +87,9 @@ impl StreamCheck {
 
     /// The next bytes the receiver read.
     pub(crate) fn feed(&mut self, mut data: &[u8]) {
-        self.hash.update(data);
+        if let Some(h) = self.hash.as_mut() {
+            h.update(data);
+        }
         while !data.is_empty() {
             let want = self.gen.peek();
             let n = want.len().min(data.len());
@@ -98,9 +103,9 @@ impl StreamCheck {
         }
     }
 
-    /// Lower-case hex SHA-256 of all bytes fed so far.
-    pub(crate) fn sha256_hex(&self) -> String {
-        hex(&self.hash.clone().finalize())
+    /// Lower-case hex SHA-256 of all bytes fed so far (None when not asked for).
+    pub(crate) fn sha256_hex(&self) -> Option<String> {
+        self.hash.as_ref().map(|h| hex(&h.clone().finalize()))
     }
 }
 
@@ -134,11 +139,12 @@ mod tests {
     #[test]
     fn sha256_of_nothing_and_abc() {
         // FIPS 180-2 appendix B.1 and the empty-message digest.
-        let c = StreamCheck::new(1);
+        let c = StreamCheck::new(1, true);
         assert_eq!(
-            c.sha256_hex(),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            c.sha256_hex().as_deref(),
+            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
         );
+        assert_eq!(StreamCheck::new(1, false).sha256_hex(), None);
         assert_eq!(
             hex(&Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
@@ -158,30 +164,45 @@ mod tests {
     #[test]
     fn check_accepts_the_stream_and_finds_the_first_wrong_byte() {
         let good = collect(3, 300_001, 1000);
-        let mut c = StreamCheck::new(3);
+        let mut c = StreamCheck::new(3, true);
         for piece in good.chunks(70_000) {
             c.feed(piece);
         }
         assert_eq!((c.checked, c.first_mismatch), (300_001, None));
         // The digest is that of the bytes read, however they were fed.
-        assert_eq!(c.sha256_hex(), hex(&Sha256::digest(&good)));
-        assert_eq!(c.sha256_hex().len(), 64);
+        assert_eq!(c.sha256_hex(), Some(hex(&Sha256::digest(&good))));
 
         for pos in [0usize, 65_535, 65_536, 300_000] {
             let mut bad = good.clone();
             bad[pos] ^= 0x10;
-            let mut c = StreamCheck::new(3);
-            for piece in bad.chunks(12_345) {
-                c.feed(piece);
+            for sha in [true, false] {
+                let mut c = StreamCheck::new(3, sha);
+                for piece in bad.chunks(12_345) {
+                    c.feed(piece);
+                }
+                assert_eq!(c.first_mismatch, Some(pos as u64));
+                if sha {
+                    // ... and it hashes what was read, not what was expected.
+                    assert_eq!(c.sha256_hex(), Some(hex(&Sha256::digest(&bad))));
+                }
             }
-            assert_eq!(c.first_mismatch, Some(pos as u64));
-            // ... and it hashes what was read, not what was expected.
-            assert_eq!(c.sha256_hex(), hex(&Sha256::digest(&bad)));
-            assert_ne!(c.sha256_hex(), hex(&Sha256::digest(&good)));
+        }
+        // A lost byte (the rest shifted) and two swapped bytes are caught where they happen.
+        let mut lost = good.clone();
+        lost.remove(1000);
+        let mut c = StreamCheck::new(3, false);
+        c.feed(&lost);
+        assert!(c.first_mismatch.is_some_and(|p| (1000..1008).contains(&p)));
+        let mut swapped = good.clone();
+        swapped.swap(5000, 5001);
+        if swapped != good {
+            let mut c = StreamCheck::new(3, false);
+            c.feed(&swapped);
+            assert_eq!(c.first_mismatch, Some(5000));
         }
 
         // Another seed's stream is caught at once.
-        let mut c = StreamCheck::new(4);
+        let mut c = StreamCheck::new(4, false);
         c.feed(&good[..100]);
         assert!(c.first_mismatch.is_some_and(|p| p < 8));
     }

@@ -53,6 +53,10 @@ pub struct SimArgs {
     /// Print exactly one JSON object (the report) on stdout.
     #[arg(long)]
     json: bool,
+    /// Also compute the SHA-256 of the bytes the receiver read (the report's sha256). The bytes
+    /// are always compared exactly with what was sent; hashing only costs time.
+    #[arg(long)]
+    sha256: bool,
     /// Give up after this much simulated time.
     #[arg(long, value_name = "TIME", default_value = "600s")]
     time_limit: String,
@@ -286,6 +290,7 @@ fn config(args: &SimArgs) -> Result<SimConfig, String> {
     };
     cfg.cc = args.cc.clone();
     cfg.competing = args.competing;
+    cfg.sha256 = args.sha256;
     cfg.endpoint.mptcp.scheduler = args.scheduler.clone();
     cfg.endpoint.mptcp.path_manager = args.path_manager.clone();
     cfg.endpoint.mptcp.checksum = args.checksum;
@@ -375,7 +380,9 @@ fn summary(cfg: &SimConfig, r: &Report) -> String {
             }
         );
     }
-    s += &format!("sha256:    {} (of the bytes read)\n", r.sha256);
+    if let Some(sha) = &r.sha256 {
+        s += &format!("sha256:    {sha} (of the bytes read)\n");
+    }
     s += &format!(
         "sim time:  {:.3} s   goodput {:.2} Mbit/s{}\n",
         r.sim_seconds,

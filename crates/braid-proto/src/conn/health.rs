@@ -85,14 +85,16 @@ pub(crate) fn check(
                     _ => false,
                 })
     };
-    let working: Vec<bool> = subs.iter().map(works).collect();
+    // How many work, counted before any is changed below (subflow i is changed only at step
+    // i, so `works(&subs[i])` there still sees it as it was).
+    let working = subs.iter().filter(|t| works(t)).count();
     #[allow(clippy::needless_range_loop)] // subs[i] is borrowed mutably inside
     for i in 0..subs.len() {
         let t = &subs[i];
         let Some(mp) = t.mp.as_deref() else {
             continue;
         };
-        let others = working.iter().enumerate().any(|(j, &w)| j != i && w);
+        let others = working > usize::from(works(t));
         if mp.stale {
             if !others {
                 // Nothing else works: ordinary TCP again (it gives up after its retries).

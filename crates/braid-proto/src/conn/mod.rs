@@ -325,8 +325,8 @@ impl Conn {
             && !lv.fastclose_rx
             && !lv.fastclose_tx
         {
-            if let Some(pm) = c.pm.as_deref_mut() {
-                let mut evs_pm: Vec<PmEvent> = Vec::new();
+            let mut evs_pm: Vec<PmEvent> = Vec::new();
+            if c.pm.is_some() {
                 if !lv.pm_started {
                     lv.pm_started = true;
                     evs_pm.push(PmEvent::FullyEstablished);
@@ -378,6 +378,10 @@ impl Conn {
                     evs_pm.push(PmEvent::Timer);
                 }
                 evs_pm.append(&mut c.pm_pending);
+            }
+            // Most calls bring the path manager nothing (no events: no actions); they skip
+            // building its context.
+            if let Some(pm) = c.pm.as_deref_mut().filter(|_| !evs_pm.is_empty()) {
                 let (live, live_remotes): (Vec<IpAddr>, Vec<IpAddr>) = c
                     .subs
                     .iter()

@@ -33,7 +33,11 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
         }
         return;
     }
-    let mut views: Vec<SubflowView> = Vec::with_capacity(subs.len());
+    // The scheduler's view of the subflows, rebuilt per pick: on the stack for the usual few
+    // subflows (this runs for every ACK), on the heap past that.
+    const STACK_VIEWS: usize = 8;
+    let mut stack = [SubflowView::default(); STACK_VIEWS];
+    let mut heap: Vec<SubflowView> = Vec::new();
     loop {
         let (d_off, d_len, reinj) = if let Some(&(a, z)) = lv.reinject.front() {
             let a = a.max(lv.data_una).max(lv.sendbuf.start());
@@ -57,8 +61,16 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             }
             (lv.data_nxt, end - lv.data_nxt, false)
         };
-        views.clear();
-        views.extend(subs.iter().map(sched_view));
+        let views: &[SubflowView] = if subs.len() <= STACK_VIEWS {
+            for (v, t) in stack.iter_mut().zip(subs.iter()) {
+                *v = sched_view(t);
+            }
+            &stack[..subs.len()]
+        } else {
+            heap.clear();
+            heap.extend(subs.iter().map(sched_view));
+            &heap
+        };
         let data = DataView {
             // An application the send buffer held back has more than the buffer shows: the
             // end is not near (ECF must not wait for the fastest subflow as if it were).
@@ -77,7 +89,7 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             len: d_len,
             reinject: reinj,
         };
-        let Some(pick) = sched.pick(&views, &data, chunk) else {
+        let Some(pick) = sched.pick(views, &data, chunk) else {
             break;
         };
         let Some(t) = subs.get_mut(pick.sub).filter(|t| sched_usable(t)) else {
