@@ -378,11 +378,11 @@ impl Conn {
                     evs_pm.push(PmEvent::Timer);
                 }
                 evs_pm.append(&mut c.pm_pending);
-                let (live, live_remotes): (Vec<IpAddr>, Vec<IpAddr>) = c
+                let (live, live_remotes): (Vec<IpAddr>, Vec<SocketAddr>) = c
                     .subs
                     .iter()
                     .filter(|t| t.state != TcpState::Closed)
-                    .map(|t| (t.local.ip(), t.remote.ip()))
+                    .map(|t| (t.local.ip(), t.remote))
                     .unzip();
                 let cx = PmContext {
                     now,
