@@ -295,6 +295,7 @@ impl Conn {
             }
             if (dead || stalled) && !mp.reinjected && usable > 0 {
                 mp.reinjected = true;
+                mp.reinjected_to = end;
                 let mut any = false;
                 for &(so, d, len) in mp.tx.iter() {
                     // A dead subflow's bytes count only once DATA_ACKed: the peer may have
