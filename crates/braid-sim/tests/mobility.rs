@@ -48,7 +48,7 @@ fn down(mut p: PathSpec, at: Duration, up: Option<Duration>) -> PathSpec {
 
 #[test]
 fn blackholed_path_hands_over_fast_and_intact() {
-    for (d0, d1) in [(10, 20), (10, 10), (5, 40)] {
+    for (d0, d1) in [(10, 20), (10, 10), (5, 40), (40, 5)] {
         let p0 = down(
             PathSpec::new(100 * MBIT, ms(d0)),
             Duration::from_secs(2),
@@ -66,9 +66,11 @@ fn blackholed_path_hands_over_fast_and_intact() {
             "the silent subflow was never stale"
         );
         assert!(counter(&r, "Reinjections") >= 1);
-        // Before stale detection the RTO (200 ms floor) set the pause: 230-260 ms here.
+        // Before stale detection the RTO (200 ms floor) set the pause: 230-260 ms here. The
+        // goal (issue 10) is 100 ms; 40+5 was 120 ms while silence had to last an srtt after
+        // the last ACK news.
         assert!(
-            r.max_stall_ms < 150.0,
+            r.max_stall_ms < 100.0,
             "{d0}+{d1}: paused {} ms",
             r.max_stall_ms
         );
@@ -178,6 +180,10 @@ fn backup_path_idle_while_the_regular_works_then_takes_over_and_hands_back() {
     assert!(sent_on(&r, 1) < 40 * MIB);
     assert!(r.returns[0].first_data_ms.is_some_and(|t| t < 1000.0));
     assert!(r.sim_seconds < 12.0, "took {} s", r.sim_seconds);
+    // Neither the takeover nor the handback pauses the receiver beyond the handover goal
+    // (the handback paused it 120 ms while new data queued behind path 0's retransmission
+    // of what the backup had already carried).
+    assert!(r.max_stall_ms < 100.0, "paused {} ms", r.max_stall_ms);
 }
 
 #[test]

@@ -357,9 +357,6 @@ fn linux_backup_endpoint_carries_no_data_while_the_other_works() {
 /// Linux announces an address with a port (`ip mptcp endpoint add ADDR port P signal`, made
 /// while the connection runs): braid joins that address and port.
 #[test]
-#[ignore = "known gap (issue 10): fullmesh joins an announced address only from a local address \
-            of its subnet; a late one-off join from the first address raced Linux's full \
-            establishment (MPJoinRejected) in the run/capture tests and was taken out"]
 fn linux_announcing_an_address_with_a_port_braid_joins_it() {
     let _g = serial();
     if !can_run("linux_announces_address_with_port") {

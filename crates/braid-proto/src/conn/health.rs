@@ -23,19 +23,23 @@ const MIN_SILENCE: Duration = Duration::from_millis(50);
 /// delaying its ACK (Linux delays at most 200 ms).
 const DELAYED_ACK_ALLOWANCE: Duration = Duration::from_millis(200);
 
-/// How long after sending its oldest unacknowledged segment subflow `t` may go without its
-/// ACK: srtt + max(4·rttvar, srtt/2), at least [`MIN_SILENCE`] (plus a delayed-ACK allowance
-/// when less than two segments are outstanding); and the least time after the last ACK news:
-/// srtt + max(4·rttvar, srtt/4) (ACKs may come in bursts once per RTT). `None` before an RTT
-/// sample.
+/// How long after the ACK of its oldest unacknowledged segment was set going (see
+/// [`Subflow::oldest_ack_due_from`]) subflow `t` may go without it: srtt + max(4·rttvar,
+/// srtt/2), at least [`MIN_SILENCE`] (plus a delayed-ACK allowance when less than two full
+/// segments are outstanding); and the least time after the last ACK news: max(4·rttvar,
+/// srtt/4, [`MIN_SILENCE`]). The second bound only matters once the first has passed, that is
+/// when the ACK clock itself must be running: news then comes far more often than once per
+/// RTT (an ACK per two segments), and a pause of a quarter RTT (at least 50 ms) with an
+/// overdue ACK is evidence enough. `None` before an RTT sample.
 pub(crate) fn silence_bounds(t: &Subflow) -> Option<(Duration, Duration)> {
     let srtt = t.srtt()?;
     let var = t.rttvar() * 4;
     let mut from_sent = (srtt + var.max(srtt / 2)).max(MIN_SILENCE);
-    let mut from_news = (srtt + var.max(srtt / 4)).max(MIN_SILENCE);
-    if t.send_end().saturating_sub(t.snd_una_offset()) < 2 * u64::from(t.smss()) {
+    let from_news = var.max(srtt / 4).max(MIN_SILENCE);
+    if t.oldest_ack_due_from()
+        .is_none_or(|(_, delayable)| delayable)
+    {
         from_sent += DELAYED_ACK_ALLOWANCE;
-        from_news += DELAYED_ACK_ALLOWANCE;
     }
     Some((from_sent, from_news))
 }
@@ -110,11 +114,11 @@ pub(crate) fn check(
         let (Some(since), Some((from_sent, from_news))) = (mp.out_since, silence_bounds(t)) else {
             continue;
         };
-        // The oldest unacknowledged segment's ACK is due one RTT after it was sent, and ACK
-        // news comes at least once per RTT; both with a margin. A subflow with news in the
-        // last srtt is never stale.
+        // The oldest unacknowledged segment's ACK is due one RTT after it (and the segment
+        // after it) was sent, and while it is overdue a working ACK clock brings news often;
+        // both with a margin.
         let news = t.ack_progress_at.map_or(since, |p| p.max(since));
-        let sent = t.oldest_unacked_sent().unwrap_or(news).max(since);
+        let sent = t.oldest_ack_due_from().map_or(news, |(s, _)| s).max(since);
         let due = (sent + from_sent).max(news + from_news);
         if !others {
             continue;

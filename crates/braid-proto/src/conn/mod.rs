@@ -295,6 +295,7 @@ impl Conn {
             }
             if (dead || stalled) && !mp.reinjected && usable > 0 {
                 mp.reinjected = true;
+                mp.reinjected_to = end;
                 let mut any = false;
                 for &(so, d, len) in mp.tx.iter() {
                     // A dead subflow's bytes count only once DATA_ACKed: the peer may have
@@ -382,11 +383,11 @@ impl Conn {
             // Most calls bring the path manager nothing (no events: no actions); they skip
             // building its context.
             if let Some(pm) = c.pm.as_deref_mut().filter(|_| !evs_pm.is_empty()) {
-                let (live, live_remotes): (Vec<IpAddr>, Vec<IpAddr>) = c
+                let (live, live_remotes): (Vec<IpAddr>, Vec<SocketAddr>) = c
                     .subs
                     .iter()
                     .filter(|t| t.state != TcpState::Closed)
-                    .map(|t| (t.local.ip(), t.remote.ip()))
+                    .map(|t| (t.local.ip(), t.remote))
                     .unzip();
                 let cx = PmContext {
                     now,

@@ -189,8 +189,15 @@ fn sched_usable(t: &Subflow) -> bool {
 /// A subflow as the scheduler sees it.
 fn sched_view(t: &Subflow) -> SubflowView {
     SubflowView {
-        // A stale subflow (`health`) takes no data; its own TCP probes it.
-        usable: sched_usable(t) && !t.mp.as_deref().is_some_and(|m| m.stale),
+        // A stale subflow (`health`) takes no data; its own TCP probes it. Nor does one that
+        // recovered while it still retransmits what was reinjected on the others: new data
+        // would wait behind that backlog (in slow start after a blackhole) and the receiver
+        // with it, while the others, a backup too, can carry it now.
+        usable: sched_usable(t)
+            && !t
+                .mp
+                .as_deref()
+                .is_some_and(|m| m.stale || m.reinjected_to > t.snd_una_offset()),
         backup: t.mp.as_deref().is_some_and(|m| m.is_backup()),
         backoff: t.backoff(),
         srtt: t.srtt(),

@@ -540,6 +540,10 @@ pub(crate) struct SubflowMp {
     pub rst_reason: Option<ResetReason>,
     /// The data this subflow holds was queued for reinjection (reset when it recovers).
     pub reinjected: bool,
+    /// Subflow offset up to which a stalled subflow's data was queued for reinjection: once it
+    /// recovers it must still retransmit that backlog (the peer's copy came from the others),
+    /// and new data waits neither behind it nor for it (see `conn::send::sched_view`).
+    pub reinjected_to: u64,
     /// Ask the TCB for an immediate ACK (the join's 4th ACK).
     pub ack_now: bool,
     /// Payload bytes first sent on this subflow for the data level.

@@ -2431,9 +2431,21 @@ impl Tcb {
     }
 
     /// Information for users and reports.
-    /// When the oldest unacknowledged segment was (last) sent.
-    pub(crate) fn oldest_unacked_sent(&self) -> Option<Instant> {
-        self.sent.front().map(|s| s.sent)
+    /// When the ACK of the oldest unacknowledged segment was set going: the latest (last) send
+    /// time of the outstanding segments that make up its first two full segments, since a
+    /// receiver ACKs at once when it holds two (RFC 9293 §3.8.6.3). `true` when fewer than two
+    /// full segments are outstanding: the ACK may then be delayed.
+    pub(crate) fn oldest_ack_due_from(&self) -> Option<(Instant, bool)> {
+        let mut bytes = 0u32;
+        let mut latest: Option<Instant> = None;
+        for s in &self.sent {
+            latest = Some(latest.map_or(s.sent, |l| l.max(s.sent)));
+            bytes = bytes.saturating_add(s.end.0.wrapping_sub(s.start.0));
+            if bytes >= 2 * self.smss {
+                return latest.map(|l| (l, false));
+            }
+        }
+        latest.map(|l| (l, true))
     }
 
     pub(crate) fn rttvar(&self) -> Duration {

@@ -21,6 +21,8 @@ pub struct FullMesh {
     retry: Vec<Retry>,
     /// From when joins to the initial address may go (time for ADD_ADDR to arrive).
     join_at: Option<Instant>,
+    /// Announced addresses (id, at their ports) joined because no subflow reached them.
+    announced_joined: Vec<(u8, SocketAddr)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -144,6 +146,52 @@ impl FullMesh {
     }
 }
 
+impl FullMesh {
+    /// An address the peer announced at any time that no subflow reaches (say a server
+    /// endpoint made at run time, with a port, after our addresses were all in use): joined
+    /// once, at its announced port, from our address of its subnet, else from the initial one
+    /// — as Linux's in-kernel path manager does on ADD_ADDR. Never more subflows than
+    /// `max_subflows`; again after the peer removed the address and announced it anew.
+    fn join_announced(
+        &mut self,
+        id: u8,
+        addr: IpAddr,
+        cx: &PmContext<'_>,
+        out: &mut Vec<PmAction>,
+    ) {
+        let remote = cx.announced(id, addr);
+        let first = cx.first_local.ip();
+        let opening = out
+            .iter()
+            .filter(|a| matches!(a, PmAction::Join { .. }))
+            .count();
+        if cx.live_remotes.contains(&remote)
+            || addr.is_ipv4() != first.is_ipv4()
+            || self.announced_joined.iter().any(|j| j.1 == remote)
+            || out
+                .iter()
+                .any(|a| matches!(a, PmAction::Join { remote: r, .. } if *r == remote))
+            || cx.subflows + opening >= cx.max_subflows
+        {
+            return;
+        }
+        let local = cx
+            .local_addrs
+            .iter()
+            .copied()
+            .find(|&a| same_subnet(a, addr) && !cx.gone.contains(&a))
+            .unwrap_or(first);
+        if cx.gone.contains(&local) {
+            return;
+        }
+        if self.announced_joined.len() >= RETRY_PAIRS {
+            self.announced_joined.remove(0);
+        }
+        self.announced_joined.push((id, remote));
+        out.push(PmAction::Join { local, remote });
+    }
+}
+
 impl PathManager for FullMesh {
     fn name(&self) -> &'static str {
         "fullmesh"
@@ -170,7 +218,10 @@ impl PathManager for FullMesh {
                 self.join_at = Some(cx.now + (srtt * 2).max(Duration::from_millis(10)));
                 self.joins(cx, out);
             }
-            PmEvent::AddressAnnounced { .. } => self.joins(cx, out),
+            &PmEvent::AddressAnnounced { id, addr } => {
+                self.joins(cx, out);
+                self.join_announced(id, addr, cx, out);
+            }
             PmEvent::Timer => {
                 self.joins(cx, out);
                 self.retries(cx, out);
@@ -193,7 +244,8 @@ impl PathManager for FullMesh {
                 self.failed(local.ip(), remote, cx);
                 self.retries(cx, out);
             }
-            PmEvent::AddressRemoved { .. } | PmEvent::SubflowClosed { .. } => {}
+            &PmEvent::AddressRemoved { id } => self.announced_joined.retain(|j| j.0 != id),
+            PmEvent::SubflowClosed { .. } => {}
         }
     }
 }
@@ -211,6 +263,119 @@ fn same_subnet(a: IpAddr, b: IpAddr) -> bool {
 mod tests {
     use super::super::tests::{cx, ip};
     use super::*;
+
+    fn joins_of(out: &[PmAction]) -> Vec<(IpAddr, SocketAddr)> {
+        out.iter()
+            .filter_map(|a| match *a {
+                PmAction::Join { local, remote } => Some((local, remote)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_address_announced_late_with_a_port_is_joined_at_that_port() {
+        // Linux's `ip mptcp endpoint add 10.0.1.2 port 5999 signal` mid-connection: both our
+        // addresses are in use (the second joined the initial address, nothing was announced
+        // in time), then ADD_ADDR 10.0.1.2 port 5999 comes.
+        let local = [ip(0, 1), ip(1, 1)];
+        let live = [ip(0, 1), ip(1, 1)];
+        let first = SocketAddr::new(ip(0, 2), 5000);
+        let live_remotes = [first, first];
+        let ann = [(7, ip(1, 2))];
+        let ports = [(7, 5999)];
+        let mut c = cx(false, &local, &ann, 100);
+        c.live_locals = &live;
+        c.live_remotes = &live_remotes;
+        c.remote_ports = &ports;
+        c.subflows = 2;
+        let mut pm = FullMesh {
+            tried: vec![ip(1, 1)],
+            ..FullMesh::default()
+        };
+        let mut out = Vec::new();
+        let ev = PmEvent::AddressAnnounced {
+            id: 7,
+            addr: ip(1, 2),
+        };
+        pm.on_event(&ev, &c, &mut out);
+        // From our address of its subnet, at the announced port.
+        let to = SocketAddr::new(ip(1, 2), 5999);
+        assert_eq!(joins_of(&out), [(ip(1, 1), to)]);
+        // Announced again (a retransmitted ADD_ADDR): not joined twice.
+        out.clear();
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(joins_of(&out), []);
+        // Removed, then announced anew: joined again.
+        pm.on_event(&PmEvent::AddressRemoved { id: 7 }, &c, &mut out);
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(joins_of(&out), [(ip(1, 1), to)]);
+    }
+
+    #[test]
+    fn an_announced_address_is_joined_from_the_first_address_without_one_of_its_subnet() {
+        let local = [ip(0, 1), ip(1, 1)];
+        let live = [ip(0, 1), ip(1, 1)];
+        let first = SocketAddr::new(ip(0, 2), 5000);
+        let live_remotes = [first, SocketAddr::new(ip(1, 2), 5000)];
+        let ann = [(1, ip(1, 2)), (7, ip(2, 2))];
+        let mut c = cx(false, &local, &ann, 100);
+        c.live_locals = &live;
+        c.live_remotes = &live_remotes;
+        c.subflows = 2;
+        let mut pm = FullMesh {
+            tried: vec![ip(1, 1)],
+            ..FullMesh::default()
+        };
+        let mut out = Vec::new();
+        let ev = PmEvent::AddressAnnounced {
+            id: 7,
+            addr: ip(2, 2),
+        };
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(
+            joins_of(&out),
+            [(ip(0, 1), SocketAddr::new(ip(2, 2), 5000))]
+        );
+    }
+
+    #[test]
+    fn an_announced_address_already_reached_or_over_the_limit_is_not_joined() {
+        let local = [ip(0, 1), ip(1, 1)];
+        let live = [ip(0, 1), ip(1, 1)];
+        let first = SocketAddr::new(ip(0, 2), 5000);
+        let ann = [(7, ip(1, 2))];
+        let ports = [(7, 5999)];
+        let ev = PmEvent::AddressAnnounced {
+            id: 7,
+            addr: ip(1, 2),
+        };
+        // A subflow already goes to that address and port.
+        let reached = [first, SocketAddr::new(ip(1, 2), 5999)];
+        let mut c = cx(false, &local, &ann, 100);
+        c.live_locals = &live;
+        c.live_remotes = &reached;
+        c.remote_ports = &ports;
+        c.subflows = 2;
+        let mut pm = FullMesh {
+            tried: vec![ip(1, 1)],
+            ..FullMesh::default()
+        };
+        let mut out = Vec::new();
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(joins_of(&out), []);
+        // Not reached, but the connection has all the subflows it may have.
+        let unreached = [first, first];
+        c.live_remotes = &unreached;
+        c.max_subflows = 2;
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(joins_of(&out), []);
+        // A server never joins.
+        c.max_subflows = 8;
+        c.server = true;
+        pm.on_event(&ev, &c, &mut out);
+        assert_eq!(joins_of(&out), []);
+    }
 
     #[test]
     fn client_pairs_announced_subnets_then_joins_the_initial_address_late() {

@@ -112,7 +112,7 @@ pub struct PmContext<'a> {
     pub gone: &'a [IpAddr],
     /// Local addresses that have a subflow not closed, and the remote addresses of those.
     pub live_locals: &'a [IpAddr],
-    pub live_remotes: &'a [IpAddr],
+    pub live_remotes: &'a [SocketAddr],
     /// The initial subflow's addresses.
     pub first_local: SocketAddr,
     pub first_remote: SocketAddr,
