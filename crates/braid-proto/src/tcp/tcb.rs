@@ -1215,19 +1215,13 @@ impl Tcb {
         }
     }
 
-    /// Removes everything below `ack` from the scoreboard; returns an RTT sample: from the
-    /// newest segment it acknowledges that was neither retransmitted nor SACKed before (both
-    /// were received long before this ACK), and none at all when it acknowledges retransmitted
-    /// data (Karn's rule as Linux applies it: after a timeout, the ACK of the retransmission
-    /// also covers segments sent before the outage that the peer had).
+    /// Removes everything below `ack` from the scoreboard; returns an RTT sample (Karn).
     fn on_cumulative_ack(&mut self, ack: Seq, now: Instant) -> Option<Duration> {
         let mut rtt = None;
-        let mut retx_acked = false;
         while let Some(s) = self.sent.front() {
             if s.end > ack {
                 // Partially acknowledged segment: trim it.
                 if s.start < ack {
-                    retx_acked |= s.ever_retx;
                     let s = self.sent.front_mut().expect("front exists");
                     let cut = (ack - s.start) as u32;
                     self.out_bytes -= cut;
@@ -1254,16 +1248,10 @@ impl Tcb {
                     self.retx_bytes -= len;
                 }
             }
-            retx_acked |= s.ever_retx;
             if !s.ever_retx {
-                if !s.sacked {
-                    rtt = Some(now - s.sent);
-                }
+                rtt = Some(now - s.sent);
                 self.rack_xmit = self.rack_xmit.max(s.sent);
             }
-        }
-        if retx_acked {
-            rtt = None;
         }
         let advanced = (ack - self.snd_una) as u64;
         self.snd_una = ack;
