@@ -27,7 +27,7 @@ use braid_wire::vnet::{self, VnetHdr};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -265,6 +265,44 @@ pub struct Driver {
     names: HashMap<IpAddr, String>,
     /// The smallest MTU of the paths at start (the engine's MSS was made from it).
     min_mtu: u32,
+    /// Flows (our address and port, theirs) whose packets came in on a path that does not
+    /// own our address (a peer's subflow from its second address to our first): their
+    /// packets go back out on that path, and when they were last seen. A peer whose subflow
+    /// is bound to its device (Linux `ip mptcp endpoint ... dev X`) answers a SYN/ACK that
+    /// comes in on another device with a RST.
+    cross: HashMap<(SocketAddr, SocketAddr), (usize, Instant)>,
+}
+
+/// Most flows [`Driver::cross`] holds: when full, those not seen for [`CROSS_IDLE`] go; new
+/// ones are not learned while it stays full.
+const CROSS_MAX: usize = 4096;
+const CROSS_IDLE: Duration = Duration::from_secs(120);
+
+/// (source, destination) of an IPv4 or IPv6 TCP packet (no IPv6 extension headers).
+fn tcp_flow(packet: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
+    let (src, dst, l4) = match packet.first()? >> 4 {
+        4 => {
+            let ihl = usize::from(packet.first()? & 0x0f) * 4;
+            if packet.len() < ihl.max(20) + 4 || packet[9] != 6 {
+                return None;
+            }
+            let a: [u8; 4] = packet[12..16].try_into().ok()?;
+            let b: [u8; 4] = packet[16..20].try_into().ok()?;
+            (IpAddr::from(a), IpAddr::from(b), &packet[ihl..])
+        }
+        6 => {
+            if packet.len() < 44 || packet[6] != 6 {
+                return None;
+            }
+            let a: [u8; 16] = packet[8..24].try_into().ok()?;
+            let b: [u8; 16] = packet[24..40].try_into().ok()?;
+            (IpAddr::from(a), IpAddr::from(b), &packet[40..])
+        }
+        _ => return None,
+    };
+    let sport = u16::from_be_bytes([l4[0], l4[1]]);
+    let dport = u16::from_be_bytes([l4[2], l4[3]]);
+    Some((SocketAddr::new(src, sport), SocketAddr::new(dst, dport)))
 }
 
 impl std::fmt::Debug for Driver {
@@ -348,6 +386,7 @@ impl Driver {
             pcap_error: None,
             signals,
             pool: Vec::new(),
+            cross: HashMap::new(),
             rx: vec![0; RX_BUF],
             tx: Vec::with_capacity(RX_BUF),
             cut: Vec::new(),
@@ -410,6 +449,8 @@ impl Driver {
         }
         self.flush_at(now);
         let path = self.paths.remove(i);
+        // Path indices moved: flows learned on a path are learned again from their packets.
+        self.cross.clear();
         self.note(now, PathChange::Removed, &path.spec);
         Ok(path.spec)
     }
@@ -498,6 +539,7 @@ impl Driver {
                     }
                     self.flush_at(now);
                     self.paths.remove(i);
+                    self.cross.clear();
                     self.note(now, PathChange::Gone, &spec);
                     continue;
                 }
@@ -585,7 +627,18 @@ impl Driver {
         };
         while let Some(t) = self.endpoint.poll_transmit(now, &mut self.tx) {
             let packet = &self.tx[..t.len.min(self.tx.len())];
-            let Some(path) = self.paths.iter_mut().find(|p| p.spec.local == t.src) else {
+            let back = if self.cross.is_empty() {
+                None
+            } else {
+                tcp_flow(packet)
+                    .and_then(|f| self.cross.get(&f))
+                    .map(|&(i, _)| i)
+            };
+            let path = match back {
+                Some(i) => self.paths.get_mut(i),
+                None => self.paths.iter_mut().find(|p| p.spec.local == t.src),
+            };
+            let Some(path) = path else {
                 out.stats.unroutable += 1;
                 continue;
             };
@@ -802,6 +855,7 @@ impl Driver {
     /// One packet read from path `i`: captured, then into the engine (its answers sent at
     /// once) or the emulation. `trusted`: the device vouches for its TCP checksum.
     fn deliver(&mut self, i: usize, now: Instant, packet: &[u8], trusted: bool) {
+        self.learn_cross(i, now, packet);
         if let Some(p) = self.pcap.as_mut() {
             if let Err(e) = p.write_packet(self.clock.wall(now), packet) {
                 self.pcap_error = Some(e);
@@ -822,6 +876,29 @@ impl Driver {
                 pool.pop().unwrap_or_else(|| Vec::with_capacity(2048))
             });
         }
+    }
+
+    /// Remembers a flow whose packet came in on path `i` although our address in it is not
+    /// that path's (see [`Driver::cross`]).
+    fn learn_cross(&mut self, i: usize, now: Instant, packet: &[u8]) {
+        let Some((theirs, ours)) = tcp_flow(packet) else {
+            return;
+        };
+        if self.paths[i].spec.local == ours.ip() {
+            return;
+        }
+        let key = (ours, theirs);
+        if let Some(e) = self.cross.get_mut(&key) {
+            *e = (i, now);
+            return;
+        }
+        if self.cross.len() >= CROSS_MAX {
+            self.cross.retain(|_, (_, seen)| now - *seen < CROSS_IDLE);
+            if self.cross.len() >= CROSS_MAX {
+                return;
+            }
+        }
+        self.cross.insert(key, (i, now));
     }
 
     /// Moves emulated packets that are due: ingress into the engine, egress onto the devices.
@@ -951,5 +1028,49 @@ fn min_opt(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, None) => a,
         (None, b) => b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tcp_flow;
+    use std::net::SocketAddr;
+
+    fn sa(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn tcp_flow_reads_addresses_and_ports_and_refuses_the_rest() {
+        let mut v4 = vec![0u8; 40];
+        v4[0] = 0x45;
+        v4[9] = 6;
+        v4[12..16].copy_from_slice(&[10, 0, 0, 2]);
+        v4[16..20].copy_from_slice(&[10, 0, 0, 1]);
+        v4[20..24].copy_from_slice(&[0x9c, 0x40, 0x1b, 0x58]);
+        assert_eq!(
+            tcp_flow(&v4),
+            Some((sa("10.0.0.2:40000"), sa("10.0.0.1:7000")))
+        );
+        let mut v6 = vec![0u8; 60];
+        v6[0] = 0x60;
+        v6[6] = 6;
+        v6[23] = 2;
+        v6[39] = 1;
+        v6[40..44].copy_from_slice(&[0x9c, 0x40, 0x1b, 0x58]);
+        assert_eq!(tcp_flow(&v6), Some((sa("[::2]:40000"), sa("[::1]:7000"))));
+        // UDP, truncated, empty, not IP: nothing, and no panic.
+        let mut udp = v4.clone();
+        udp[9] = 17;
+        assert_eq!(tcp_flow(&udp), None);
+        for n in 0..24 {
+            assert_eq!(tcp_flow(&v4[..n]), None, "{n} bytes");
+        }
+        assert_eq!(tcp_flow(&v6[..43]), None);
+        assert_eq!(tcp_flow(&[0x15; 64]), None);
+        // A header length below 20 reads inside the header but stays in bounds.
+        let mut short = v4.clone();
+        short[0] = 0x41;
+        assert!(tcp_flow(&short).is_some());
     }
 }

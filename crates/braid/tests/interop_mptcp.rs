@@ -808,6 +808,26 @@ fn linux_mptcp_client_to_braid_server_two_subflows() {
         sf.iter().any(|s| host_of(&s.1) == "10.78.2.2"),
         "braid reports no subflow from 10.78.2.2: {report}"
     );
+    // The join from 10.78.2.2 to braid's first address came in over path 1, and Linux's
+    // subflow is bound to that device: braid's answers go back over path 1 (before, they
+    // left by path 0, the path of their source address, and Linux reset them).
+    let cross = report["subflows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|s| {
+            s["local"]
+                .as_str()
+                .is_some_and(|l| host_of(l) == "10.78.1.1")
+                && s["remote"]
+                    .as_str()
+                    .is_some_and(|r| host_of(r) == "10.78.2.2")
+                && s["bytes_received"].as_u64().unwrap_or(0) > 0
+        });
+    assert!(
+        cross,
+        "no data on the subflow 10.78.2.2 -> 10.78.1.1 over path 1: {report}"
+    );
     assert_eq!(braid_fallback(&report), Some(false), "{report}");
     let (conns, streams) = check_pcap(&pcap, 5001);
     assert_eq!(conns, 1, "tshark: MPTCP connections in the capture");
