@@ -662,10 +662,12 @@ fn linux_mptcp_curl_through_braid_forward_to_plain_tcp_server() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(
-        o.status.code(),
-        Some(56),
-        "curl via a refusing target: {err}"
+    // Reset while it still sends its request (55) or while it waits for the answer (56):
+    // which one depends on when the reset overtakes curl.
+    assert!(
+        matches!(o.status.code(), Some(55) | Some(56)),
+        "curl via a refusing target: {:?} {err}",
+        o.status.code()
     );
     assert!(err.contains("reset"), "curl: {err}");
     wait_for(
