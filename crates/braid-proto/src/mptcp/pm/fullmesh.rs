@@ -264,6 +264,14 @@ mod tests {
     use super::super::tests::{cx, ip};
     use super::*;
 
+    /// A client path manager whose second address (ip(1, 1)) has already joined.
+    fn second_address_joined() -> FullMesh {
+        FullMesh {
+            tried: vec![ip(1, 1)],
+            ..FullMesh::default()
+        }
+    }
+
     fn joins_of(out: &[PmAction]) -> Vec<(IpAddr, SocketAddr)> {
         out.iter()
             .filter_map(|a| match *a {
@@ -289,10 +297,7 @@ mod tests {
         c.live_remotes = &live_remotes;
         c.remote_ports = &ports;
         c.subflows = 2;
-        let mut pm = FullMesh {
-            tried: vec![ip(1, 1)],
-            ..FullMesh::default()
-        };
+        let mut pm = second_address_joined();
         let mut out = Vec::new();
         let ev = PmEvent::AddressAnnounced {
             id: 7,
@@ -323,10 +328,7 @@ mod tests {
         c.live_locals = &live;
         c.live_remotes = &live_remotes;
         c.subflows = 2;
-        let mut pm = FullMesh {
-            tried: vec![ip(1, 1)],
-            ..FullMesh::default()
-        };
+        let mut pm = second_address_joined();
         let mut out = Vec::new();
         let ev = PmEvent::AddressAnnounced {
             id: 7,
@@ -357,10 +359,7 @@ mod tests {
         c.live_remotes = &reached;
         c.remote_ports = &ports;
         c.subflows = 2;
-        let mut pm = FullMesh {
-            tried: vec![ip(1, 1)],
-            ..FullMesh::default()
-        };
+        let mut pm = second_address_joined();
         let mut out = Vec::new();
         pm.on_event(&ev, &c, &mut out);
         assert_eq!(joins_of(&out), []);
