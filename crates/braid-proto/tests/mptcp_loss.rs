@@ -589,3 +589,100 @@ fn later_segments_of_a_mapping_arriving_first_are_no_fallback() {
     let more = pattern(32 << 10, 22);
     assert!(p.transfer(ca, cb, &more, Duration::from_secs(30)) == more);
 }
+
+/// A data segment on the joined path is acknowledged by the receiver's subflow but its bytes
+/// never reach the data level (its mapping is rewritten to name data already delivered: the
+/// receiver counts a duplicate, as Linux drops data beyond its window or under memory pressure
+/// after its subflow acknowledged it), and from then on the first path drops everything: the
+/// first subflow never has all it carried acknowledged again. Only the data level's own
+/// retransmission (RFC 8684 §3.3.6) can fill the hole; it must not wait for every subflow to
+/// be fully acknowledged (found against Linux: a transfer stuck for 100 s at one DATA_ACK).
+#[test]
+fn data_level_hole_is_retransmitted_while_another_subflow_is_stuck() {
+    use braid_wire::mptcp::DataSeq;
+    let mut p = two_path_pair(EndpointConfig::default());
+    let (ca, cb) = p.establish(80);
+    wait_two_subflows(&mut p, ca, cb);
+    // The rewritten mapping's DSN as sent, and as rewritten: the first DSN of the transfer,
+    // delivered long before (a mapping may cover several segments; only its first carries it).
+    let hole: Rc<RefCell<Option<(u64, u64)>>> = Rc::new(RefCell::new(None));
+    let h = hole.clone();
+    let mut first: Option<DataSeq> = None;
+    let mut path2_maps = 0usize;
+    p.filter = Some(Box::new(move |dir, pkt| {
+        if dir != Dir::AtoB {
+            return Verdict::Pass;
+        }
+        if h.borrow().is_some() {
+            return if on_path2(pkt) {
+                Verdict::Pass
+            } else {
+                Verdict::Drop
+            };
+        }
+        let dss = mp_opts(pkt).into_iter().find_map(|o| match o {
+            MptcpOption::Dss(d) => Some(d),
+            _ => None,
+        });
+        let Some(mut d) = dss.filter(|d| d.mapping.is_some_and(|m| m.data_len > 0)) else {
+            return Verdict::Pass;
+        };
+        let mut m = d.mapping.unwrap();
+        let f = *first.get_or_insert(m.dsn);
+        if !on_path2(pkt) {
+            return Verdict::Pass;
+        }
+        path2_maps += 1;
+        if path2_maps < 8 || f.wide != m.dsn.wide {
+            return Verdict::Pass;
+        }
+        *h.borrow_mut() = Some((m.dsn.value, f.value));
+        m.dsn = f;
+        d.mapping = Some(m);
+        let body = MptcpOption::Dss(d).emit_to_vec();
+        let (ip, mut r) = braid_wire::parse_ip_tcp(pkt).expect("valid packet");
+        r.options.mptcp = Default::default();
+        assert!(r.options.mptcp.push(30, &body));
+        let mut out = Vec::new();
+        braid_wire::emit_ip_tcp(&ip, &r, &mut out);
+        Verdict::Replace(vec![out])
+    }));
+    let data = pattern(N, 77);
+    let got = pump(
+        &mut p,
+        Dir::AtoB,
+        ca,
+        cb,
+        &data,
+        0,
+        Vec::new(),
+        Duration::from_secs(60),
+        |_| {},
+    );
+    assert!(
+        hole.borrow().is_some(),
+        "no segment of path 2 was rewritten"
+    );
+    assert!(
+        got == data,
+        "data intact ({} of {} bytes; A: {:?})",
+        got.len(),
+        data.len(),
+        p.a.conn_info(ca).unwrap().mptcp.unwrap().subflows
+    );
+    assert!(
+        p.b.counters().mp_duplicate_data >= 1,
+        "the receiver dropped the rewritten segment's bytes as a duplicate"
+    );
+    assert!(
+        p.a.counters().mp_retrans >= 1,
+        "the data level retransmitted ({:?})",
+        p.a.counters().mp_retrans
+    );
+    // The first path stayed dead: its subflow never had its data acknowledged again.
+    let subs = p.a.conn_info(ca).unwrap().mptcp.unwrap().subflows;
+    assert!(
+        subs[0].bytes_acked < subs[0].bytes_sent,
+        "the first subflow is stuck: {subs:?}"
+    );
+}

@@ -562,9 +562,11 @@ fn braid_to_linux_with(
     let view = sampler.finish();
     assert!(
         st.success(),
-        "braid connect failed: {st}; stdout: {out}; stderr: {}; Linux server stderr: {}",
+        "braid connect failed: {st}; stdout: {out}; stderr: {}; Linux server stderr: {}; \
+         Linux counters: {}",
         client.stderr(),
-        server.stderr()
+        server.stderr(),
+        topo.ns.nonzero_counters()
     );
     let report = parse_report(&out);
     let (st, sout) = server.finish(Duration::from_secs(30));
@@ -655,9 +657,10 @@ fn linux_to_braid_with(
     let view = sampler.finish();
     assert!(
         st.success(),
-        "Linux client failed: {st}; stderr: {}; braid stderr: {}",
+        "Linux client failed: {st}; stderr: {}; braid stderr: {}; Linux counters: {}",
         client.stderr(),
-        server.stderr()
+        server.stderr(),
+        topo.ns.nonzero_counters()
     );
     let (st, out) = server.finish(Duration::from_secs(30));
     assert!(

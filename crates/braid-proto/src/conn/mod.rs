@@ -485,10 +485,22 @@ impl Conn {
                 lv.close_deadline = None;
             }
         }
-        // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins,
-        // data the subflows delivered but the peer never DATA_ACKed.
+        // The data level's retransmission timer: the oldest unacknowledged data is in flight
+        // on no working subflow (they delivered it but the peer never DATA_ACKed it, or the one
+        // carrying it is stalled). Its own timer, so that the others' traffic does not defer it.
+        if lv.data_una > lv.rtx_una {
+            lv.rtx_backoff = 0;
+        }
+        if data_hole(&lv, &c.subs).is_some() {
+            if lv.rtx_at.is_none() {
+                let rto = data_rto(&c.subs);
+                lv.rtx_at = Some(now + rto * (1 << lv.rtx_backoff.min(6)));
+            }
+        } else {
+            lv.rtx_at = None;
+        }
+        // Connection-level timer: DATA_FIN, ADD_ADDR and third-ACK retransmission, late joins.
         let pending = lv.local_fin.is_some() && !lv.local_fin_acked() && !lv.fallback
-            || data_unacked_at_data_level(&lv, &c.subs)
             || (!lv.announce.is_empty() && lv.announce_tries < 4)
             || c.subs.iter().any(|t| {
                 t.state == TcpState::Established
@@ -571,6 +583,21 @@ impl Conn {
             }
             return;
         }
+        if lv.rtx_at.is_some_and(|t| t <= now) {
+            lv.rtx_at = None;
+            if let Some(holes) = data_hole(lv, &c.subs) {
+                // The data level's own retransmission (RFC 8684 §3.3.6; Linux's MPTCPRetrans):
+                // what no working subflow holds in flight, from the DATA_ACK on, sent again
+                // through the scheduler. A peer that is gone answers with a reset, or the
+                // subflows' retransmissions time out: either way the connection ends.
+                for (a, z) in holes {
+                    lv.push_reinject(a, z);
+                }
+                lv.rtx_backoff += 1;
+                lv.rtx_una = lv.data_una;
+                counters.mp_retrans += 1;
+            }
+        }
         if lv.timer.is_none_or(|t| t > now) {
             return;
         }
@@ -580,13 +607,6 @@ impl Conn {
             lv.announce_tries += 1;
             lv.announce_due = true;
             c.subs[0].force_ack();
-        }
-        if data_unacked_at_data_level(lv, &c.subs) {
-            // The data level's own retransmission (RFC 8684 §3.3.6; Linux's MPTCPRetrans): sent
-            // again through the scheduler. A peer that is gone answers with a reset, or the
-            // subflow's retransmissions time out: either way the connection ends.
-            lv.push_reinject(lv.data_una, lv.data_nxt);
-            counters.mp_retrans += 1;
         }
         let fin = lv.local_fin.is_some() && !lv.local_fin_acked();
         for t in c.subs.iter_mut() {
@@ -624,7 +644,15 @@ pub(crate) fn conn_timeout(c: &Conn) -> Option<Instant> {
         .level
         .as_deref()
         .into_iter()
-        .flat_map(|l| [l.timer, l.fail_deadline, l.health_at, l.close_deadline])
+        .flat_map(|l| {
+            [
+                l.timer,
+                l.rtx_at,
+                l.fail_deadline,
+                l.health_at,
+                l.close_deadline,
+            ]
+        })
         .flatten();
     subs.chain(level).min()
 }
@@ -650,12 +678,67 @@ pub(crate) fn fastclose(c: &mut Conn) -> u64 {
         .count() as u64
 }
 
-/// Data is sent but not DATA_ACKed while every subflow has all it carried acknowledged: only
-/// the data level's retransmission can move it (the DATA_ACK was lost, or the peer dropped the
-/// data above its subflows).
-fn data_unacked_at_data_level(lv: &MpLevel, subs: &[Subflow]) -> bool {
-    !lv.fallback
-        && lv.data_una < lv.data_nxt
-        && lv.reinject.is_empty()
-        && subs.iter().all(|t| t.snd_una_offset() >= t.send_end())
+/// Most bytes one firing of the data-level retransmission timer sends again.
+const DATA_RTX_MAX: u64 = 256 * 1024;
+
+/// The data ranges from the DATA_ACK on (at most [`DATA_RTX_MAX`] bytes) that no working
+/// subflow holds in flight, when the oldest unacknowledged byte is one of them: only the data
+/// level's retransmission can move them (the DATA_ACK was lost, the peer dropped data above
+/// its subflows, or the subflow that carried them is stalled or closed). None otherwise, or
+/// while a reinjection is queued.
+fn data_hole(lv: &MpLevel, subs: &[Subflow]) -> Option<Vec<(u64, u64)>> {
+    let open = |t: &&Subflow| t.state != TcpState::Closed;
+    if lv.fallback
+        || lv.data_una >= lv.data_nxt
+        || !lv.reinject.is_empty()
+        || !subs.iter().any(|t| open(&t))
+    {
+        return None;
+    }
+    let end = lv.data_nxt.min(lv.data_una + DATA_RTX_MAX);
+    // Data ranges a working subflow still holds (queued or unacknowledged there).
+    let mut held: Vec<(u64, u64)> = Vec::new();
+    for t in subs.iter().filter(open) {
+        let Some(mp) = t.mp.as_deref().filter(|m| !m.reinjected && !m.stale) else {
+            continue;
+        };
+        let una = t.snd_una_offset();
+        for &(so, d, n) in mp.tx.iter().filter(|m| m.0 + m.2 > una) {
+            let a = d + una.saturating_sub(so);
+            let z = d + n;
+            if a < end && z > lv.data_una {
+                held.push((a, z));
+            }
+        }
+    }
+    held.sort_unstable();
+    let mut holes = Vec::new();
+    let mut at = lv.data_una;
+    for (a, z) in held {
+        if a > at {
+            holes.push((at, a.min(end)));
+        }
+        at = at.max(z);
+        if at >= end {
+            break;
+        }
+    }
+    if at < end {
+        holes.push((at, end));
+    }
+    holes
+        .first()
+        .is_some_and(|h| h.0 == lv.data_una)
+        .then_some(holes)
+}
+
+/// The data level's retransmission timeout: the longest of the working subflows' (at least
+/// Linux's 200 ms floor).
+fn data_rto(subs: &[Subflow]) -> Duration {
+    subs.iter()
+        .filter(|t| t.state != TcpState::Closed)
+        .map(|t| t.base_rto())
+        .max()
+        .unwrap_or_default()
+        .max(Duration::from_millis(200))
 }

@@ -132,6 +132,12 @@ pub(crate) struct MpLevel {
     /// Connection-level timer: DATA_FIN / ADD_ADDR retransmission, delayed joins.
     pub timer: Option<Instant>,
     pub timer_backoff: u32,
+    /// The data level's retransmission timer (RFC 8684 §3.3.6; Linux's MPTCPRetrans): armed
+    /// while the oldest unacknowledged data is in flight on no working subflow; its backoff,
+    /// reset when the DATA_ACK moves past `rtx_una` (the point last sent again).
+    pub rtx_at: Option<Instant>,
+    pub rtx_backoff: u32,
+    pub rtx_una: u64,
     /// The application wrote less than it wanted.
     pub write_blocked: bool,
     /// The DATA_ACK point and when it was reached (opportunistic retransmission waits one
@@ -237,6 +243,9 @@ impl MpLevel {
             pm_wake: None,
             timer: None,
             timer_backoff: 0,
+            rtx_at: None,
+            rtx_backoff: 0,
+            rtx_una: 0,
             write_blocked: false,
             una_since: (0, Instant::ZERO),
             opp_at: None,

@@ -2446,6 +2446,10 @@ impl Tcb {
     pub fn rto(&self) -> Duration {
         self.rtt.rto_backoff(self.backoff)
     }
+    /// The retransmission timeout without the backoff of timeouts in a row.
+    pub fn base_rto(&self) -> Duration {
+        self.rtt.rto()
+    }
     pub fn cwnd(&self) -> u32 {
         self.cc.cwnd()
     }

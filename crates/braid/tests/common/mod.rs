@@ -157,21 +157,42 @@ impl Netns {
 
     /// The namespace's MPTcpExt counters (/proc/net/netstat), by the kernel's names.
     pub fn mptcp_counters(&self) -> std::collections::HashMap<String, u64> {
+        self.netstat("MPTcpExt")
+    }
+
+    /// One group of the namespace's /proc/net/netstat counters (`TcpExt`, `MPTcpExt`), by the
+    /// kernel's names.
+    pub fn netstat(&self, group: &str) -> std::collections::HashMap<String, u64> {
         let text = run(
             "ip",
             &["netns", "exec", &self.0, "cat", "/proc/net/netstat"],
         );
-        let rows: Vec<&str> = text
-            .lines()
-            .filter(|l| l.starts_with("MPTcpExt:"))
-            .collect();
-        assert_eq!(rows.len(), 2, "MPTcpExt lines in /proc/net/netstat: {text}");
+        let head = format!("{group}:");
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with(&head)).collect();
+        assert_eq!(rows.len(), 2, "{group} lines in /proc/net/netstat: {text}");
         rows[0]
             .split_whitespace()
             .zip(rows[1].split_whitespace())
             .skip(1)
             .map(|(k, v)| (k.to_string(), v.parse().unwrap_or(0)))
             .collect()
+    }
+
+    /// The kernel's nonzero TcpExt and MPTcpExt counters in the namespace, sorted, for a
+    /// failure message: what the Linux peer saw (drops, windows, reinjections).
+    pub fn nonzero_counters(&self) -> String {
+        let mut out = Vec::new();
+        for g in ["TcpExt", "MPTcpExt"] {
+            let mut v: Vec<(String, u64)> = self
+                .netstat(g)
+                .into_iter()
+                .filter(|&(_, n)| n > 0)
+                .collect();
+            v.sort();
+            let row: Vec<String> = v.iter().map(|(k, n)| format!("{k}={n}")).collect();
+            out.push(format!("{g}: {}", row.join(" ")));
+        }
+        out.join("; ")
     }
 }
 
