@@ -569,6 +569,12 @@ fn braid_to_linux_with(
         topo.ns.nonzero_counters()
     );
     let report = parse_report(&out);
+    // Shown with a failure below (or with --nocapture): what each side counted.
+    eprintln!(
+        "braid counters: {}\nLinux counters: {}",
+        report["counters"],
+        topo.ns.nonzero_counters()
+    );
     let (st, sout) = server.finish(Duration::from_secs(30));
     assert!(
         st.success(),
