@@ -128,6 +128,18 @@ fn pump(
     got
 }
 
+/// [`pump`] of all of `data` from A to B, nothing read before.
+fn pump_up(
+    p: &mut Pair,
+    ca: ConnHandle,
+    cb: ConnHandle,
+    data: &[u8],
+    limit: Duration,
+    hook: impl FnMut(&mut Pair),
+) -> Vec<u8> {
+    pump(p, Dir::AtoB, ca, cb, data, 0, Vec::new(), limit, hook)
+}
+
 /// Moves `data` from the sending side of `dir` to the other and checks it arrived intact.
 fn move_intact(p: &mut Pair, dir: Dir, tx: ConnHandle, rx: ConnHandle, seed: u64) {
     let data = pattern(N, seed);
@@ -487,17 +499,9 @@ fn reassembly_across_subflows_with_different_delays() {
         let cb = cb.unwrap();
         let from = p.log.len();
         let data = pattern(N, 51);
-        let got = pump(
-            &mut p,
-            Dir::AtoB,
-            ca,
-            cb,
-            &data,
-            0,
-            Vec::new(),
-            Duration::from_secs(30),
-            |p| release(p, &held, extra),
-        );
+        let got = pump_up(&mut p, ca, cb, &data, Duration::from_secs(30), |p| {
+            release(p, &held, extra)
+        });
         assert!(
             got == data,
             "{sched}: intact ({} of {})",
@@ -648,17 +652,7 @@ fn data_level_hole_is_retransmitted_while_another_subflow_is_stuck() {
         Verdict::Replace(vec![out])
     }));
     let data = pattern(N, 77);
-    let got = pump(
-        &mut p,
-        Dir::AtoB,
-        ca,
-        cb,
-        &data,
-        0,
-        Vec::new(),
-        Duration::from_secs(60),
-        |_| {},
-    );
+    let got = pump_up(&mut p, ca, cb, &data, Duration::from_secs(60), |_| {});
     assert!(
         hole.borrow().is_some(),
         "no segment of path 2 was rewritten"
