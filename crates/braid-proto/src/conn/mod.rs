@@ -491,7 +491,7 @@ impl Conn {
         if lv.data_una > lv.rtx_una {
             lv.rtx_backoff = 0;
         }
-        if data_hole(&lv, &c.subs).is_some() {
+        if data_una_orphaned(&lv, &c.subs) {
             if lv.rtx_at.is_none() {
                 let rto = data_rto(&c.subs);
                 lv.rtx_at = Some(now + rto * (1 << lv.rtx_backoff.min(6)));
@@ -681,25 +681,49 @@ pub(crate) fn fastclose(c: &mut Conn) -> u64 {
 /// Most bytes one firing of the data-level retransmission timer sends again.
 const DATA_RTX_MAX: u64 = 256 * 1024;
 
+/// A subflow that still carries what it was given: open, not stale, not reinjected.
+fn working(t: &Subflow) -> Option<&SubflowMp> {
+    (t.state != TcpState::Closed)
+        .then_some(t.mp.as_deref())
+        .flatten()
+        .filter(|m| !m.reinjected && !m.stale)
+}
+
+/// The oldest unacknowledged byte is in flight on no working subflow (the cheap test of every
+/// pass; [`data_hole`] computes what to send when the timer fires).
+fn data_una_orphaned(lv: &MpLevel, subs: &[Subflow]) -> bool {
+    if lv.fallback
+        || lv.data_una >= lv.data_nxt
+        || !lv.reinject.is_empty()
+        || subs.iter().all(|t| t.state == TcpState::Closed)
+    {
+        return false;
+    }
+    let u = lv.data_una;
+    !subs.iter().any(|t| {
+        let una = t.snd_una_offset();
+        working(t).is_some_and(|mp| {
+            mp.tx
+                .iter()
+                .any(|&(so, d, n)| d <= u && u < d + n && so + (u - d) >= una)
+        })
+    })
+}
+
 /// The data ranges from the DATA_ACK on (at most [`DATA_RTX_MAX`] bytes) that no working
 /// subflow holds in flight, when the oldest unacknowledged byte is one of them: only the data
 /// level's retransmission can move them (the DATA_ACK was lost, the peer dropped data above
 /// its subflows, or the subflow that carried them is stalled or closed). None otherwise, or
 /// while a reinjection is queued.
 fn data_hole(lv: &MpLevel, subs: &[Subflow]) -> Option<Vec<(u64, u64)>> {
-    let open = |t: &&Subflow| t.state != TcpState::Closed;
-    if lv.fallback
-        || lv.data_una >= lv.data_nxt
-        || !lv.reinject.is_empty()
-        || !subs.iter().any(|t| open(&t))
-    {
+    if !data_una_orphaned(lv, subs) {
         return None;
     }
     let end = lv.data_nxt.min(lv.data_una + DATA_RTX_MAX);
     // Data ranges a working subflow still holds (queued or unacknowledged there).
     let mut held: Vec<(u64, u64)> = Vec::new();
-    for t in subs.iter().filter(open) {
-        let Some(mp) = t.mp.as_deref().filter(|m| !m.reinjected && !m.stale) else {
+    for t in subs {
+        let Some(mp) = working(t) else {
             continue;
         };
         let una = t.snd_una_offset();
