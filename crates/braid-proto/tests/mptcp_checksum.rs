@@ -18,31 +18,6 @@ fn csum_cfg() -> EndpointConfig {
     c
 }
 
-fn dss_of(packet: &[u8]) -> Option<Dss> {
-    mp_opts(packet).into_iter().find_map(|o| match o {
-        MptcpOption::Dss(d) => Some(d),
-        _ => None,
-    })
-}
-
-/// The packet re-emitted with another payload and/or other MPTCP option bodies (the TCP
-/// checksum recomputed: only the DSS checksum can tell).
-fn rewrite(packet: &[u8], payload: Option<&[u8]>, mptcp: Option<&[Vec<u8>]>) -> Vec<u8> {
-    let (ip, mut r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
-    if let Some(p) = payload {
-        r.payload = p;
-    }
-    if let Some(bodies) = mptcp {
-        r.options.mptcp = Default::default();
-        for b in bodies {
-            assert!(r.options.mptcp.push(30, b));
-        }
-    }
-    let mut out = Vec::new();
-    braid_wire::emit_ip_tcp(&ip, &r, &mut out);
-    out
-}
-
 /// One payload byte flipped.
 fn corrupt_payload(packet: &[u8]) -> Vec<u8> {
     let (_, r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");

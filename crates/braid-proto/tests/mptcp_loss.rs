@@ -624,11 +624,7 @@ fn data_level_hole_is_retransmitted_while_another_subflow_is_stuck() {
                 Verdict::Drop
             };
         }
-        let dss = mp_opts(pkt).into_iter().find_map(|o| match o {
-            MptcpOption::Dss(d) => Some(d),
-            _ => None,
-        });
-        let Some(mut d) = dss.filter(|d| d.mapping.is_some_and(|m| m.data_len > 0)) else {
+        let Some(mut d) = dss_of(pkt).filter(|d| d.mapping.is_some_and(|m| m.data_len > 0)) else {
             return Verdict::Pass;
         };
         let mut m = d.mapping.unwrap();
@@ -644,12 +640,7 @@ fn data_level_hole_is_retransmitted_while_another_subflow_is_stuck() {
         m.dsn = f;
         d.mapping = Some(m);
         let body = MptcpOption::Dss(d).emit_to_vec();
-        let (ip, mut r) = braid_wire::parse_ip_tcp(pkt).expect("valid packet");
-        r.options.mptcp = Default::default();
-        assert!(r.options.mptcp.push(30, &body));
-        let mut out = Vec::new();
-        braid_wire::emit_ip_tcp(&ip, &r, &mut out);
-        Verdict::Replace(vec![out])
+        Verdict::Replace(vec![rewrite(pkt, None, Some(&[body]))])
     }));
     let data = pattern(N, 77);
     let got = pump_up(&mut p, ca, cb, &data, Duration::from_secs(60), |_| {});

@@ -711,16 +711,16 @@ fn data_una_orphaned(lv: &MpLevel, subs: &[Subflow]) -> bool {
 }
 
 /// The data ranges from the DATA_ACK on (at most [`DATA_RTX_MAX`] bytes) that no working
-/// subflow holds in flight, when the oldest unacknowledged byte is one of them: only the data
-/// level's retransmission can move them (the DATA_ACK was lost, the peer dropped data above
-/// its subflows, or the subflow that carried them is stalled or closed). None otherwise, or
-/// while a reinjection is queued.
+/// subflow holds, when the oldest unacknowledged byte is one of them (so the first range
+/// starts there): only the data level's retransmission can move them (the DATA_ACK was lost,
+/// the peer dropped data above its subflows, or the subflow that carried them is stalled or
+/// closed). None otherwise, or while a reinjection is queued.
 fn data_hole(lv: &MpLevel, subs: &[Subflow]) -> Option<Vec<(u64, u64)>> {
     if !data_una_orphaned(lv, subs) {
         return None;
     }
     let end = lv.data_nxt.min(lv.data_una + DATA_RTX_MAX);
-    // Data ranges a working subflow still holds (queued or unacknowledged there).
+    // Data ranges a working subflow still holds (queued, or sent and not acknowledged there).
     let mut held: Vec<(u64, u64)> = Vec::new();
     for t in subs {
         let Some(mp) = working(t) else {
@@ -728,8 +728,7 @@ fn data_hole(lv: &MpLevel, subs: &[Subflow]) -> Option<Vec<(u64, u64)>> {
         };
         let una = t.snd_una_offset();
         for &(so, d, n) in mp.tx.iter().filter(|m| m.0 + m.2 > una) {
-            let a = d + una.saturating_sub(so);
-            let z = d + n;
+            let (a, z) = (d + una.saturating_sub(so), d + n);
             if a < end && z > lv.data_una {
                 held.push((a, z));
             }
@@ -750,10 +749,7 @@ fn data_hole(lv: &MpLevel, subs: &[Subflow]) -> Option<Vec<(u64, u64)>> {
     if at < end {
         holes.push((at, end));
     }
-    holes
-        .first()
-        .is_some_and(|h| h.0 == lv.data_una)
-        .then_some(holes)
+    Some(holes)
 }
 
 /// The data level's retransmission timeout: the longest of the working subflows' (at least

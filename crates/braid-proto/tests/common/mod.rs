@@ -550,6 +550,32 @@ pub fn mp_opts(packet: &[u8]) -> Vec<braid_wire::mptcp::MptcpOption<'_>> {
         .collect()
 }
 
+/// The DSS option of a logged packet, if any.
+pub fn dss_of(packet: &[u8]) -> Option<braid_wire::mptcp::Dss> {
+    mp_opts(packet).into_iter().find_map(|o| match o {
+        braid_wire::mptcp::MptcpOption::Dss(d) => Some(d),
+        _ => None,
+    })
+}
+
+/// The packet re-emitted with another payload and/or other MPTCP option bodies (the TCP
+/// checksum recomputed: only the DSS checksum can tell).
+pub fn rewrite(packet: &[u8], payload: Option<&[u8]>, mptcp: Option<&[Vec<u8>]>) -> Vec<u8> {
+    let (ip, mut r) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
+    if let Some(p) = payload {
+        r.payload = p;
+    }
+    if let Some(bodies) = mptcp {
+        r.options.mptcp = Default::default();
+        for b in bodies {
+            assert!(r.options.mptcp.push(30, b));
+        }
+    }
+    let mut out = Vec::new();
+    braid_wire::emit_ip_tcp(&ip, &r, &mut out);
+    out
+}
+
 /// Source and destination addresses of a packet.
 pub fn addrs(packet: &[u8]) -> (IpAddr, IpAddr) {
     let (ip, _) = braid_wire::parse_ip_tcp(packet).expect("valid packet");
