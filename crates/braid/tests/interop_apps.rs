@@ -172,15 +172,6 @@ fn delta(a: &HashMap<String, u64>, b: &HashMap<String, u64>, k: &str) -> u64 {
     b.get(k).copied().unwrap_or(0) - a.get(k).copied().unwrap_or(0)
 }
 
-fn nonzero(c: &HashMap<String, u64>) -> String {
-    let mut v: Vec<_> = c.iter().filter(|(_, v)| **v > 0).collect();
-    v.sort();
-    v.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn sha256_file(p: &str) -> (usize, String) {
     let v = std::fs::read(p).unwrap_or_default();
     (v.len(), hex(&Sha256::digest(&v)))

@@ -378,15 +378,6 @@ fn ctr(c: &HashMap<String, u64>, name: &str) -> u64 {
 }
 
 /// The counters that are not zero, for messages.
-fn nonzero(c: &HashMap<String, u64>) -> String {
-    let mut v: Vec<_> = c.iter().filter(|(_, v)| **v > 0).collect();
-    v.sort();
-    v.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn assert_no_kernel_faults(c: &HashMap<String, u64>) {
     for k in KERNEL_FAULTS {
         assert_eq!(ctr(c, k), 0, "kernel counter {k} in P: {}", nonzero(c));

@@ -181,19 +181,20 @@ impl Netns {
     /// The kernel's nonzero TcpExt and MPTcpExt counters in the namespace, sorted, for a
     /// failure message: what the Linux peer saw (drops, windows, reinjections).
     pub fn nonzero_counters(&self) -> String {
-        let mut out = Vec::new();
-        for g in ["TcpExt", "MPTcpExt"] {
-            let mut v: Vec<(String, u64)> = self
-                .netstat(g)
-                .into_iter()
-                .filter(|&(_, n)| n > 0)
-                .collect();
-            v.sort();
-            let row: Vec<String> = v.iter().map(|(k, n)| format!("{k}={n}")).collect();
-            out.push(format!("{g}: {}", row.join(" ")));
-        }
-        out.join("; ")
+        ["TcpExt", "MPTcpExt"]
+            .map(|g| format!("{g}: {}", nonzero(&self.netstat(g))))
+            .join("; ")
     }
+}
+
+/// The nonzero counters of a set, sorted by name, as `Name=value` separated by spaces.
+pub fn nonzero(c: &std::collections::HashMap<String, u64>) -> String {
+    let mut v: Vec<_> = c.iter().filter(|(_, v)| **v > 0).collect();
+    v.sort();
+    v.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Drop for Netns {
