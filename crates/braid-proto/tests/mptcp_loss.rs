@@ -671,3 +671,55 @@ fn data_level_hole_is_retransmitted_while_another_subflow_is_stuck() {
         "the first subflow is stuck: {subs:?}"
     );
 }
+
+/// The subflows hold no copy of their bytes: the connection-level buffer keeps what they may
+/// still send again. A path that dies with data in flight must not make it keep everything
+/// sent since: the dead subflow gets its own copy of what it still holds, and the
+/// connection's memory stays near its buffer size while the other path carries the rest.
+#[test]
+fn a_dead_path_does_not_hold_the_connection_buffer() {
+    // Send buffers of at most 1 MiB, so that most of the transfer comes after the death.
+    let mut cfg = EndpointConfig::default();
+    cfg.tcp.send_buffer_max = 1 << 20;
+    let mut p = two_path_pair(cfg);
+    let (ca, cb) = p.establish(80);
+    wait_two_subflows(&mut p, ca, cb);
+    let dead = Rc::new(RefCell::new(false));
+    let d = dead.clone();
+    p.filter = Some(Box::new(move |_, pkt| {
+        if *d.borrow() && !on_path2(pkt) {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    }));
+    let data = pattern(4 * N, 78);
+    let mut peak = 0u64;
+    let mut cap = 0u64;
+    let got = pump_up(&mut p, ca, cb, &data, Duration::from_secs(120), |p| {
+        let info = p.a.conn_info(ca).unwrap();
+        if info.bytes_acked >= N as u64 / 4 {
+            *dead.borrow_mut() = true;
+        }
+        peak = peak.max(info.buffers.allocated);
+        cap = cap.max(info.buffers.send_buffer);
+    });
+    assert!(
+        got == data,
+        "data intact ({} of {} bytes)",
+        got.len(),
+        data.len()
+    );
+    let subs = p.a.conn_info(ca).unwrap().mptcp.unwrap().subflows;
+    assert!(
+        subs[0].bytes_acked < subs[0].bytes_sent,
+        "the first subflow died with data in flight: {subs:?}"
+    );
+    // The rings never hold much more than the send buffer's size (plus the dead subflow's
+    // own copy of its flight, a quarter of the buffer kept besides, the receive ring): not
+    // the 15 MiB sent after the path died.
+    assert!(
+        peak <= 3 * cap,
+        "peak memory {peak} bytes, send buffer of {cap} bytes"
+    );
+}

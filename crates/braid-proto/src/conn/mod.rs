@@ -36,7 +36,12 @@ pub(crate) struct Subflow {
 }
 
 impl Subflow {
-    pub(crate) fn new(tcb: Tcb, mp: Option<SubflowMp>) -> Self {
+    /// An MPTCP subflow's send buffer only counts its bytes: they stay in the connection
+    /// level's, which lends them for each segment.
+    pub(crate) fn new(mut tcb: Tcb, mp: Option<SubflowMp>) -> Self {
+        if mp.is_some() {
+            tcb.map_send();
+        }
         Subflow {
             tcb,
             mp: mp.map(Box::new),
@@ -196,7 +201,7 @@ impl Conn {
         for t in c.subs.iter_mut() {
             drain_sub(&mut lv, t, sole, env.scratch, env.counters);
         }
-        if lv.recvbuf.in_order_end() > before {
+        if lv.recvbuf.in_order_end() > before || std::mem::take(&mut lv.landed) {
             evs |= ev::READABLE;
         }
         // Buffer autotuning (data level and subflows, mptcp::conn).
@@ -318,6 +323,7 @@ impl Conn {
                 mp.reinjected = false;
             }
         }
+        send::keep_for_subflows(&mut lv, &mut c.subs);
         // Path manager: events in, actions out.
         let mut joins: Vec<(IpAddr, SocketAddr)> = Vec::new();
         if lv.fully_established

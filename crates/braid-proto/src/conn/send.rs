@@ -6,6 +6,7 @@ use super::Subflow;
 use crate::mptcp::conn::MpLevel;
 use crate::mptcp::sched::{Chunk, DataView, SubflowView};
 use crate::tcp::sendbuf::SendBuffer;
+use crate::tcp::TcpState;
 use crate::time::Instant;
 
 /// Copies data-level bytes onto subflows (RFC 8684 §3.3.1 mappings): reinjections first, then
@@ -25,7 +26,12 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
             if n == 0 {
                 break;
             }
-            let w = feed(&lv.sendbuf, t, lv.data_nxt, n);
+            let sub_off = t.send_end();
+            let w = feed(&mut lv.sendbuf, t, lv.data_nxt, n);
+            if let Some(mp) = t.mp.as_deref_mut().filter(|_| w > 0) {
+                // Where the payload of a mapped subflow's segments is found.
+                mp.push_tx_fallback(sub_off, lv.data_nxt, w);
+            }
             lv.data_nxt += w;
             if w == 0 {
                 break;
@@ -105,7 +111,7 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
         }
         n = n.min(pick.max);
         let sub_off = t.send_end();
-        let w = feed(&lv.sendbuf, t, d_off, n as usize);
+        let w = feed(&mut lv.sendbuf, t, d_off, n as usize);
         if w == 0 {
             break;
         }
@@ -126,15 +132,87 @@ pub(crate) fn schedule(c: &mut Conn, scratch: &mut [u8]) {
     }
 }
 
-/// Copies `n` data-level bytes from offset `off` straight from the connection's send buffer
-/// into subflow `t`'s (one copy, no scratch in between); returns the bytes it took.
-fn feed(sendbuf: &SendBuffer, t: &mut Subflow, off: u64, n: usize) -> u64 {
+/// Queues `n` data-level bytes from offset `off` of the connection's send buffer on subflow
+/// `t`; returns the bytes it took. A mapped subflow (every MPTCP subflow until
+/// [`own_bytes`] gives it a copy) only counts them: the connection's buffer keeps them until
+/// the subflow no longer needs them, and lends them for each segment. Otherwise they are
+/// copied straight from one buffer into the other (no scratch in between).
+fn feed(sendbuf: &mut SendBuffer, t: &mut Subflow, off: u64, n: usize) -> u64 {
+    if t.send_is_mapped() {
+        let n = n.min(sendbuf.end().saturating_sub(off) as usize);
+        sendbuf.keep_also(off);
+        return t.tcb.send_mapped(n) as u64;
+    }
     let (a, b) = sendbuf.slices_at(off, n);
     let w = t.send(a);
     if w < a.len() || b.is_empty() {
         return w as u64;
     }
     (w + t.send(b)) as u64
+}
+
+/// A mapped subflow gets its own copy of the bytes it still has to send: from its first
+/// unacknowledged byte on, through its tx mappings, out of the connection's buffer (which then
+/// need not keep them for it).
+fn own_bytes(sendbuf: &SendBuffer, t: &mut Subflow) {
+    let (Some(mp), true) = (t.mp.as_deref(), t.tcb.send_is_mapped()) else {
+        return;
+    };
+    let tcb = &mut t.tcb;
+    tcb.own_send_bytes(|b| {
+        for &(so, d, len) in mp.tx.iter() {
+            let from = so.max(b.end());
+            if from >= so + len {
+                continue;
+            }
+            let (x, y) = sendbuf.slices_at(d + (from - so), (so + len - from) as usize);
+            b.write(x);
+            b.write(y);
+        }
+    });
+}
+
+/// The data-level send buffer keeps what the mapped subflows may still have to send (again):
+/// everything from the oldest data offset their tx mappings give a byte they have not had
+/// acknowledged. A subflow whose data went to
+/// the others (reinjected: its path died or stalled), or whose oldest byte lies more than a
+/// quarter of the buffer behind the DATA_ACK, gets its own copy instead ([`own_bytes`]): a dead
+/// or slow path does not hold the connection's memory, which stays what it was when every
+/// subflow copied its bytes.
+///
+/// Worked out again only once the buffer keeps more than a sixteenth of its capacity (at least
+/// 64 KiB) of acknowledged bytes: the scan of every mapping is not made on every pass.
+pub(super) fn keep_for_subflows(lv: &mut MpLevel, subs: &mut [Subflow]) {
+    let cap = lv.sendbuf.capacity();
+    if lv.sendbuf.kept() <= (cap / 16).max(64 * 1024) {
+        return;
+    }
+    let start = lv.sendbuf.start();
+    let lag = cap as u64 / 4;
+    let mut floor = u64::MAX;
+    for t in subs.iter_mut() {
+        if t.state == TcpState::Closed || !t.send_is_mapped() {
+            continue;
+        }
+        let Some(mp) = t.mp.as_deref() else {
+            continue;
+        };
+        // The data offset of each mapping's first byte the subflow has not had acknowledged.
+        let una = t.tcb.snd_una_offset();
+        let oldest = mp
+            .tx
+            .iter()
+            .filter(|m| m.0 + m.2 > una)
+            .map(|&(so, d, _)| d + una.saturating_sub(so))
+            .min()
+            .unwrap_or(u64::MAX);
+        if oldest < start && (mp.reinjected || start - oldest > lag) {
+            own_bytes(&lv.sendbuf, t);
+        } else {
+            floor = floor.min(oldest);
+        }
+    }
+    lv.sendbuf.keep_from(floor);
 }
 
 /// The redundant scheduler's new data: every usable subflow sends every byte up to `end`, each
@@ -166,7 +244,7 @@ fn redundant_fill(lv: &mut MpLevel, subs: &mut [Subflow], end: u64, scratch: &mu
                 break;
             }
             let sub_off = t.send_end();
-            let w = feed(&lv.sendbuf, t, from, n as usize);
+            let w = feed(&mut lv.sendbuf, t, from, n as usize);
             let Some(mp) = t.mp.as_deref_mut() else {
                 break;
             };
@@ -328,9 +406,8 @@ pub(crate) fn opportunistic(c: &mut Conn, now: Instant, scratch: &mut [u8]) -> b
     if n < left {
         n = t.whole_segments(n, lv.csum);
     }
-    let got = lv.sendbuf.read_at(a, &mut scratch[..n as usize]);
     let sub_off = t.send_end();
-    let w = t.send(&scratch[..got]) as u64;
+    let w = feed(&mut lv.sendbuf, t, a, n as usize);
     if w == 0 {
         return false;
     }

@@ -112,6 +112,9 @@ pub(crate) struct MpLevel {
     pub peer_fin: Option<u64>,
     /// The application was told about the end of the stream.
     pub eof_signalled: bool,
+    /// A subflow took received bytes straight into the receive buffer since the last pass
+    /// ([`MpHooks`]'s `land`): the in-order end may have moved before the pass looked.
+    pub landed: bool,
     /// The subflows were told to close (both DATA_FINs done).
     pub closing: bool,
     /// Data ranges (offsets) to send again on another subflow (RFC 8684 §3.3.6).
@@ -232,6 +235,7 @@ impl MpLevel {
             local_fin: None,
             peer_fin: None,
             eof_signalled: false,
+            landed: false,
             closing: false,
             reinject: VecDeque::new(),
             announce: Vec::new(),
@@ -743,6 +747,16 @@ impl SubflowMp {
         }
     }
 
+    /// Records data queued on the subflow after fallback (regular TCP: no mapping goes on the
+    /// wire any more): one entry as long as the bytes are contiguous in both spaces, so that
+    /// segments are bounded only where the stream really jumps.
+    pub fn push_tx_fallback(&mut self, sub_off: u64, data_off: u64, len: u64) {
+        match self.tx.back_mut() {
+            Some(l) if l.0 + l.2 == sub_off && l.1 + l.2 == data_off => l.2 += len,
+            _ => self.tx.push_back((sub_off, data_off, len)),
+        }
+    }
+
     /// MPTCP option bytes a data segment starting at subflow offset `off` carries: a whole DSS
     /// (or MP_CAPABLE with data) on the first segment of a mapping, the DATA_ACK alone when it
     /// changed, else none. The TCB sizes the segment's payload with it.
@@ -821,7 +835,7 @@ impl SubflowMp {
     }
 
     /// The tx mapping holding subflow offset `off`: (data offset of `off`, bytes to its end).
-    fn tx_lookup(&self, off: u64) -> Option<(u64, u64)> {
+    pub(crate) fn tx_lookup(&self, off: u64) -> Option<(u64, u64)> {
         let i = self.tx.partition_point(|m| m.0 + m.2 <= off);
         let m = self.tx.get(i)?;
         (m.0 <= off).then(|| (m.1 + (off - m.0), m.0 + m.2 - off))
@@ -1665,6 +1679,46 @@ impl SubflowHooks for MpHooks<'_> {
     }
     fn burst_ok(&self, off: u64) -> bool {
         self.mp.burst_ok(self.lv, off)
+    }
+    /// The subflow's bytes are the connection level's: the send buffer holds them, found at
+    /// the data offset of the mapping that covers `off`.
+    fn lend_payload(&mut self, off: u64) -> Option<(SendBuffer, u64)> {
+        let (d, _) = self.mp.tx_lookup(off)?;
+        Some((
+            std::mem::replace(&mut self.lv.sendbuf, SendBuffer::new(0)),
+            d,
+        ))
+    }
+    fn return_payload(&mut self, buf: SendBuffer) {
+        self.lv.sendbuf = buf;
+    }
+    /// In-order subflow bytes that one received mapping without a checksum covers whole go
+    /// straight to their data offset, when the data-level window has room for all of them
+    /// (what `conn::deliver` would do with them one pass later, without the subflow's copy).
+    fn land(&mut self, c: &mut Counters, off: u64, data: &[u8]) -> bool {
+        let lv = &mut *self.lv;
+        if lv.fallback || lv.csum || lv.fail_pending || self.mp.failed {
+            return false;
+        }
+        let Some(m) = self.mp.rx_index(off).map(|k| self.mp.rx[k]) else {
+            return false;
+        };
+        let n = data.len() as u64;
+        let at = m.data + (off - m.sub);
+        let win_end = lv.recvbuf.read_offset() + lv.recvbuf.capacity() as u64;
+        if m.csum.is_some() || off + n > m.sub + m.len || at + n > win_end {
+            return false;
+        }
+        let ioe = lv.recvbuf.in_order_end();
+        if at + n <= ioe {
+            c.mp_duplicate_data += 1;
+        } else if at > ioe {
+            c.mp_ofo_queue += 1;
+        }
+        if lv.recvbuf.write_at(at, data) > 0 {
+            lv.landed = true;
+        }
+        true
     }
 }
 

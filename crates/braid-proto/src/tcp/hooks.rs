@@ -3,6 +3,7 @@
 //! its mappings, without the TCB knowing what MPTCP is. Plain TCP uses [`NoHooks`].
 
 use crate::counters::Counters;
+use crate::tcp::sendbuf::SendBuffer;
 use braid_wire::TcpRepr;
 
 /// What the TCB knows about a segment it is building.
@@ -88,6 +89,20 @@ pub(crate) trait SubflowHooks {
     /// the device cuts from it)?
     fn burst_ok(&self, _off: u64) -> bool {
         true
+    }
+    /// A mapped send buffer's payload ([`crate::tcp::tcb::Tcb::map_send`]): the buffer that
+    /// holds the bytes from stream offset `off` on and their offset there, lent until
+    /// [`SubflowHooks::return_payload`].
+    fn lend_payload(&mut self, _off: u64) -> Option<(SendBuffer, u64)> {
+        None
+    }
+    /// Gives back the buffer [`SubflowHooks::lend_payload`] lent.
+    fn return_payload(&mut self, _buf: SendBuffer) {}
+    /// In-order payload at stream offset `off` of a TCB that holds nothing unread: the
+    /// extension may take it straight to where it belongs (the MPTCP connection level). True:
+    /// it took all of it, and the TCB keeps no copy.
+    fn land(&mut self, _c: &mut Counters, _off: u64, _data: &[u8]) -> bool {
+        false
     }
 }
 

@@ -227,6 +227,15 @@ impl RecvBuffer {
         self.consume(n)
     }
 
+    /// `n` in-order bytes arrived at the in-order end and were taken elsewhere at once (see
+    /// `SubflowHooks::land`): counted as received and read, never held. Only while nothing
+    /// is held; returns `n`.
+    pub fn pass(&mut self, n: usize) -> usize {
+        debug_assert!(self.readable == 0 && self.ranges.is_empty());
+        self.readable += n;
+        self.consume(n)
+    }
+
     /// Consumes up to `n` in-order bytes without copying them; returns the count.
     pub fn consume(&mut self, n: usize) -> usize {
         let n = n.min(self.readable);

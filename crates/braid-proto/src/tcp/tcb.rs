@@ -494,6 +494,44 @@ impl Tcb {
         n
     }
 
+    /// From now on the send buffer counts bytes without holding them ([`Tcb::send_mapped`]):
+    /// the payload of each segment is lent by the hooks (an MPTCP subflow's comes from the
+    /// connection-level buffer). Only while nothing is queued.
+    pub(crate) fn map_send(&mut self) {
+        if self.sendbuf.is_empty() && !self.sendbuf.is_mapped() {
+            self.sendbuf = SendBuffer::mapped_at(self.sendbuf.capacity(), self.sendbuf.end());
+        }
+    }
+
+    /// The send buffer holds no bytes of its own ([`Tcb::map_send`]).
+    pub(crate) fn send_is_mapped(&self) -> bool {
+        self.sendbuf.is_mapped()
+    }
+
+    /// Queues `n` bytes that the hooks will lend when they are sent; returns how many fit.
+    pub(crate) fn send_mapped(&mut self, n: usize) -> usize {
+        let w = self.sendbuf.write_mapped(n);
+        if w < n {
+            self.write_blocked = true;
+        }
+        w
+    }
+
+    /// Gives a mapped send buffer the bytes it counts (`fill` copies them into the new buffer
+    /// from the stream offset of the first unacknowledged byte to the end): it holds its own
+    /// copy from then on.
+    pub(crate) fn own_send_bytes(&mut self, fill: impl FnOnce(&mut SendBuffer)) {
+        if !self.sendbuf.is_mapped() {
+            return;
+        }
+        let (start, end) = (self.sendbuf.start(), self.sendbuf.end());
+        let mut b = SendBuffer::starting_at(self.sendbuf.capacity(), start);
+        fill(&mut b);
+        debug_assert_eq!(b.end(), end, "every counted byte copied");
+        self.sendbuf = b;
+        self.note_memory();
+    }
+
     pub fn can_send(&self) -> bool {
         matches!(
             self.state,
@@ -787,7 +825,7 @@ impl Tcb {
         match self.state {
             TcpState::Closed | TcpState::Listen => {}
             TcpState::SynSent => self.on_segment_syn_sent(ctx, seg, hk),
-            _ => self.on_segment_synchronized(ctx, seg),
+            _ => self.on_segment_synchronized(ctx, seg, hk),
         }
         if hk.take_ack_now() {
             self.ack_now = true;
@@ -856,7 +894,7 @@ impl Tcb {
             self.restart_keepalive(now);
             // Data on the SYN/ACK is unusual but legal.
             if !seg.payload.is_empty() || f.fin() {
-                self.process_data_and_fin(ctx, seg);
+                self.process_data_and_fin(ctx, seg, &mut super::hooks::NoHooks);
             }
         } else {
             // Simultaneous open (RFC 9293 §3.5, figure 8): answer with SYN/ACK.
@@ -928,7 +966,12 @@ impl Tcb {
         self.ack_now = true;
     }
 
-    fn on_segment_synchronized(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    fn on_segment_synchronized(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+        hk: &mut dyn SubflowHooks,
+    ) {
         let f = seg.flags;
         let now = ctx.now;
         let seq = Seq(seg.seq);
@@ -1065,7 +1108,7 @@ impl Tcb {
         if self.state == TcpState::Closed {
             return;
         }
-        self.process_data_and_fin(ctx, seg);
+        self.process_data_and_fin(ctx, seg, hk);
     }
 
     /// SYN_RECEIVED → ESTABLISHED: our SYN is acknowledged (RFC 9293 §3.10.7.4, fifth check).
@@ -1515,7 +1558,12 @@ impl Tcb {
         self.recvbuf.in_order_end() + (seq - self.rcv_nxt).max(0) as u64
     }
 
-    fn process_data_and_fin(&mut self, ctx: &mut Ctx<'_>, seg: &TcpRepr<'_>) {
+    fn process_data_and_fin(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        seg: &TcpRepr<'_>,
+        hk: &mut dyn SubflowHooks,
+    ) {
         let now = ctx.now;
         let f = seg.flags;
         let can_receive = matches!(
@@ -1532,7 +1580,20 @@ impl Tcb {
                 let skip = ((self.rcv_nxt - seq).max(0) as usize).min(seg.payload.len());
                 let off = self.rcv_offset(seq);
                 let before_ooo = self.recvbuf.ooo_bytes();
-                let advanced = self.recvbuf.write_at(off, &seg.payload[skip..]);
+                let data = &seg.payload[skip..];
+                // In order with nothing unread held: the hooks may take the bytes straight to
+                // where they belong (an MPTCP subflow's go to the connection level), and the
+                // buffer only counts them.
+                let direct = before_ooo == 0
+                    && self.recvbuf.readable() == 0
+                    && off == self.recvbuf.in_order_end()
+                    && data.len() <= self.recvbuf.window()
+                    && hk.land(ctx.counters, off, data);
+                let advanced = if direct {
+                    self.recvbuf.pass(data.len())
+                } else {
+                    self.recvbuf.write_at(off, data)
+                };
                 let dropped_before = self.stats_ooo_dropped;
                 self.stats_ooo_dropped = self.recvbuf.dropped_segments();
                 if self.stats_ooo_dropped > dropped_before {
@@ -2392,9 +2453,23 @@ impl Tcb {
     ) {
         // The payload straight from the send buffer's ring (copied once, into the packet),
         // unless it wraps; the buffer is moved out for the call (no allocation either way).
-        let sendbuf = std::mem::replace(&mut self.sendbuf, SendBuffer::new(0));
+        // A mapped buffer's bytes are in the buffer the hooks lend (at offset `at` there).
+        let (sendbuf, at, lent) = match self.sendbuf.is_mapped() && len > 0 {
+            true => match hk.lend_payload(off) {
+                Some((b, at)) => (b, at, true),
+                None => {
+                    debug_assert!(false, "no payload for mapped offset {off}");
+                    (SendBuffer::new(0), 0, false)
+                }
+            },
+            false => (
+                std::mem::replace(&mut self.sendbuf, SendBuffer::new(0)),
+                off,
+                false,
+            ),
+        };
         let mut scratch = std::mem::take(&mut self.payload_scratch);
-        let (a, b) = sendbuf.slices_at(off, len as usize);
+        let (a, b) = sendbuf.slices_at(at, len as usize);
         let payload = if b.is_empty() {
             a
         } else {
@@ -2407,7 +2482,11 @@ impl Tcb {
         r.payload = payload;
         self.emit_seg(&r, off, buf, hk);
         self.payload_scratch = scratch;
-        self.sendbuf = sendbuf;
+        if lent {
+            hk.return_payload(sendbuf);
+        } else if !self.sendbuf.is_mapped() {
+            self.sendbuf = sendbuf;
+        }
     }
 
     /// In TIME_WAIT: may a new SYN for the same pair start a new connection (RFC 6191)?
